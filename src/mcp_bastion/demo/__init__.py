@@ -1,0 +1,1 @@
+"""Sample MCP servers for demonstrations and tests: the upstreams the gateway protects."""
