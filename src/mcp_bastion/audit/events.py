@@ -1,0 +1,42 @@
+"""The audit event: one per MCP message decided, serialized as one JSON line.
+
+Every string field goes through orjson, so a CR/LF or escape sequence in a tool name or a
+subject cannot forge a second line (SL-03). The token appears only as a hash.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+import orjson
+
+__all__ = ["AuditEvent"]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    time: float
+    trace_id: str
+    server: str
+    method: str
+    target: str | None
+    decision: Literal["allow", "deny", "error"]
+    reason: str
+    status: int
+    latency_ms: float
+    subject: str | None = None
+    client_id: str | None = None
+    issuer: str | None = None
+    token_hash: str | None = None
+    protocol_version: str | None = None
+    scopes_required: tuple[str, ...] = ()
+
+    def to_json(self) -> bytes:
+        record = asdict(self)
+        record["time"] = (
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time)) + f".{int(self.time % 1 * 1000):03d}Z"
+        )
+        record["event"] = "mcp.request"
+        return orjson.dumps(record) + b"\n"

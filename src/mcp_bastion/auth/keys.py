@@ -1,0 +1,146 @@
+"""A cached, rotating set of an IdP's public keys.
+
+- Keys are refetched when the set is older than its TTL; a failed refresh keeps the last
+  good set (DM-02, DM-03).
+- An unknown `kid` causes at most one refetch per cooldown, and concurrent misses share it
+  (DM-01: a flood of random kids cannot turn the gateway into a JWKS amplifier).
+- Unusable keys are dropped on import: `use: enc`, symmetric keys, RSA under 2048 bits,
+  curves other than the algorithm's (TV-18).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeAlias
+
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+from ..errors import InvalidToken, KeySourceError
+
+__all__ = ["PublicKey", "RemoteKeySet", "compatible", "import_public_keys"]
+
+log = logging.getLogger("mcp_bastion.auth")
+PublicKey: TypeAlias = RSAKey | ECKey | OKPKey
+MIN_RSA_BITS = 2048
+MAX_KEYS = 64
+_CURVE_OF_ALG = {"ES256": "P-256"}
+
+
+def compatible(key: PublicKey, alg: str) -> bool:
+    """Whether `key` may verify `alg`: the key type fixes the algorithm, never the header (TV-02/03)."""
+    declared = key.get("alg")
+    if declared is not None and declared != alg:
+        return False
+    if alg in ("RS256", "PS256"):
+        return isinstance(key, RSAKey)
+    if alg == "ES256":
+        return isinstance(key, ECKey) and key.get("crv") == _CURVE_OF_ALG[alg]
+    if alg == "EdDSA":
+        return isinstance(key, OKPKey) and key.get("crv") in ("Ed25519", "Ed448")
+    return False
+
+
+def import_public_keys(document: Any) -> tuple[dict[str, PublicKey], list[PublicKey]]:
+    """Usable keys of a JWKS document: by kid, and the kid-less ones. KeySourceError if malformed."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise KeySourceError("JWKS document has no `keys` array")
+    by_kid: dict[str, PublicKey] = {}
+    anonymous: list[PublicKey] = []
+    for raw in document["keys"][:MAX_KEYS]:
+        key = _usable_key(raw)
+        if key is None:
+            continue
+        kid = raw.get("kid")
+        if isinstance(kid, str):
+            by_kid[kid] = key
+        else:
+            anonymous.append(key)
+    if not by_kid and not anonymous:
+        raise KeySourceError("JWKS document has no usable public keys")
+    return by_kid, anonymous
+
+
+def _usable_key(raw: Any) -> PublicKey | None:
+    if not isinstance(raw, dict) or raw.get("kty") not in ("RSA", "EC", "OKP"):
+        return None  # `oct` and unknown types never verify access tokens
+    if raw.get("use", "sig") != "sig" or "d" in raw:
+        return None
+    try:
+        key = JWKRegistry.import_key({k: v for k, v in raw.items() if isinstance(k, str)})
+    except (JoseError, ValueError, TypeError, KeyError):
+        return None
+    if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
+        return None
+    return key if isinstance(key, (RSAKey, ECKey, OKPKey)) else None
+
+
+class RemoteKeySet:
+    """The keys of one issuer, fetched through `load` (which returns a JWKS document)."""
+
+    def __init__(
+        self,
+        load: Callable[[], Awaitable[Any]],
+        *,
+        clock: Callable[[], float],
+        ttl: float,
+        cooldown: float,
+    ) -> None:
+        self._load = load
+        self._clock = clock
+        self._ttl = ttl
+        self._cooldown = cooldown
+        self._by_kid: dict[str, PublicKey] = {}
+        self._anonymous: list[PublicKey] = []
+        self._fetched_at: float | None = None
+        self._attempted_at: float | None = None
+        self._inflight: asyncio.Future[None] | None = None
+
+    async def key_for(self, kid: str | None, alg: str) -> PublicKey:
+        now = self._clock()
+        if self._fetched_at is None or now - self._fetched_at > self._ttl:
+            await self._refresh_if_allowed(now, force=self._fetched_at is None)
+        key = self._lookup(kid, alg)
+        if key is None and kid is not None and kid not in self._by_kid:
+            await self._refresh_if_allowed(self._clock(), force=False)
+            key = self._lookup(kid, alg)
+        if key is None:
+            raise InvalidToken("no usable key for this token")
+        return key
+
+    async def warm(self) -> None:
+        await self._refresh_if_allowed(self._clock(), force=True)
+
+    def _lookup(self, kid: str | None, alg: str) -> PublicKey | None:
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return key if key is not None and compatible(key, alg) else None
+        # No kid (TV-14): only unambiguous when exactly one key could have signed it.
+        candidates = [k for k in (*self._by_kid.values(), *self._anonymous) if compatible(k, alg)]
+        return candidates[0] if len(candidates) == 1 else None
+
+    async def _refresh_if_allowed(self, now: float, *, force: bool) -> None:
+        if self._inflight is None:
+            if not force and self._attempted_at is not None and now - self._attempted_at < self._cooldown:
+                return
+            self._attempted_at = now
+            self._inflight = asyncio.ensure_future(self._refresh())
+        # Shielded: one caller's cancellation (client went away) must not cancel the shared fetch.
+        await asyncio.shield(self._inflight)
+
+    async def _refresh(self) -> None:
+        try:
+            by_kid, anonymous = import_public_keys(await self._load())
+        except KeySourceError as exc:
+            log.warning(
+                "key refresh failed, keeping %d cached keys: %s",
+                len(self._by_kid) + len(self._anonymous),
+                exc,
+            )
+            return
+        finally:
+            self._inflight = None
+        self._by_kid, self._anonymous = by_kid, anonymous
+        self._fetched_at = self._clock()

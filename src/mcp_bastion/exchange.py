@@ -1,0 +1,102 @@
+"""One request's journey through the chain: what each stage learned, in one place.
+
+Stages read and fill this object in order; the audit stage reads it at the end.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .auth.principal import Principal
+from .errors import RequestRejected
+from .mcp.calls import Call
+from .mcp.era import Era
+from .mcp.jsonrpc import Message
+from .trace import TraceContext
+
+if TYPE_CHECKING:
+    from .route import ServerRoute
+
+__all__ = ["Exchange", "RequestHeaders", "read_headers"]
+
+# The request headers any stage looks at; everything else is ignored (and never forwarded).
+_KNOWN = frozenset(
+    {
+        "host",
+        "origin",
+        "authorization",
+        "content-type",
+        "content-length",
+        "accept",
+        "mcp-protocol-version",
+        "mcp-method",
+        "mcp-name",
+        "mcp-session-id",
+        "last-event-id",
+        "traceparent",
+        "tracestate",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "x-forwarded-for",
+    }
+)
+
+
+@dataclass(slots=True)
+class RequestHeaders:
+    values: dict[str, str]
+    params: list[tuple[bytes, bytes]]  # Mcp-Param-* headers, forwarded untouched (transports §Custom Headers)
+    size: int
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+
+def read_headers(raw: list[tuple[bytes, bytes]], max_bytes: int) -> RequestHeaders:
+    """Pick out the headers we use; refuse oversized sets (431) and duplicated known headers (400)."""
+    values: dict[str, str] = {}
+    params: list[tuple[bytes, bytes]] = []
+    size = 0
+    for name_b, value_b in raw:
+        size += len(name_b) + len(value_b) + 4
+        if name_b.startswith(b"mcp-param-"):
+            params.append((name_b, value_b))
+            continue
+        name = name_b.decode("latin-1")
+        if name not in _KNOWN:
+            continue
+        if name in values:
+            # Two Authorization or Mcp-* headers: which one would the upstream believe? Neither.
+            raise RequestRejected(f"duplicate {name} header", status=400)
+        values[name] = value_b.decode("latin-1")
+    if size > max_bytes:
+        raise RequestRejected("request headers too large", status=431)
+    return RequestHeaders(values, params, size)
+
+
+@dataclass(slots=True)
+class Exchange:
+    scope: dict[str, Any]
+    receive: Any
+    send: Any
+    route: ServerRoute
+    headers: RequestHeaders
+    trace: TraceContext
+    started: float = field(default_factory=time.perf_counter)
+    principal: Principal | None = None
+    body: bytes = b""
+    era: Era | None = None
+    messages: tuple[Message, ...] = ()
+    calls: tuple[Call, ...] = ()
+    upstream_session: str | None = None
+    required: tuple[tuple[str, ...], ...] = ()  # per call
+    status: int = 0
+    denied: bool = False
+    reason: str = ""
+
+    @property
+    def http_method(self) -> str:
+        method: str = self.scope["method"]
+        return method

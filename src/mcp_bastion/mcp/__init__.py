@@ -1,0 +1,1 @@
+"""MCP on the wire: JSON-RPC parsing, calls and their targets, era rules, sealed sessions, SSE."""

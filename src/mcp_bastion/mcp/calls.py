@@ -1,0 +1,37 @@
+"""From a JSON-RPC message to what it asks for: the method and the named target."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import ProtocolError
+from .jsonrpc import INVALID_PARAMS, Message
+
+__all__ = ["NAMED_METHODS", "Call", "call_of"]
+
+# Methods whose target is named in params (and, in 2026-07-28, mirrored in Mcp-Name).
+NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": "uri"}
+MAX_NAME_CHARS = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Call:
+    """One message's intent: `method` ("" for a client's JSON-RPC response) and its target."""
+
+    method: str
+    name: str | None
+    id: str | int | None
+
+
+def call_of(message: Message) -> Call:
+    field = NAMED_METHODS.get(message.method)
+    if field is None:
+        return Call(message.method, None, message.id)
+    value = (message.params or {}).get(field)
+    if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
+        raise ProtocolError(
+            f'Invalid params: {message.method} needs a non-empty string "{field}"',
+            code=INVALID_PARAMS,
+            request_id=message.id,
+        )
+    return Call(message.method, value, message.id)

@@ -1,0 +1,50 @@
+"""A small incremental Server-Sent Events splitter, for rewriting one event in a stream.
+
+Only responses the gateway must change (a `tools/list` result to filter) go through it;
+every other stream is relayed byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from ..errors import UpstreamError
+
+__all__ = ["SseRewriter"]
+
+_BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
+
+
+class SseRewriter:
+    """Feeds bytes in, gets bytes out; each complete event's data may be replaced."""
+
+    def __init__(self, rewrite_data: Callable[[bytes], bytes | None], *, max_event_bytes: int) -> None:
+        self._rewrite = rewrite_data
+        self._max = max_event_bytes
+        self._buffer = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        self._buffer += chunk
+        out: list[bytes] = []
+        while match := _BOUNDARY.search(self._buffer):
+            event, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
+            out.append(self._event(event) + match.group())
+        if len(self._buffer) > self._max:
+            raise UpstreamError("upstream sent an oversized event")
+        return b"".join(out)
+
+    def finish(self) -> bytes:
+        rest, self._buffer = self._buffer, b""
+        return self._event(rest) if rest.strip() else rest
+
+    def _event(self, event: bytes) -> bytes:
+        lines = re.split(rb"\r\n|\n|\r", event)
+        data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
+        if not data:
+            return event
+        replaced = self._rewrite(b"\n".join(data))
+        if replaced is None:
+            return event
+        kept = [line for line in lines if not line.startswith(b"data:")]
+        return b"\n".join([*kept, b"data: " + replaced])

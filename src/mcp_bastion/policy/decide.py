@@ -1,0 +1,118 @@
+"""The pure authorization decision: which scopes a call needs, and whether a caller has them.
+
+Nothing here touches the network, the clock or globals; tests drive it with tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..mcp.calls import Call
+from .scopes import ScopeRegistry
+
+__all__ = [
+    "OPEN_METHODS",
+    "READ_METHODS",
+    "Allow",
+    "Decision",
+    "Deny",
+    "ServerPolicy",
+    "ToolAnnotations",
+    "annotations_of",
+    "decide",
+]
+
+# Listing and reading resources and prompts: the read scope ("Resources and prompts are
+# covered by read scopes").
+READ_METHODS = frozenset(
+    {
+        "resources/list",
+        "resources/templates/list",
+        "resources/read",
+        "resources/subscribe",
+        "resources/unsubscribe",
+        "prompts/list",
+        "prompts/get",
+        "completion/complete",
+        "tasks/get",
+        "tasks/result",
+        "tasks/list",
+        "tasks/cancel",
+    }
+)
+# Protocol plumbing any authenticated caller may use. tools/list is open because its result
+# is filtered to what the caller may call.
+OPEN_METHODS = frozenset(
+    {"initialize", "ping", "server/discover", "tools/list", "logging/setLevel", "subscriptions/listen", ""}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ToolAnnotations:
+    read_only: bool = False
+    # MCP tools: destructiveHint defaults to true when the tool is not read-only.
+    destructive: bool = True
+
+
+def annotations_of(tool: Mapping[str, Any]) -> ToolAnnotations:
+    """The hints of one tool definition from an upstream (untrusted: booleans or defaults)."""
+    raw = tool.get("annotations")
+    if not isinstance(raw, Mapping):
+        return ToolAnnotations()
+    read_only = raw.get("readOnlyHint") is True
+    destructive = raw.get("destructiveHint") is not False
+    return ToolAnnotations(read_only, destructive)
+
+
+@dataclass(frozen=True)
+class ServerPolicy:
+    registry: ScopeRegistry
+    tool_scopes: Mapping[str, tuple[str, ...]]
+    trust_annotations: bool = True
+    destructive_scopes: tuple[str, ...] | None = None
+
+    def tool_requirement(self, tool: str, annotations: ToolAnnotations | None) -> tuple[str, ...]:
+        override = self.tool_scopes.get(tool)
+        if override is not None:
+            return override  # config wins; annotations never relax it
+        if annotations is None or not self.trust_annotations:
+            return self._destructive()
+        if annotations.read_only:
+            return (self.registry.read,)
+        return self._destructive() if annotations.destructive else (self.registry.write,)
+
+    def requirement(self, call: Call, annotations: ToolAnnotations | None) -> tuple[str, ...]:
+        if call.method == "tools/call":
+            assert call.name is not None
+            return self.tool_requirement(call.name, annotations)
+        if call.method in READ_METHODS:
+            return (self.registry.read,)
+        if call.method in OPEN_METHODS or call.method.startswith("notifications/"):
+            return ()
+        # Unknown methods are default-deny for everyone but administrators.
+        return (self.registry.admin,)
+
+    def _destructive(self) -> tuple[str, ...]:
+        return self.destructive_scopes if self.destructive_scopes is not None else (self.registry.write,)
+
+
+@dataclass(frozen=True, slots=True)
+class Allow:
+    required: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Deny:
+    required: tuple[str, ...]
+    missing: tuple[str, ...]
+
+
+Decision = Allow | Deny
+
+
+def decide(granted: frozenset[str], required: tuple[str, ...]) -> Decision:
+    """Allow when every required scope is among the (hierarchy-expanded) granted ones."""
+    missing = tuple(scope for scope in required if scope not in granted)
+    return Deny(required, missing) if missing else Allow(required)

@@ -1,0 +1,48 @@
+"""The scope registry: the read / write / admin scopes, per-server scopes, and hierarchy."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from ..config.model import ScopeRegistryConfig
+
+__all__ = ["ScopeRegistry"]
+
+
+@dataclass(frozen=True)
+class ScopeRegistry:
+    read: str = "tools.read"
+    write: str = "tools.write"
+    admin: str = "admin"
+    # scope -> every scope it grants, itself included (transitively closed).
+    grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, config: ScopeRegistryConfig) -> ScopeRegistry:
+        implies = config.implies
+        if implies is None:
+            # Default hierarchy: admin ⊇ write ⊇ read (MCP 2026-07-28 "Step-Up" honours hierarchies).
+            implies = {config.admin: (config.write, config.read), config.write: (config.read,)}
+        return cls(config.read, config.write, config.admin, _close(implies))
+
+    def expand(self, granted: Iterable[str]) -> frozenset[str]:
+        """Everything the granted scopes confer. Exact strings only: no wildcards, no prefixes (TP-14)."""
+        out: set[str] = set()
+        for scope in granted:
+            out |= self.grants.get(scope, frozenset((scope,)))
+        return frozenset(out)
+
+
+def _close(implies: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
+    closed: dict[str, frozenset[str]] = {}
+    for root in implies:
+        seen = {root}
+        todo = list(implies[root])
+        while todo:
+            scope = todo.pop()
+            if scope not in seen:
+                seen.add(scope)
+                todo.extend(implies.get(scope, ()))
+        closed[root] = frozenset(seen)
+    return closed

@@ -1,0 +1,35 @@
+"""What the gateway knows about one protected MCP server, fixed at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config.model import ServerConfig
+from .policy.catalog import ToolCatalog
+from .policy.decide import ServerPolicy
+from .upstream.credentials import UpstreamCredential
+
+__all__ = ["ServerRoute"]
+
+
+@dataclass(frozen=True)
+class ServerRoute:
+    name: str
+    config: ServerConfig
+    resource: str  # the public MCP URL, byte-identical in PRM `resource` and token `aud`
+    path: str
+    metadata_url: str
+    metadata: bytes
+    issuers: frozenset[str]
+    policy: ServerPolicy
+    catalog: ToolCatalog
+    credential: UpstreamCredential
+    start_scopes: tuple[str, ...]  # the scope= of a 401: the minimal scopes to start
+
+    @property
+    def auth(self) -> bool:
+        return self.config.auth
+
+    @property
+    def upstream(self) -> str:
+        return self.config.upstream

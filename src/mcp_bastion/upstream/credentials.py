@@ -1,0 +1,120 @@
+"""How the gateway authenticates to an upstream: nothing, a configured secret, or a minted JWT.
+
+The client's own token never leaves the gateway (MCP authorization, "Token Passthrough").
+A minted token is audience-bound to one upstream, names the caller as `sub` and the
+gateway as the actor (`act`, RFC 8693 §4.1), carries only the scopes the call needs, and
+lives a minute; the gateway publishes the public key at `/.well-known/jwks.json`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from joserfc import jwt
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+from ..auth.principal import Principal
+
+__all__ = [
+    "MintedCredential",
+    "NoCredential",
+    "StaticCredential",
+    "TokenMinter",
+    "UpstreamCredential",
+]
+
+MINT_CACHE_SIZE = 10_000
+SigningKey = RSAKey | ECKey | OKPKey
+
+
+class UpstreamCredential(Protocol):
+    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None: ...
+
+
+class NoCredential:
+    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
+        return None
+
+
+class StaticCredential:
+    def __init__(self, name: str, value: str) -> None:
+        self._header = (name.lower().encode("latin-1"), value.encode("latin-1"))
+
+    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
+        return self._header
+
+
+class TokenMinter:
+    """Signs short-lived upstream tokens with the gateway's own key."""
+
+    def __init__(self, key: SigningKey, alg: str, issuer: str, clock: Callable[[], float]) -> None:
+        self._key = key
+        self._alg = alg
+        self.issuer = issuer
+        self._clock = clock
+        self._kid = key.thumbprint()
+        self._cache: dict[tuple[str, str, str | None, tuple[str, ...], str], tuple[str, float]] = {}
+
+    @classmethod
+    def generate(cls, alg: str, issuer: str, clock: Callable[[], float]) -> TokenMinter:
+        key: SigningKey
+        if alg == "ES256":
+            key = ECKey.generate_key("P-256")
+        elif alg == "EdDSA":
+            key = OKPKey.generate_key("Ed25519")
+        else:
+            key = RSAKey.generate_key(2048)
+        return cls(key, alg, issuer, clock)
+
+    @classmethod
+    def from_jwk(cls, text: str, alg: str, issuer: str, clock: Callable[[], float]) -> TokenMinter:
+        key = JWKRegistry.import_key(text)
+        if not isinstance(key, (RSAKey, ECKey, OKPKey)) or not key.is_private:
+            raise ValueError("the signing key must be a private RSA, EC or OKP JWK")
+        return cls(key, alg, issuer, clock)
+
+    def jwks(self) -> dict[str, Any]:
+        public = dict(self._key.as_dict(private=False))
+        public.update(kid=self._kid, use="sig", alg=self._alg)
+        return {"keys": [public]}
+
+    def mint(self, principal: Principal, audience: str, scopes: tuple[str, ...], ttl: int) -> str:
+        now = self._clock()
+        cache_key = (principal.issuer, principal.subject, principal.client_id, scopes, audience)
+        cached = self._cache.get(cache_key)
+        # Reuse a minted token for half its life: signing dominates the cost of a call otherwise.
+        if cached is not None and cached[1] - now > ttl / 2:
+            return cached[0]
+        exp = int(now) + ttl
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "sub": principal.subject,
+            "aud": audience,
+            "iat": int(now),
+            "exp": exp,
+            "jti": os.urandom(12).hex(),
+            "scope": " ".join(scopes),
+            "act": {"sub": self.issuer},
+        }
+        if principal.client_id is not None:
+            claims["client_id"] = principal.client_id
+        token = jwt.encode(
+            {"alg": self._alg, "typ": "at+jwt", "kid": self._kid}, claims, self._key, algorithms=[self._alg]
+        )
+        if len(self._cache) >= MINT_CACHE_SIZE:
+            self._cache.pop(next(iter(self._cache)))
+        self._cache[cache_key] = (token, exp)
+        return token
+
+
+class MintedCredential:
+    def __init__(self, minter: TokenMinter, audience: str, ttl: int) -> None:
+        self._minter = minter
+        self._audience = audience
+        self._ttl = ttl
+
+    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
+        token = self._minter.mint(principal, self._audience, scopes, self._ttl)
+        return (b"authorization", b"Bearer " + token.encode("ascii"))

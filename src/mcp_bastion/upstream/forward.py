@@ -1,0 +1,204 @@
+"""The terminal stage: send the request upstream with the gateway's credential, relay the answer.
+
+- Only an allow-list of request headers goes upstream; the client's Authorization, cookies
+  and session id never do (TS-08). The upstream session id travels sealed to the client.
+- Responses stream through chunk by chunk (JSON or SSE, no whole-stream buffering), except
+  a `tools/list` result, which is filtered to the tools the caller may call.
+- A client that disconnects cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+
+from ..errors import UpstreamError
+from ..exchange import Exchange
+from ..mcp.era import MODERN_VERSIONS
+from ..mcp.sessions import SessionSealer, subject_digest, valid_upstream_session_id
+from ..mcp.sse import SseRewriter
+from ..policy.decide import Allow, annotations_of, decide
+from ..policy.scopes import ScopeRegistry
+from .client import UpstreamClient, UpstreamResponse
+
+__all__ = ["Forward"]
+
+log = logging.getLogger("mcp_bastion.upstream")
+_PASSED_REQUEST_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id", "tracestate")
+_PASSED_RESPONSE_HEADERS = (b"content-type", b"cache-control", b"x-accel-buffering", b"content-length")
+_RELAYABLE_TYPES = ("application/json", "text/event-stream")
+USER_AGENT = b"mcp-bastion/0.1"
+
+
+class Forward:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        sealer: SessionSealer,
+        registry: ScopeRegistry,
+        clock: Callable[[], float],
+        max_list_bytes: int,
+    ) -> None:
+        self._client = client
+        self._sealer = sealer
+        self._registry = registry
+        self._clock = clock
+        self._max_list = max_list_bytes
+
+    async def __call__(self, ex: Exchange) -> None:
+        relay = asyncio.ensure_future(self._relay(ex))
+        watch = asyncio.ensure_future(_wait_disconnect(ex))
+        try:
+            done, _ = await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            watch.cancel()
+            if not relay.done():
+                relay.cancel()  # the client went away (or we were cancelled): stop the upstream call (JR-12)
+        if relay in done:
+            relay.result()  # re-raises a failure for the error mapper
+            return
+        ex.reason = "client disconnected"
+        ex.status = ex.status or 499
+        await asyncio.gather(relay, return_exceptions=True)  # let it unwind and close the upstream stream
+
+    async def _relay(self, ex: Exchange) -> None:
+        method = ex.http_method
+        timeout = None if method == "GET" else ex.route.config.timeout_seconds
+        headers = self._request_headers(ex)
+        async with self._client.stream(method, ex.route.upstream, headers, ex.body, timeout) as upstream:
+            if upstream.status in (401, 403):
+                # The upstream refused *our* credential; its challenge means nothing to the client.
+                raise UpstreamError("upstream refused the gateway's credential")
+            content_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type and content_type not in _RELAYABLE_TYPES:
+                raise UpstreamError("upstream answered with an unexpected content type")  # UP-03
+            rewrite = self._list_filter(ex, upstream.status)
+            if rewrite is not None and content_type == "application/json":
+                await self._send_rewritten_json(ex, upstream, rewrite)
+            else:
+                sse = (
+                    SseRewriter(rewrite, max_event_bytes=self._max_list) if rewrite and content_type else None
+                )
+                await self._stream(ex, upstream, sse)
+
+    def _request_headers(self, ex: Exchange) -> list[tuple[bytes, bytes]]:
+        source = ex.headers
+        headers: list[tuple[bytes, bytes]] = [
+            (b"accept", (source.get("accept") or "application/json, text/event-stream").encode("latin-1")),
+            (b"accept-encoding", b"identity"),  # relay bytes as they are; no re-compression
+            (b"user-agent", USER_AGENT),
+            (b"traceparent", ex.trace.header()),
+        ]
+        if ex.http_method == "POST":
+            headers.append((b"content-type", b"application/json"))
+        for name in _PASSED_REQUEST_HEADERS:
+            value = source.get(name)
+            if value is not None:
+                headers.append((name.encode(), value.encode("latin-1")))
+        headers.extend(source.params)
+        if ex.upstream_session is not None:
+            headers.append((b"mcp-session-id", ex.upstream_session.encode("ascii")))
+        assert ex.principal is not None
+        credential = ex.route.credential.header(ex.principal, _call_scopes(ex))
+        if credential is not None:
+            headers.append(credential)
+        return headers
+
+    def _response_headers(
+        self, ex: Exchange, upstream: UpstreamResponse, drop_length: bool
+    ) -> list[tuple[bytes, bytes]]:
+        out = [
+            (name, value) for name, value in upstream.headers.raw if name.lower() in _PASSED_RESPONSE_HEADERS
+        ]
+        if drop_length:
+            out = [(n, v) for n, v in out if n.lower() != b"content-length"]
+        session = upstream.headers.get("mcp-session-id")
+        if session is not None and ex.era is not None and ex.era.name == "legacy":
+            if not valid_upstream_session_id(session):
+                raise UpstreamError("upstream sent an invalid session id")
+            assert ex.principal is not None
+            subject = subject_digest(ex.principal.issuer, ex.principal.subject)
+            sealed = self._sealer.seal(session, subject, ex.route.name, self._clock())
+            out.append((b"mcp-session-id", sealed.encode("ascii")))
+        return out
+
+    async def _stream(self, ex: Exchange, upstream: UpstreamResponse, sse: SseRewriter | None) -> None:
+        headers = self._response_headers(ex, upstream, drop_length=sse is not None)
+        await ex.send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+        ex.status = upstream.status
+        async for chunk in upstream.chunks():
+            out = sse.feed(chunk) if sse is not None else chunk
+            if out:
+                await ex.send({"type": "http.response.body", "body": out, "more_body": True})
+        tail = sse.finish() if sse is not None else b""
+        await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _send_rewritten_json(
+        self, ex: Exchange, upstream: UpstreamResponse, rewrite: Callable[[bytes], bytes | None]
+    ) -> None:
+        body = bytearray()
+        async for chunk in upstream.chunks():
+            body += chunk
+            if len(body) > self._max_list:
+                raise UpstreamError("upstream tools/list result is too large")
+        out = rewrite(bytes(body)) or bytes(body)
+        headers = self._response_headers(ex, upstream, drop_length=True)
+        headers.append((b"content-length", str(len(out)).encode()))
+        await ex.send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+        ex.status = upstream.status
+        await ex.send({"type": "http.response.body", "body": out, "more_body": False})
+
+    def _list_filter(self, ex: Exchange, status: int) -> Callable[[bytes], bytes | None] | None:
+        if status != 200 or len(ex.calls) != 1 or ex.calls[0].method != "tools/list":
+            return None
+        request_id = ex.calls[0].id
+
+        def rewrite(data: bytes) -> bytes | None:
+            return self._filter_tools(ex, request_id, data)
+
+        return rewrite
+
+    def _filter_tools(self, ex: Exchange, request_id: object, data: bytes) -> bytes | None:
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return None
+        result = doc.get("result") if isinstance(doc, dict) and doc.get("id") == request_id else None
+        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+            return None
+        tools = result["tools"]
+        route = ex.route
+        route.catalog.learn(tools)
+        assert ex.principal is not None
+        if route.auth:
+            granted = self._registry.expand(ex.principal.scopes)
+            result["tools"] = [t for t in tools if _may_call(t, granted, ex)]
+        if ex.era is not None and ex.era.version in MODERN_VERSIONS:
+            # caching.mdx: a list that differs per caller must not be shared across tokens.
+            result["cacheScope"] = "private"
+        return orjson.dumps(doc)
+
+
+def _may_call(tool: Any, granted: frozenset[str], ex: Exchange) -> bool:
+    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
+        return False
+    needed = ex.route.policy.tool_requirement(tool["name"], annotations_of(tool))
+    return isinstance(decide(granted, needed), Allow)
+
+
+def _call_scopes(ex: Exchange) -> tuple[str, ...]:
+    """The scopes a minted upstream token carries: what this request's calls need, nothing more."""
+    if len(ex.required) == 1:
+        return ex.required[0]
+    return tuple(dict.fromkeys(scope for needed in ex.required for scope in needed))
+
+
+async def _wait_disconnect(ex: Exchange) -> None:
+    while True:
+        message = await ex.receive()
+        if message["type"] == "http.disconnect":
+            return
