@@ -45,7 +45,12 @@ def serve_asgi(
     """Serve ``app`` with uvicorn on loopback until the block exits."""
     sock = sock or bind_loopback(host)
     port = sock.getsockname()[1]
-    options: dict[str, Any] = {"log_level": "warning", "lifespan": "auto", "timeout_graceful_shutdown": 2}
+    options: dict[str, Any] = {
+        "log_level": "warning",
+        "lifespan": "auto",
+        "timeout_graceful_shutdown": 2,
+        "interface": "asgi3",
+    }
     options.update(uvicorn_options)
     server = uvicorn.Server(uvicorn.Config(app, **options))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread

@@ -1,0 +1,54 @@
+"""Start the real gateway on loopback in front of real upstreams, for integration tests."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from mcp_bastion.app import Gateway, build_gateway
+from mcp_bastion.audit import MemorySink
+from mcp_bastion.config import LoadedConfig, parse_config
+
+from .servers import RunningServer, bind_loopback, serve_asgi
+
+
+@dataclass
+class RunningGateway:
+    server: RunningServer
+    gateway: Gateway
+    audit: MemorySink
+
+    @property
+    def base_url(self) -> str:
+        return self.server.base_url
+
+    def url(self, name: str) -> str:
+        return f"{self.server.base_url}/{name}/mcp"
+
+
+def gateway_config(
+    base_url: str, issuer: str, upstreams: Mapping[str, str], **overrides: Any
+) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "public_base_url": base_url,
+        "identity_providers": [{"name": "test", "issuer": issuer, "allow_insecure_http": True}],
+        "servers": [{"name": name, "upstream": url} for name, url in upstreams.items()],
+        "audit": {"sink": "none"},
+    }
+    config.update(overrides)
+    return config
+
+
+@contextlib.contextmanager
+def running_gateway(
+    issuer: str, upstreams: Mapping[str, str], secrets: Mapping[str, str] | None = None, **overrides: Any
+) -> Iterator[RunningGateway]:
+    sock = bind_loopback()
+    base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    config = parse_config(gateway_config(base, issuer, upstreams, **overrides))
+    audit = MemorySink()
+    gateway = build_gateway(LoadedConfig(config, dict(secrets or {})), audit=audit)
+    with serve_asgi(gateway, sock=sock) as server:
+        yield RunningGateway(server, gateway, audit)
