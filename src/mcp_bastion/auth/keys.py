@@ -26,6 +26,7 @@ log = logging.getLogger("mcp_bastion.auth")
 PublicKey: TypeAlias = RSAKey | ECKey | OKPKey
 MIN_RSA_BITS = 2048
 MAX_KEYS = 64
+FORCED_RETRY_S = 1.0
 _CURVE_OF_ALG = {"ES256": "P-256"}
 
 
@@ -123,7 +124,10 @@ class RemoteKeySet:
 
     async def _refresh_if_allowed(self, now: float, *, force: bool) -> None:
         if self._inflight is None:
-            if not force and self._attempted_at is not None and now - self._attempted_at < self._cooldown:
+            # Even a forced refresh (no keys yet, or stale keys) waits a second between attempts,
+            # so an IdP that is down is not hit once per incoming request.
+            wait = min(FORCED_RETRY_S, self._cooldown) if force else self._cooldown
+            if self._attempted_at is not None and now - self._attempted_at < wait:
                 return
             self._attempted_at = now
             self._inflight = asyncio.ensure_future(self._refresh())

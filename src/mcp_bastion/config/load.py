@@ -30,6 +30,7 @@ class LoadedConfig:
 
     config: BastionConfig
     secrets: Mapping[str, str]
+    path: str | None = None
 
     def secret(self, where: str) -> str | None:
         return self.secrets.get(where)
@@ -52,7 +53,9 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{problem}", source=source, path=where) from None
     config = parse_config(data, source=source)
-    return LoadedConfig(config, _resolve_secrets(config, os.environ if environ is None else environ, source))
+    return LoadedConfig(
+        config, _resolve_secrets(config, os.environ if environ is None else environ, source), source
+    )
 
 
 def parse_config(data: Any, *, source: str = "<config>") -> BastionConfig:

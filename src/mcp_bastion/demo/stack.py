@@ -1,0 +1,149 @@
+"""The one-command demo: development IdP, two sample upstreams and the gateway, wired by config.
+
+The gateway trusts the development IdP only because the config built here says so, exactly
+as it would trust an enterprise IdP. The IdP and the gateway share the public port; the
+sample upstreams listen on ephemeral loopback ports nobody else needs to know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import uvicorn
+
+from ..app import build_gateway
+from ..config import BastionConfig, LoadedConfig, parse_config
+from ..devidp import DevIdpSettings, build_devidp
+from ..errors import ConfigError
+from .router import PrefixRouter
+from .upstreams import build_demo_upstream, build_notes_upstream
+
+__all__ = ["DemoOptions", "DemoStack", "build_demo_stack", "run_demo"]
+
+DEMO_SERVERS = ("demo", "notes")
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    host: str = "127.0.0.1"
+    port: int = 8000
+    auto_approve: str | None = None
+    allow_remote: bool = False
+
+
+@dataclass(frozen=True)
+class DemoStack:
+    base_url: str
+    issuer: str
+    config: BastionConfig
+    app: Any
+    upstream_apps: dict[str, Any]
+
+    def server_url(self, name: str) -> str:
+        return f"{self.base_url}/{name}/mcp"
+
+    def client_config(self) -> dict[str, Any]:
+        return {"mcpServers": {name: {"type": "http", "url": self.server_url(name)} for name in DEMO_SERVERS}}
+
+
+def check_bind(host: str, allow_remote: bool) -> None:
+    """The development IdP issues tokens to anyone who asks: keep it on loopback unless told."""
+    if host == "localhost":
+        return
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = False
+    if not loopback and not allow_remote:
+        raise ConfigError(
+            f"refusing to bind the demo (with its development IdP) to {host}",
+            hint="use 127.0.0.1, or pass --allow-remote if you really mean to expose it",
+        )
+
+
+def build_demo_stack(options: DemoOptions, upstream_urls: dict[str, str], *, port: int) -> DemoStack:
+    display_host = f"[{options.host}]" if ":" in options.host else options.host
+    base = f"http://{display_host}:{port}"
+    issuer = f"{base}/idp"
+    resources = {f"{base}/{name}/mcp": ("tools.read", "tools.write", "admin") for name in DEMO_SERVERS}
+    idp = build_devidp(DevIdpSettings(issuer=issuer, resources=resources, auto_approve=options.auto_approve))
+    config = parse_config(
+        {
+            "public_base_url": base,
+            "allowed_hosts": [f"localhost:{port}", f"127.0.0.1:{port}"],
+            "identity_providers": [{"name": "devidp", "issuer": issuer, "allow_insecure_http": True}],
+            "servers": [
+                {"name": "demo", "upstream": upstream_urls["demo"], "title": "Demo tools"},
+                {"name": "notes", "upstream": upstream_urls["notes"], "title": "Notes"},
+            ],
+            "audit": {"sink": "stdout"},
+        },
+        source="<demo>",
+    )
+    gateway = build_gateway(LoadedConfig(config, {}))
+    app = PrefixRouter([(idp.path_prefixes, idp.app)], fallback=gateway)
+    return DemoStack(base, issuer, config, app, {})
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigError(
+            f"cannot listen on {host}:{port} ({exc.strerror})", hint="pick another --port"
+        ) from None
+    sock.listen(1024)
+    return sock
+
+
+async def run_demo(options: DemoOptions, announce: Callable[[DemoStack], None]) -> None:
+    """Serve the whole demo until interrupted."""
+    check_bind(options.host, options.allow_remote)
+    public = _listen(options.host, options.port)
+    upstream_socks = {name: _listen("127.0.0.1", 0) for name in DEMO_SERVERS}
+    urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}/mcp" for name, s in upstream_socks.items()}
+    stack = build_demo_stack(options, urls, port=public.getsockname()[1])
+    builders = {"demo": build_demo_upstream, "notes": build_notes_upstream}
+    servers = [(_server(builders[name]()), sock) for name, sock in upstream_socks.items()] + [
+        (_server(stack.app, access_log=False), public)
+    ]
+    tasks = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in servers]
+    # uvicorn has no "started" event to await; its lifespan completing is ours.
+    await stack.app.started.wait()
+    announce(stack)
+    await tasks[-1]
+    for server, _ in servers[:-1]:
+        server.should_exit = True
+    await asyncio.gather(*tasks[:-1], return_exceptions=True)
+
+
+def _server(app: Any, **options: Any) -> uvicorn.Server:
+    config = uvicorn.Config(app, log_level="warning", interface="asgi3", lifespan="on", **options)
+    return uvicorn.Server(config)
+
+
+def render_announcement(stack: DemoStack, auto_approve: str | None) -> str:
+    lines = [
+        "mcp-bastion demo is running",
+        f"  gateway          {stack.base_url}",
+        f"  MCP server demo  {stack.server_url('demo')}",
+        f"  MCP server notes {stack.server_url('notes')}",
+        f"  development IdP  {stack.issuer}   (login: {'auto-approved as ' + auto_approve if auto_approve else 'any user name on the consent page'})",
+        f"  gateway JWKS     {stack.base_url}/.well-known/jwks.json",
+        "",
+        "Paste into your MCP client's configuration:",
+        json.dumps(stack.client_config(), indent=2),
+        "",
+        "Audit events follow on stdout, one JSON object per line. Ctrl-C stops everything.",
+    ]
+    return "\n".join(lines)
