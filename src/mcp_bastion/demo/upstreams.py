@@ -18,7 +18,8 @@ authentication; a bearer token it forwards is ignored) and no Host/Origin checks
 on loopback, or one forwarding the public ``Host``, is never refused. Never expose them directly.
 
 Every call builds a fresh app with its own state. The SDK's session manager runs inside the
-app's lifespan and can run only once, so serve each app once (uvicorn runs the lifespan).
+app's lifespan and can run only once, so serve each app once. uvicorn runs the lifespan; a
+parent app that mounts one of these must run it too (Starlette's ``Mount`` does not).
 """
 
 from __future__ import annotations
