@@ -70,7 +70,8 @@ def read_headers(raw: list[tuple[bytes, bytes]], max_bytes: int) -> RequestHeade
         if name in values:
             # Two Authorization or Mcp-* headers: which one would the upstream believe? Neither.
             raise RequestRejected(f"duplicate {name} header", status=400)
-        values[name] = value_b.decode("latin-1")
+        # RFC 9110 §5.5: surrounding whitespace is not part of a field value (httptools keeps it).
+        values[name] = value_b.decode("latin-1").strip(" \t")
     if size > max_bytes:
         raise RequestRejected("request headers too large", status=431)
     return RequestHeaders(values, params, size)
