@@ -55,6 +55,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate a config file and explain it")
     check.add_argument("file", metavar="FILE")
     check.add_argument("--json", action="store_true", help="print the validated config as JSON")
+    check.add_argument(
+        "--skip-secrets",
+        action="store_true",
+        help="do not read the secrets the config names (env vars, files)",
+    )
 
     commands.add_parser("schema", help="print the config file's JSON Schema")
     return parser
@@ -87,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "check-config":
-        return _check_config(args.file, as_json=args.json)
+        return _check_config(args.file, as_json=args.json, skip_secrets=args.skip_secrets)
     if args.command == "schema":
         print(json.dumps(config_json_schema(), indent=2))
         return 0
@@ -101,8 +106,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     raise ConfigError(f"unknown command {args.command}")
 
 
-def _check_config(path: str, *, as_json: bool) -> int:
-    loaded = load_config(path)
+def _check_config(path: str, *, as_json: bool, skip_secrets: bool) -> int:
+    loaded = load_config(path, read_secrets=not skip_secrets)
     config = loaded.config
     if as_json:
         print(json.dumps(config.model_dump(mode="json"), indent=2))

@@ -36,7 +36,9 @@ class LoadedConfig:
         return self.secrets.get(where)
 
 
-def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> LoadedConfig:
+def load_config(
+    path: str | Path, environ: Mapping[str, str] | None = None, *, read_secrets: bool = True
+) -> LoadedConfig:
     """Read, validate and resolve the config at ``path``; raise ConfigError on any problem."""
     source = str(path)
     try:
@@ -53,6 +55,8 @@ def load_config(path: str | Path, environ: Mapping[str, str] | None = None) -> L
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{problem}", source=source, path=where) from None
     config = parse_config(data, source=source)
+    if not read_secrets:
+        return LoadedConfig(config, {}, source)
     return LoadedConfig(
         config, _resolve_secrets(config, os.environ if environ is None else environ, source), source
     )
@@ -69,17 +73,36 @@ def parse_config(data: Any, *, source: str = "<config>") -> BastionConfig:
 
 
 def _explain(exc: ValidationError, source: str) -> ConfigError:
+    errors = exc.errors(include_url=False)
+    locations = [tuple(err["loc"]) for err in errors]
     lines = []
-    for err in exc.errors(include_url=False, include_input=False):
-        path = _key_path(err["loc"])
-        message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{path or '(top level)'}: {message}")
+    for err in errors:
+        loc = tuple(err["loc"])
+        if err["type"] == "too_short" and any(o != loc and o[: len(loc)] == loc for o in locations):
+            continue  # a container "too short" only because its items failed: noise
+        lines.append(f"{_key_path(loc) or '(top level)'}: {_message(err)}")
     first, *rest = lines
     path, _, message = first.partition(": ")
     more = f" (and {len(rest)} more: {'; '.join(rest)})" if rest else ""
-    return ConfigError(
-        message + more, source=source, path=path, hint="mcp-bastion check-config FILE explains each key"
-    )
+    return ConfigError(message + more, source=source, path=path, hint="docs/config.md describes every key")
+
+
+def _message(err: Any) -> str:
+    kind = err["type"]
+    if kind == "string_pattern_mismatch":
+        return f"{err['input']!r} has characters not allowed here (expected {_PATTERN_HELP.get(err['ctx']['pattern'], 'the documented format')})"
+    if kind == "extra_forbidden":
+        return "unknown key (check its spelling and indentation)"
+    if kind == "missing":
+        return "required key is missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+_PATTERN_HELP = {
+    r"^[a-z0-9][a-z0-9_-]{0,62}$": "a lower-case name of letters, digits, '-' and '_'",
+    r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$": "an OAuth scope token: printable ASCII without spaces, quotes or backslashes",
+    r"^[A-Za-z0-9-]{1,64}$": "an HTTP header name",
+}
 
 
 def _key_path(loc: tuple[int | str, ...]) -> str:
