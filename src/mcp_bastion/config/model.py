@@ -86,9 +86,7 @@ class IdentityProviderConfig(_Model):
     issuer: str = Field(description="The `iss` value, compared byte for byte.")
     discovery: bool = Field(default=True, description="Fetch OIDC / RFC 8414 metadata to find `jwks_uri`.")
     jwks_uri: str | None = Field(default=None, description="Explicit JWKS URL (skips discovery for keys).")
-    algorithms: tuple[Algorithm, ...] = Field(
-        default=SUPPORTED_ALGORITHMS, min_length=1
-    )
+    algorithms: tuple[Algorithm, ...] = Field(default=SUPPORTED_ALGORITHMS, min_length=1)
     leeway_seconds: float = Field(default=30, ge=0, le=MAX_LEEWAY_SECONDS)
     # RFC 9068 §4: require `typ: at+jwt` so ID tokens and other JWTs cannot pass as access tokens.
     require_typ: str | None = Field(default="at+jwt")
