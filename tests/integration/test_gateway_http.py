@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+import socket
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import httpx
@@ -336,3 +338,30 @@ def test_upstream_timeout_becomes_jsonrpc_error_with_the_request_id(stack: Stack
     assert response.json()["id"] == "call-42"
     assert response.json()["error"]["code"] == -32001
     assert stack.gateway.audit.events[-1].decision == "error"
+
+
+def test_client_disconnect_cancels_the_upstream_call(stack: Stack) -> None:
+    body = json.dumps(rpc("tools/call", {"name": "hang", "arguments": {}})).encode()
+    host, port = stack.gateway.server.host, stack.gateway.server.port
+    request = (
+        f"POST /rec/mcp HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: {ACCEPT}\r\nAuthorization: Bearer {stack.token()}\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    with socket.create_connection((host, port), timeout=5) as conn:
+        conn.sendall(request)
+        # The call must reach the upstream before we hang up.
+        assert _eventually(
+            lambda: any(r.json["params"]["name"] == "hang" for r in stack.upstream.calls("tools/call"))
+        )
+    assert stack.upstream.cancelled.wait(5), "the upstream request was not cancelled after the client left"
+    assert _eventually(lambda: any(e.reason == "client disconnected" for e in stack.gateway.audit.events))
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Poll a condition set by another thread (the server's), bounded in time."""
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.01)):
+        if condition():
+            return True
+        pause.wait(0.01)
+    return condition()

@@ -6,7 +6,6 @@ observable: tests assert on the exact requests the upstream saw, or that it saw 
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,11 +76,12 @@ class RecordingUpstream:
             return
         method, params = doc["method"], doc.get("params") or {}
         if method == "tools/call" and params.get("name") == "hang":
-            try:
-                await asyncio.Event().wait()  # never answers; the gateway must give up or cancel
-            except asyncio.CancelledError:
-                self.cancelled.set()
-                raise
+            # Never answers. The gateway must give up (timeout) or hang up (client left);
+            # either way the connection closes and uvicorn reports the disconnect here.
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.cancelled.set()
+            return
         if method == "tools/call" and params.get("name") == "stream_thing":
             await self._sse(send, doc["id"])
             return
