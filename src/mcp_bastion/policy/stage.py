@@ -30,7 +30,7 @@ class Authorize:
             annotations = None
             if call.method == "tools/call" and call.name is not None:
                 annotations = route.catalog.get(call.name)
-                if annotations is None and call.name not in route.policy.tool_scopes:
+                if annotations is None and route.auth and call.name not in route.policy.tool_scopes:
                     await self._refresh(ex)
                     annotations = route.catalog.get(call.name)
             needed = route.policy.requirement(call, annotations)
