@@ -1,0 +1,180 @@
+"""Assembling the IdP: keys, stores, endpoints, and the Starlette app that routes them."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import ASGIApp
+
+from ._authorization_request import PendingAuthorization
+from ._authorize import AuthorizationEndpoint
+from ._cimd import ClientMetadataDocuments
+from ._clients import ClientLookup
+from ._context import IdpContext
+from ._endpoints import OAUTH_METADATA, OIDC_METADATA, IdpLocation
+from ._keys import SigningKey, load_signing_key
+from ._policy import CIMD_TIMEOUT_S, MAX_REGISTERED_CLIENTS, REGISTRATION_WINDOW_S
+from ._registration import RegistrationEndpoint
+from ._responses import json_response
+from ._rfc8414 import oauth_metadata, oidc_metadata
+from ._rfc9068 import AccessTokenIssuer
+from ._settings import DevIdpSettings
+from ._stores import (
+    MemoryClientStore,
+    MemoryCodeStore,
+    MemoryPendingStore,
+    MemoryRateLimiter,
+    MemoryRefreshStore,
+)
+from ._token import TokenEndpoint
+
+Clock = Callable[[], float]
+
+
+class DevIdp:
+    """A running development IdP: its ASGI app, the paths it serves, and test helpers.
+
+    ``app`` handles full request paths; a router dispatches to it on ``path_prefixes``.
+    When the app is mounted under another app its lifespan does not run: call
+    :meth:`aclose` at shutdown to close the metadata-document HTTP client.
+    """
+
+    def __init__(self, settings: DevIdpSettings, key: SigningKey, clock: Clock) -> None:
+        self.settings = settings
+        self._key = key
+        self._location = IdpLocation(settings.issuer)
+        self.path_prefixes: tuple[str, ...] = self._location.path_prefixes
+        # One client for the IdP's lifetime; never reads proxy settings from the
+        # environment, which would route metadata fetches around the SSRF checks.
+        self._http = httpx.AsyncClient(timeout=CIMD_TIMEOUT_S, follow_redirects=False, trust_env=False)
+        self._ctx = _context(settings, self._location, key, clock, self._http)
+        self.app: ASGIApp = self._starlette()
+
+    def jwks(self) -> dict[str, Any]:
+        """The public JWK Set (RFC 7517 §5) relying parties verify access tokens with."""
+        return {"keys": [self._key.public_jwk()]}
+
+    def issue_access_token(
+        self,
+        *,
+        subject: str,
+        resource: str,
+        scopes: Sequence[str],
+        client_id: str = "test-client",
+        ttl: int | None = None,
+        extra_claims: Mapping[str, Any] | None = None,
+    ) -> str:
+        """An access token exactly as the token endpoint would issue it, for tests and fixtures.
+
+        No policy is applied (any resource, any scope), and ``extra_claims`` may override
+        standard claims, so negative tests can mint expired or mis-addressed tokens.
+        """
+        return self._ctx.access_tokens.issue(
+            subject=subject,
+            client_id=client_id,
+            resource=resource,
+            scopes=tuple(scopes),
+            ttl=self.settings.access_token_ttl if ttl is None else ttl,
+            extra_claims=extra_claims,
+        )
+
+    async def aclose(self) -> None:
+        """Release the HTTP client used for Client ID Metadata Documents."""
+        await self._http.aclose()
+
+    def _starlette(self) -> Starlette:
+        @asynccontextmanager
+        async def lifespan(_: Starlette) -> AsyncIterator[None]:
+            yield
+            await self.aclose()
+
+        return Starlette(routes=self._routes(), lifespan=lifespan)
+
+    def _routes(self) -> list[Route]:
+        location, ctx = self._location, self._ctx
+        scopes = self.settings.scopes_supported
+        oauth = oauth_metadata(location, scopes)
+        oidc = oidc_metadata(location, scopes, self.settings.signing_alg)
+        authorize = AuthorizationEndpoint(ctx)
+        routes = [
+            Route(location.path("authorize"), authorize.authorize, methods=["GET"]),
+            Route(location.path("consent"), authorize.consent, methods=["POST"]),
+            *_public(location.path("token"), TokenEndpoint(ctx).token, "POST"),
+            *_public(location.path("register"), RegistrationEndpoint(ctx).register, "POST"),
+            *_public(location.path("jwks"), _StaticJson(self.jwks()).get, "GET"),
+        ]
+        for path in location.metadata_paths(OAUTH_METADATA):
+            routes += _public(path, _StaticJson(oauth).get, "GET")
+        for path in location.metadata_paths(OIDC_METADATA):
+            routes += _public(path, _StaticJson(oidc).get, "GET")
+        return routes
+
+
+def build_devidp(
+    settings: DevIdpSettings, *, signing_key: Any | None = None, clock: Clock = time.time
+) -> DevIdp:
+    """Build the development IdP. ``signing_key`` (a joserfc key, a cryptography private key
+    or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated."""
+    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock)
+
+
+def _context(
+    settings: DevIdpSettings, location: IdpLocation, key: SigningKey, clock: Clock, http: httpx.AsyncClient
+) -> IdpContext:
+    client_store = MemoryClientStore(MAX_REGISTERED_CLIENTS)
+    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd)
+    return IdpContext(
+        settings=settings,
+        location=location,
+        clock=clock,
+        clients=ClientLookup(settings.clients, client_store, documents),
+        client_store=client_store,
+        codes=MemoryCodeStore(clock),
+        refresh_tokens=MemoryRefreshStore(clock),
+        pending=MemoryPendingStore[PendingAuthorization](clock),
+        registrations=MemoryRateLimiter(clock, settings.registration_limit_per_minute, REGISTRATION_WINDOW_S),
+        access_tokens=AccessTokenIssuer(key, settings.issuer, clock),
+    )
+
+
+class _StaticJson:
+    """A GET endpoint answering one precomputed JSON document."""
+
+    def __init__(self, document: Mapping[str, Any]) -> None:
+        self._document = document
+
+    async def get(self, request: Request) -> Response:
+        return json_response(self._document)
+
+
+async def _preflight(request: Request) -> Response:
+    return Response(status_code=204)
+
+
+def _public(path: str, endpoint: Callable[[Request], Any], method: str) -> list[Route]:
+    """Routes for an endpoint browser-based clients call cross-origin (metadata, token,
+    registration, JWKS). No cookies are involved, so ``*`` without credentials is safe;
+    the authorization and consent endpoints get no CORS at all."""
+    cors = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=["*"],
+            allow_methods=[method],
+            allow_headers=["Authorization", "Content-Type", "MCP-Protocol-Version"],
+            max_age=600,
+        )
+    ]
+    return [
+        Route(path, endpoint, methods=[method], middleware=cors),
+        Route(path, _preflight, methods=["OPTIONS"], middleware=cors),
+    ]

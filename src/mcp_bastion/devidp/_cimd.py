@@ -1,0 +1,167 @@
+"""Client ID Metadata Documents: a ``client_id`` that is an https URL names its own metadata.
+
+The document is fetched once per authorization request, guarded against SSRF: https only
+(http on loopback only when ``allow_http_cimd`` is set, for tests); every address the host
+resolves to must be public; the connection goes to the address that was checked (no
+second lookup for a DNS-rebinding answer); no redirects; a total time limit; a body cap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import orjson
+
+from ..errors import OAuthError
+from ._clients import RegisteredClient
+from ._policy import CIMD_MAX_BYTES, CIMD_TIMEOUT_S
+from ._rfc7591 import parse_client_metadata
+
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+_LOOPBACK_NAMES = ("127.0.0.1", "[::1]", "localhost")
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    """Every address ``host`` resolves to (an IP literal resolves to itself)."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except OSError as exc:
+        raise OAuthError("invalid_client", "the client_id host does not resolve") from exc
+    return [str(info[4][0]) for info in infos]
+
+
+def address_allowed(address: str, *, allow_loopback: bool) -> bool:
+    """Whether the IdP may connect to ``address``: public unicast, or loopback if allowed."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped  # ::ffff:10.0.0.1 is 10.0.0.1 (DM-06)
+    if ip.is_loopback:
+        return allow_loopback
+    return ip.is_global and not ip.is_multicast
+
+
+class ClientMetadataDocuments:
+    """Fetches and validates Client ID Metadata Documents with one shared HTTP client."""
+
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        allow_loopback_http: bool = False,
+        resolve: Resolver = resolve_host,
+        timeout_s: float = CIMD_TIMEOUT_S,
+    ) -> None:
+        self._http = http
+        self._allow_loopback = allow_loopback_http
+        self._resolve = resolve
+        self._timeout_s = timeout_s
+
+    def is_document_url(self, client_id: str) -> bool:
+        """Whether ``client_id`` names a metadata document (https, or loopback http if allowed)."""
+        if client_id.startswith("https://"):
+            return True
+        return self._allow_loopback and any(
+            client_id.startswith(f"http://{host}:") or client_id.startswith(f"http://{host}/")
+            for host in _LOOPBACK_NAMES
+        )
+
+    async def fetch(self, client_id: str) -> RegisteredClient:
+        """Fetch, check and convert the document; any failure is ``invalid_client``."""
+        url = _document_url(client_id)
+        address = await self._checked_address(url)
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                body = await self._get(url, address)
+        except (httpx.HTTPError, TimeoutError) as exc:
+            raise OAuthError("invalid_client", "the client metadata document could not be fetched") from exc
+        return client_from_document(client_id, body)
+
+    async def _checked_address(self, url: httpx.URL) -> str:
+        addresses = await self._resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
+        # Every answer must pass: a name resolving to one public and one private address
+        # is refused, since the connection could go to either.
+        if not addresses or not all(
+            address_allowed(address, allow_loopback=self._allow_loopback) for address in addresses
+        ):
+            raise OAuthError("invalid_client", "the client_id host is not a public address")
+        return addresses[0]
+
+    async def _get(self, url: httpx.URL, address: str) -> bytes:
+        request = self._http.build_request(
+            "GET",
+            url.copy_with(host=address),  # pinned to the checked address
+            headers={
+                "Host": url.netloc.decode("ascii"),
+                "Accept": "application/json",
+                "Accept-Encoding": "identity",  # the cap then bounds what is decoded
+            },
+            extensions={"sni_hostname": url.host},  # TLS still verifies the real name
+        )
+        response = await self._http.send(request, stream=True, follow_redirects=False)
+        try:
+            if response.status_code != 200:
+                raise OAuthError("invalid_client", "the client metadata document URL did not answer 200")
+            return await _read_capped(response)
+        finally:
+            await response.aclose()
+
+
+def _document_url(client_id: str) -> httpx.URL:
+    try:
+        url = httpx.URL(client_id)
+    except httpx.InvalidURL as exc:
+        raise OAuthError("invalid_client", "client_id is not a valid URL") from exc
+    segments = url.path.split("/")
+    # CIMD: an https URL with a path, no fragment, no userinfo, no dot segments.
+    if url.fragment or "#" in client_id or url.userinfo or not url.host:
+        raise OAuthError("invalid_client", "a client_id URL must have a host and no fragment or userinfo")
+    if url.path in ("", "/") or "." in segments or ".." in segments:
+        raise OAuthError("invalid_client", "a client_id URL needs a path without dot segments")
+    return url
+
+
+async def _read_capped(response: httpx.Response) -> bytes:
+    declared = response.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > CIMD_MAX_BYTES:
+        raise OAuthError("invalid_client", "the client metadata document is too large")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in response.aiter_bytes():
+        size += len(chunk)
+        if size > CIMD_MAX_BYTES:
+            raise OAuthError("invalid_client", "the client metadata document is too large")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def client_from_document(client_id: str, body: bytes) -> RegisteredClient:
+    """Validate a fetched document and turn it into a public client (pure)."""
+    try:
+        doc: Any = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise OAuthError("invalid_client", "the client metadata document is not JSON") from exc
+    if not isinstance(doc, dict) or doc.get("client_id") != client_id:
+        raise OAuthError("invalid_client", "the document's client_id must equal its URL")
+    if "client_secret" in doc:
+        raise OAuthError("invalid_client", "a client metadata document must not carry a secret")
+    try:
+        metadata = parse_client_metadata(doc)
+    except OAuthError as exc:
+        raise OAuthError("invalid_client", f"client metadata document: {exc.message}") from exc
+    if metadata.machine:
+        raise OAuthError("invalid_client", "a metadata-document client must use the authorization code flow")
+    return RegisteredClient(
+        client_id=client_id,
+        redirect_uris=metadata.redirect_uris,
+        grant_types=frozenset(metadata.grant_types),
+        client_name=metadata.client_name,
+    )
