@@ -6,25 +6,22 @@ resource metadata and runs the authorization code flow with PKCE and resource in
 (the provider's scripted interactions approve as alice); the provider's RFC 9068 tokens
 (``typ: at+jwt``, ``aud`` = the server URL) are what the gateway verifies.
 
-The SDK's client is pre-registered with the provider: the fixture's provider lists only
-``openid offline_access`` in ``scopes_supported`` and refuses a registration whose
-``scope`` names anything else, which the SDK's always does (it registers with the scope the
-challenge asked for). ``test_dynamic_registration_with_the_challenged_scope`` keeps that
-visible; the devidp tests cover registration.
+Most tests use a pre-registered public client (the first entry of the MCP client
+registration order); ``test_dynamic_registration_with_the_challenged_scope`` runs the same
+flow with Dynamic Client Registration at the provider.
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
 
 from mcp_bastion.app import build_gateway
-from mcp_bastion.audit import AuditEvent, MemorySink
 from mcp_bastion.config import LoadedConfig, parse_config
 
+from ..support.gateway import AuditFeed
 from ..support.servers import bind_loopback, serve_asgi
 from .demo_stack import running_demo_upstreams
 from .oidc_provider.fixture import DEFAULT_CLIENTS, OidcProvider, StaticClient, start_oidc_provider
@@ -40,8 +37,6 @@ pytestmark = [pytest.mark.e2e, pytest.mark.node]
 
 MODES = ["legacy", "2026-07-28"]
 SCOPES = ("tools.read", "tools.write", "admin")
-# oidc-provider's answer to a registration whose `scope` it does not list.
-REFUSED_DCR_SCOPE = "scope must only contain Authorization Server supported scope values"
 # What an MCP client registers: public (PKCE, no secret), a loopback redirect URI.
 SDK_CLIENT = StaticClient(
     "mcp-sdk-e2e",
@@ -49,26 +44,6 @@ SDK_CLIENT = StaticClient(
     token_endpoint_auth_method="none",
     redirect_uris=(REDIRECT_URI,),
 )
-
-
-class AuditFeed(MemorySink):
-    """The gateway's audit events, with a wait: an event is emitted when its exchange ends,
-    which can be just after the client has its answer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._changed = threading.Condition()
-
-    def emit(self, event: AuditEvent) -> None:
-        with self._changed:
-            super().emit(event)
-            self._changed.notify_all()
-
-    def wait_for(self, wanted: Callable[[AuditEvent], bool], timeout: float = 10.0) -> AuditEvent:
-        with self._changed:
-            found = self._changed.wait_for(lambda: next(filter(wanted, self.events), None), timeout)
-        assert found is not None, f"no such audit event within {timeout}s: {self.events}"
-        return found
 
 
 @dataclass(frozen=True)
@@ -178,22 +153,9 @@ async def test_token_for_one_server_is_refused_at_another(stack: Stack) -> None:
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
 
 
-async def test_dynamic_registration_with_the_challenged_scope(stack: Stack) -> None:
-    try:
-        async with oauth_client(stack.url("demo"), mode="legacy") as (client, flow):
-            await client.list_tools()
-    except Exception as exc:
-        if REFUSED_DCR_SCOPE not in _messages(exc):
-            raise
-        pytest.xfail(
-            "fixture limitation, not the gateway: oidc-provider lists only openid/offline_access in "
-            "scopes_supported and refuses a registration whose scope names tools.read"
-        )
+@pytest.mark.parametrize("mode", MODES)
+async def test_dynamic_registration_with_the_challenged_scope(stack: Stack, mode: str) -> None:
+    async with oauth_client(stack.url("demo"), mode=mode) as (client, flow):
+        names = {tool.name for tool in (await client.list_tools()).tools}
+    assert names == {"echo", "add"}
     assert flow.registrations == [stack.op.registration_endpoint]
-
-
-def _messages(exc: BaseException) -> str:
-    """Every message in an exception group tree (the SDK's task groups wrap the OAuth error)."""
-    if isinstance(exc, BaseExceptionGroup):
-        return " ".join(_messages(inner) for inner in exc.exceptions)
-    return str(exc)

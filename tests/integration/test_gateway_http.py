@@ -152,9 +152,8 @@ def test_insufficient_scope_names_the_tools_scope_and_upstream_is_untouched(stac
     assert 'scope="tools.write"' in www
     assert "resource_metadata=" in www
     assert len(stack.upstream.seen) == before
-    denied = [e for e in stack.gateway.audit.events if e.decision == "deny"]
-    assert denied
-    assert denied[-1].target == "write_thing"
+    denied = stack.gateway.audit.wait_for(lambda e: e.decision == "deny")
+    assert denied.target == "write_thing"
 
 
 def test_unknown_tool_annotations_are_fetched_from_upstream_before_deciding(stack: Stack) -> None:
@@ -218,7 +217,10 @@ def test_client_credentials_never_reach_the_upstream(stack: Stack) -> None:
     assert payload["sub"] == "alice"
     assert payload["act"] == {"sub": stack.gateway.base_url}
     assert payload["exp"] - payload["iat"] <= 60
-    assert stack.gateway.audit.events[-1].trace_id == "0af7651916cd43dd8448eb211c80319c"
+    assert (
+        stack.gateway.audit.wait_for(lambda e: e.method == "ping").trace_id
+        == "0af7651916cd43dd8448eb211c80319c"
+    )
 
 
 # --- Sessions -----------------------------------------------------------------------------
@@ -337,7 +339,7 @@ def test_upstream_timeout_becomes_jsonrpc_error_with_the_request_id(stack: Stack
     assert response.status_code == 504
     assert response.json()["id"] == "call-42"
     assert response.json()["error"]["code"] == -32001
-    assert stack.gateway.audit.events[-1].decision == "error"
+    assert stack.gateway.audit.wait_for(lambda e: e.target == "hang").decision == "error"
 
 
 def test_client_disconnect_cancels_the_upstream_call(stack: Stack) -> None:
@@ -354,7 +356,7 @@ def test_client_disconnect_cancels_the_upstream_call(stack: Stack) -> None:
             lambda: any(r.json["params"]["name"] == "hang" for r in stack.upstream.calls("tools/call"))
         )
     assert stack.upstream.cancelled.wait(5), "the upstream request was not cancelled after the client left"
-    assert _eventually(lambda: any(e.reason == "client disconnected" for e in stack.gateway.audit.events))
+    stack.gateway.audit.wait_for(lambda e: e.reason == "client disconnected")
 
 
 def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:

@@ -3,22 +3,43 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from mcp_bastion.app import Gateway, build_gateway
-from mcp_bastion.audit import MemorySink
+from mcp_bastion.audit import AuditEvent, MemorySink
 from mcp_bastion.config import LoadedConfig, parse_config
 
 from .servers import RunningServer, bind_loopback, serve_asgi
+
+
+class AuditFeed(MemorySink):
+    """The gateway's audit events, with a wait: an event is emitted when its exchange ends,
+    which can be just after the client has its answer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._changed = threading.Condition()
+
+    def emit(self, event: AuditEvent) -> None:
+        with self._changed:
+            super().emit(event)
+            self._changed.notify_all()
+
+    def wait_for(self, wanted: Callable[[AuditEvent], bool], timeout: float = 10.0) -> AuditEvent:
+        with self._changed:
+            found = self._changed.wait_for(lambda: next(filter(wanted, self.events), None), timeout)
+        assert found is not None, f"no such audit event within {timeout}s: {self.events}"
+        return found
 
 
 @dataclass
 class RunningGateway:
     server: RunningServer
     gateway: Gateway
-    audit: MemorySink
+    audit: AuditFeed
 
     @property
     def base_url(self) -> str:
@@ -48,7 +69,7 @@ def running_gateway(
     sock = bind_loopback()
     base = f"http://127.0.0.1:{sock.getsockname()[1]}"
     config = parse_config(gateway_config(base, issuer, upstreams, **overrides))
-    audit = MemorySink()
+    audit = AuditFeed()
     gateway = build_gateway(LoadedConfig(config, dict(secrets or {})), audit=audit)
     with serve_asgi(gateway, sock=sock) as server:
         yield RunningGateway(server, gateway, audit)

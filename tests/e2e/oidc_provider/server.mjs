@@ -74,7 +74,13 @@ await new Promise((resolve, reject) => {
 });
 const issuer = config.issuer ?? `http://${host}:${server.address().port}`;
 
+// Every resource scope is a scope the provider supports: Dynamic Client Registration
+// refuses a `scope` naming anything it does not list (the MCP SDK registers with the
+// scope the gateway's challenge asked for).
+const resourceScopes = [...new Set([...resources.values()].flatMap((s) => s.split(' ')))];
+
 const provider = new Provider(issuer, {
+  scopes: ['openid', 'offline_access', ...resourceScopes],
   jwks: { keys: [signingJwk()] },
   // Random per run: the cookies only have to survive one test's redirect chain.
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },

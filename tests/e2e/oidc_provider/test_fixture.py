@@ -196,9 +196,10 @@ def test_metadata_advertises_what_mcp_clients_rely_on(idp: OidcProvider, http: h
         "jwks_uri": idp.jwks_uri,
     }
     assert {name: metadata[name] for name in endpoints} == endpoints
-    # Resource scopes are not listed: only the OIDC statics. offline_access is, so the
-    # MCP SDK adds it to its scope request.
-    assert metadata["scopes_supported"] == ["openid", "offline_access"]
+    # The resource scopes are listed (so registrations naming them are accepted), and so is
+    # offline_access, which the MCP SDK then adds to its scope request.
+    assert metadata["scopes_supported"][:2] == ["openid", "offline_access"]
+    assert set(metadata["scopes_supported"][2:]) == {s for scopes in idp.resources.values() for s in scopes}
 
 
 def test_jwks_publishes_one_public_signing_key(idp: OidcProvider, http: httpx.Client) -> None:
