@@ -163,17 +163,18 @@ class Gateway:
         ex.reason = ex.reason or err.message
         if ex.status:
             # The response has started (a stream broke mid-way): all we can do is end it.
+            ex.outcome = "error"
             await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
             return
         reply = error_reply(ex.route, err, ex)
         ex.status = reply[0]
-        ex.denied = reply[0] in (401, 403)
+        ex.outcome = "deny" if reply[0] < 500 else "error"
         await send_reply(ex.send, reply)
 
     def _record(self, ex: Exchange) -> None:
         latency = (time.perf_counter() - ex.started) * 1000
         principal = ex.principal
-        decision = "deny" if ex.denied or 400 <= ex.status < 500 else "error" if ex.status >= 500 else "allow"
+        decision = ex.outcome or "allow"
         calls = ex.calls or ()
         entries = [
             (c.method, c.name, ex.required[i] if i < len(ex.required) else ()) for i, c in enumerate(calls)
@@ -186,7 +187,7 @@ class Gateway:
                     server=ex.route.name,
                     method=method or "response",
                     target=target,
-                    decision=decision,  # type: ignore[arg-type]
+                    decision=decision,
                     reason=ex.reason or ("ok" if decision == "allow" else ""),
                     status=ex.status,
                     latency_ms=round(latency, 3),

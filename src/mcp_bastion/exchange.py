@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .auth.principal import Principal
 from .errors import RequestRejected
@@ -94,7 +94,9 @@ class Exchange:
     upstream_session: str | None = None
     required: tuple[tuple[str, ...], ...] = ()  # per call
     status: int = 0
-    denied: bool = False
+    # Set only when the gateway itself answered with an error; an upstream's own error status
+    # is still an allowed call as far as the gateway's decision goes.
+    outcome: Literal["deny", "error"] | None = None
     reason: str = ""
 
     @property
