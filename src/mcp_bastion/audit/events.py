@@ -35,8 +35,10 @@ class AuditEvent:
 
     def to_json(self) -> bytes:
         record = asdict(self)
+        # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
+        millis = round(self.time * 1000)
         record["time"] = (
-            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self.time)) + f".{int(self.time % 1 * 1000):03d}Z"
+            time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
         )
         record["event"] = "mcp.request"
         return orjson.dumps(record) + b"\n"

@@ -12,15 +12,17 @@ import base64
 import binascii
 import hashlib
 import re
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
+from joserfc.jws import JWSRegistry
 
-from ..config.model import IdentityProviderConfig
+from ..config.model import SUPPORTED_ALGORITHMS, IdentityProviderConfig
 from ..errors import InvalidToken
 from .keys import RemoteKeySet
 from .principal import Principal
@@ -93,7 +95,11 @@ class JwtVerifier:
         expires_at = _check_times(claims, config, now)
         key = await policy.keys.key_for(kid, alg)
         try:
-            jws.deserialize_compact(token, key, algorithms=[alg])
+            with warnings.catch_warnings():
+                # joserfc warns on every "EdDSA" use (deprecated by RFC 9864, still what IdPs send);
+                # under -W error that warning would escape as an exception instead of a verdict.
+                warnings.simplefilter("ignore", SecurityWarning)
+                jws.deserialize_compact(token, key, registry=_REGISTRIES[alg])
         except (JoseError, ValueError, TypeError):
             raise InvalidToken("token signature is invalid") from None
         principal = _principal(claims, config, digest, expires_at)
@@ -104,6 +110,17 @@ class JwtVerifier:
         if len(self._cache) >= CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep insertion order
         self._cache[digest] = verified
+
+
+def _registry(alg: str) -> JWSRegistry:
+    # RFC 7515 §4: header parameters we do not understand are ignored (`crit` was refused above),
+    # where joserfc's default refuses them; and the header cap is ours, not joserfc's 512 bytes.
+    registry = JWSRegistry(algorithms=[alg], strict_check_header=False)
+    registry.max_header_length = MAX_HEADER_CHARS
+    return registry
+
+
+_REGISTRIES: dict[str, JWSRegistry] = {alg: _registry(alg) for alg in SUPPORTED_ALGORITHMS}
 
 
 def _split(token: str) -> tuple[str, str]:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
@@ -69,13 +70,23 @@ def _usable_key(raw: Any) -> PublicKey | None:
         return None  # `oct` and unknown types never verify access tokens
     if raw.get("use", "sig") != "sig" or "d" in raw:
         return None
+    if raw["kty"] == "RSA" and _modulus_bits(raw.get("n")) < MIN_RSA_BITS:
+        # Checked before import: joserfc warns (SecurityWarning) on weak keys, an error under -W error.
+        return None
     try:
         key = JWKRegistry.import_key({k: v for k, v in raw.items() if isinstance(k, str)})
     except (JoseError, ValueError, TypeError, KeyError):
         return None
-    if isinstance(key, RSAKey) and key.raw_value.key_size < MIN_RSA_BITS:
-        return None
     return key if isinstance(key, (RSAKey, ECKey, OKPKey)) else None
+
+
+def _modulus_bits(n: Any) -> int:
+    if not isinstance(n, str):
+        return 0
+    try:
+        return int.from_bytes(base64.urlsafe_b64decode(n + "=" * (-len(n) % 4)), "big").bit_length()
+    except ValueError:  # binascii.Error, or non-ASCII text
+        return 0
 
 
 class RemoteKeySet:

@@ -13,7 +13,10 @@ __all__ = ["metadata_document", "metadata_url"]
 def metadata_url(resource: str) -> str:
     """RFC 9728 §3.1: insert `/.well-known/oauth-protected-resource` between host and path."""
     parts = urlsplit(resource)
-    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{parts.path.rstrip('/')}"
+    # Only a slash right after the host goes ("https://h/" -> ".../oauth-protected-resource");
+    # a path keeps its own trailing slash ("https://h/a/" -> ".../oauth-protected-resource/a/").
+    path = "" if parts.path == "/" else parts.path
+    return f"{parts.scheme}://{parts.netloc}/.well-known/oauth-protected-resource{path}"
 
 
 def metadata_document(

@@ -10,7 +10,6 @@ us authorize on the body while load balancers route on the headers.
 from __future__ import annotations
 
 import base64
-import binascii
 from dataclasses import dataclass
 from typing import Final, Literal, NoReturn
 
@@ -99,7 +98,7 @@ def decode_header_value(value: str, message: Message) -> str:
     encoded = value[len(_SENTINEL_HEAD) : -len(_SENTINEL_TAIL)]
     try:
         return base64.b64decode(encoded, validate=True).decode("utf-8")
-    except (binascii.Error, UnicodeDecodeError):
+    except ValueError:  # binascii.Error, UnicodeDecodeError, and non-ASCII text (latin-1 header bytes)
         _mismatch(message, "Mcp-Name header has an invalid base64 value")
 
 

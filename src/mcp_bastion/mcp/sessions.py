@@ -30,9 +30,9 @@ _NONCE_BYTES: Final = 12
 _HEADER = struct.Struct(">Q16s")  # issued-at seconds, subject digest
 MAX_SEALED_CHARS: Final = 1024
 MAX_UPSTREAM_ID_CHARS: Final = 256
-# Transports §Session Management: visible ASCII only.
-_VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+$")
-_B64URL = re.compile(r"^[A-Za-z0-9_-]+$")
+# Transports §Session Management: visible ASCII only. `\Z`, not `$`, which also accepts a final "\n".
+_VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+\Z")
+_B64URL = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 
 def subject_digest(issuer: str, subject: str) -> bytes:
@@ -86,7 +86,10 @@ class SessionSealer:
     def _open(self, sealed: str, server: str) -> UnsealedSession | None:
         if not _B64URL.match(sealed):
             return None
-        raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        try:
+            raw = base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))
+        except binascii.Error:
+            return None  # a length of 4n+1 characters: no byte string encodes to it
         if len(raw) < 1 + _NONCE_BYTES + _HEADER.size + 16 or raw[:1] != _VERSION:
             return None
         try:

@@ -28,6 +28,9 @@ class SseRewriter:
         self._buffer += chunk
         out: list[bytes] = []
         while match := _BOUNDARY.search(self._buffer):
+            if match.start() > self._max:
+                # A whole event can arrive in the chunk that completes it: the cap applies to it too.
+                raise UpstreamError("upstream sent an oversized event")
             event, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
             out.append(self._event(event) + match.group())
         if len(self._buffer) > self._max:

@@ -9,12 +9,16 @@ lives a minute; the gateway publishes the public key at `/.well-known/jwks.json`
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable
 from typing import Any, Protocol
 
+import orjson
 from joserfc import jwt
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
+from ..auth.keys import compatible
 from ..auth.principal import Principal
 
 __all__ = [
@@ -70,9 +74,17 @@ class TokenMinter:
 
     @classmethod
     def from_jwk(cls, text: str, alg: str, issuer: str, clock: Callable[[], float]) -> TokenMinter:
-        key = JWKRegistry.import_key(text)
+        """A minter for a private JWK given as JSON text (the `signing.key` secret)."""
+        try:
+            # joserfc reads a str as PEM unless told the key type: parse the JSON ourselves.
+            key = JWKRegistry.import_key(orjson.loads(text))
+        except (JoseError, ValueError, TypeError, KeyError):
+            key = None
         if not isinstance(key, (RSAKey, ECKey, OKPKey)) or not key.is_private:
             raise ValueError("the signing key must be a private RSA, EC or OKP JWK")
+        if not compatible(key, alg):
+            # Caught here, not on the first minted token of the first request.
+            raise ValueError(f"the signing key cannot sign {alg}")
         return cls(key, alg, issuer, clock)
 
     def jwks(self) -> dict[str, Any]:
@@ -100,9 +112,15 @@ class TokenMinter:
         }
         if principal.client_id is not None:
             claims["client_id"] = principal.client_id
-        token = jwt.encode(
-            {"alg": self._alg, "typ": "at+jwt", "kid": self._kid}, claims, self._key, algorithms=[self._alg]
-        )
+        with warnings.catch_warnings():
+            # joserfc warns on every "EdDSA" use (RFC 9864); under -W error it would fail the call.
+            warnings.simplefilter("ignore", SecurityWarning)
+            token = jwt.encode(
+                {"alg": self._alg, "typ": "at+jwt", "kid": self._kid},
+                claims,
+                self._key,
+                algorithms=[self._alg],
+            )
         if len(self._cache) >= MINT_CACHE_SIZE:
             self._cache.pop(next(iter(self._cache)))
         self._cache[cache_key] = (token, exp)

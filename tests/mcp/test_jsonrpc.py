@@ -1,0 +1,297 @@
+"""JSON-RPC parsing of hostile bodies: JR-01, JR-04, JR-05, JR-06, JR-09."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+
+from mcp_bastion.errors import ProtocolError
+from mcp_bastion.mcp.jsonrpc import (
+    INVALID_PARAMS,
+    INVALID_REQUEST,
+    PARSE_ERROR,
+    Message,
+    ParsedBody,
+    error_body,
+    parse_body,
+)
+
+
+def _parse(body: bytes, *, allow_batch: bool = False, max_batch: int = 64, max_depth: int = 64) -> ParsedBody:
+    return parse_body(body, max_depth=max_depth, max_batch=max_batch, allow_batch=allow_batch)
+
+
+def _fails(body: bytes, **kwargs: Any) -> ProtocolError:
+    with pytest.raises(ProtocolError) as caught:
+        _parse(body, **kwargs)
+    assert caught.value.status == 400
+    return caught.value
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        (
+            {"jsonrpc": "2.0", "id": 1, "method": "tools/list"},
+            Message("request", 1, "tools/list", None),
+        ),
+        (
+            {"jsonrpc": "2.0", "id": "abc", "method": "tools/call", "params": {"name": "x"}},
+            Message("request", "abc", "tools/call", {"name": "x"}),
+        ),
+        ({"jsonrpc": "2.0", "id": 0, "method": "ping"}, Message("request", 0, "ping", None)),
+        ({"jsonrpc": "2.0", "id": -5, "method": "ping"}, Message("request", -5, "ping", None)),
+        ({"jsonrpc": "2.0", "id": "", "method": "ping"}, Message("request", "", "ping", None)),
+        (
+            {"jsonrpc": "2.0", "id": 18446744073709551615, "method": "ping"},
+            Message("request", 18446744073709551615, "ping", None),
+        ),
+        (
+            {"jsonrpc": "2.0", "method": "notifications/initialized"},
+            Message("notification", None, "notifications/initialized", None),
+        ),
+        (
+            {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 3}},
+            Message("notification", None, "notifications/cancelled", {"requestId": 3}),
+        ),
+        ({"jsonrpc": "2.0", "id": 7, "result": {}}, Message("response", 7, "", None)),
+        (
+            {"jsonrpc": "2.0", "id": "s1", "error": {"code": -1, "message": "no"}},
+            Message("response", "s1", "", None),
+        ),
+        # params: null is the same as absent.
+        ({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": None}, Message("request", 1, "ping", None)),
+        ({"jsonrpc": "2.0", "id": 1, "method": "x" * 128}, Message("request", 1, "x" * 128, None)),
+        ({"jsonrpc": "2.0", "id": "i" * 256, "method": "ping"}, Message("request", "i" * 256, "ping", None)),
+    ],
+)
+def test_valid_single_messages(doc: dict[str, Any], expected: Message) -> None:
+    parsed = _parse(orjson.dumps(doc))
+    assert parsed == ParsedBody((expected,), False)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b" ",
+        b"{",
+        b"{}}",
+        b"nul",
+        b"<html>",
+        b"{'jsonrpc': '2.0'}",
+        # JR-04: an unterminated and a terminated 100,000-deep array; no RecursionError.
+        b"[" * 100_000,
+        b"[" * 100_000 + b"]" * 100_000,
+        b"{" * 100_000,
+        # JR-05: an id of 5,000 digits.
+        b'{"jsonrpc":"2.0","method":"ping","id":' + b"9" * 5000 + b"}",
+        # JR-06: invalid UTF-8, BOMs, UTF-16, a lone surrogate, overlong encodings, NaN, Infinity.
+        b'{"jsonrpc":"2.0","method":"ping","id":"\xff"}',
+        b'\xef\xbb\xbf{"jsonrpc":"2.0","method":"ping","id":1}',
+        '{"jsonrpc":"2.0","method":"ping","id":1}'.encode("utf-16"),
+        '{"jsonrpc":"2.0","method":"ping","id":1}'.encode("utf-16-le"),
+        b'{"jsonrpc":"2.0","method":"ping","id":"\\ud800"}',
+        b'{"jsonrpc":"2.0","method":"ping","id":"\\udc00x"}',
+        b'{"jsonrpc":"2.0","method":"ping","id":"\xed\xa0\x80"}',
+        b'{"jsonrpc":"2.0","method":"ping","id":"\xc0\xaf"}',
+        b'{"jsonrpc":"2.0","method":"ping","id":1,"params":{"x":NaN}}',
+        b'{"jsonrpc":"2.0","method":"ping","id":1,"params":{"x":Infinity}}',
+        b'{"jsonrpc":"2.0","method":"ping","id":1,"params":{"x":-Infinity}}',
+        b'{"jsonrpc":"2.0","method":"ping","id":1,"params":{"x":1e400}}',
+        b'{"jsonrpc":"2.0","method":"ping","id":1} trailing',
+    ],
+)
+def test_unparseable_bodies_are_parse_errors(body: bytes) -> None:
+    error = _fails(body, allow_batch=True)
+    assert error.code == PARSE_ERROR
+    assert error.request_id is None
+    assert "Parse error" in error.message
+
+
+@pytest.mark.parametrize(("depth", "ok"), [(64, True), (65, False)])
+def test_depth_cap_is_ours_and_exact(depth: int, ok: bool) -> None:
+    nested: Any = {}
+    for _ in range(depth - 2):
+        nested = {"n": nested}
+    body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": nested})
+    if ok:
+        assert _parse(body).messages[0].method == "ping"
+    else:
+        error = _fails(body)
+        assert error.code == PARSE_ERROR
+        assert "nested deeper than 64" in error.message
+
+
+def test_deep_scalars_do_not_count_as_depth() -> None:
+    body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"a": "x" * 10_000}})
+    assert _parse(body, max_depth=4).messages[0].params == {"a": "x" * 10_000}
+
+
+@pytest.mark.parametrize(
+    ("body", "fragment", "echoed_id"),
+    [
+        # JR-09: the JSON-RPC version.
+        (b'{"jsonrpc":"1.0","id":1,"method":"ping"}', '"jsonrpc" must be "2.0"', 1),
+        (b'{"id":"a","method":"ping"}', '"jsonrpc" must be "2.0"', "a"),
+        (b'{"jsonrpc":2.0,"id":1,"method":"ping"}', '"jsonrpc" must be "2.0"', 1),
+        (b'{"jsonrpc":"2.0 ","id":1,"method":"ping"}', '"jsonrpc" must be "2.0"', 1),
+        (b'{"jsonrpc":"1.0","id":null,"method":"ping"}', '"jsonrpc" must be "2.0"', None),
+        (b'{"jsonrpc":"1.0","id":1.5,"method":"ping"}', '"jsonrpc" must be "2.0"', None),
+        # Not objects.
+        (b"1", "must be a JSON object", None),
+        (b'"ping"', "must be a JSON object", None),
+        (b"null", "must be a JSON object", None),
+        (b"true", "must be a JSON object", None),
+        # JR-05: ids that are not strings or integers; never echoed.
+        (b'{"jsonrpc":"2.0","id":null,"method":"ping"}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":[1],"method":"ping"}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":1.5,"method":"ping"}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":1.0,"method":"ping"}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":true,"method":"ping"}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":false,"method":"ping"}', '"id" must be a string or an integer', None),
+        # 25 digits: beyond 64 bits orjson yields a float, which is not an id.
+        (
+            b'{"jsonrpc":"2.0","id":1234567890123456789012345,"method":"ping"}',
+            '"id" must be a string or an integer',
+            None,
+        ),
+        (
+            b'{"jsonrpc":"2.0","id":"' + b"i" * 257 + b'","method":"ping"}',
+            '"id" is too long',
+            None,
+        ),
+        # Methods.
+        (b'{"jsonrpc":"2.0","id":1,"method":""}', '"method" must be a short string', 1),
+        (b'{"jsonrpc":"2.0","id":1,"method":7}', '"method" must be a short string', 1),
+        (b'{"jsonrpc":"2.0","id":1,"method":null}', '"method" must be a short string', 1),
+        (b'{"jsonrpc":"2.0","id":1,"method":["ping"]}', '"method" must be a short string', 1),
+        (
+            b'{"jsonrpc":"2.0","id":1,"method":"' + b"x" * 129 + b'"}',
+            '"method" must be a short string',
+            1,
+        ),
+        # Neither request nor response.
+        (b'{"jsonrpc":"2.0","id":1}', "neither a request nor a response", 1),
+        (b'{"jsonrpc":"2.0"}', "neither a request nor a response", None),
+        (b'{"jsonrpc":"2.0","id":1,"params":{}}', "neither a request nor a response", 1),
+        # Responses need an id.
+        (b'{"jsonrpc":"2.0","result":{}}', '"id" must be a string or an integer', None),
+        (b'{"jsonrpc":"2.0","id":null,"error":{}}', '"id" must be a string or an integer', None),
+    ],
+)
+def test_invalid_requests(body: bytes, fragment: str, echoed_id: Any) -> None:
+    error = _fails(body)
+    assert error.code == INVALID_REQUEST
+    assert fragment in error.message
+    assert error.request_id == echoed_id
+
+
+@pytest.mark.parametrize(
+    "params",
+    [b"1", b'"x"', b"true", b"[]", b"[1,2]", b"0"],
+)
+def test_jr09_scalar_or_positional_params_are_invalid_params(params: bytes) -> None:
+    error = _fails(b'{"jsonrpc":"2.0","id":"r1","method":"tools/call","params":' + params + b"}")
+    assert error.code == INVALID_PARAMS
+    assert '"params" must be an object' in error.message
+    assert error.request_id == "r1"
+
+
+def test_scalar_params_in_a_notification_are_invalid_params() -> None:
+    error = _fails(b'{"jsonrpc":"2.0","method":"notifications/x","params":5}')
+    assert (error.code, error.request_id) == (INVALID_PARAMS, None)
+
+
+def _req(i: int) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": i, "method": "ping"}
+
+
+def test_batch_when_allowed() -> None:
+    body = orjson.dumps([_req(1), {"jsonrpc": "2.0", "method": "notifications/x"}, _req(2)])
+    parsed = _parse(body, allow_batch=True)
+    assert parsed.is_batch
+    assert [(m.kind, m.id) for m in parsed.messages] == [
+        ("request", 1),
+        ("notification", None),
+        ("request", 2),
+    ]
+
+
+def test_a_batch_of_one_is_still_a_batch() -> None:
+    parsed = _parse(orjson.dumps([_req(1)]), allow_batch=True)
+    assert parsed == ParsedBody((Message("request", 1, "ping", None),), True)
+
+
+@pytest.mark.parametrize(
+    ("body", "kwargs", "fragment"),
+    [
+        # JR-01: any batch once batching is gone (>= 2025-06-18).
+        (orjson.dumps([_req(1)]), {"allow_batch": False}, "batches are not allowed"),
+        (b"[]", {"allow_batch": False}, "batches are not allowed"),
+        # `[]` is one -32600.
+        (b"[]", {"allow_batch": True}, "empty batch"),
+        (orjson.dumps([_req(i) for i in range(65)]), {"allow_batch": True}, "batch larger than 64"),
+        (orjson.dumps([_req(i) for i in range(10_000)]), {"allow_batch": True}, "batch larger than 64"),
+        (orjson.dumps([_req(1), _req(2), _req(3)]), {"allow_batch": True, "max_batch": 2}, "larger than 2"),
+        # One bad element spoils the batch.
+        (orjson.dumps([_req(1), 5]), {"allow_batch": True}, "must be a JSON object"),
+        (orjson.dumps([_req(1), [_req(2)]]), {"allow_batch": True}, "must be a JSON object"),
+        (
+            orjson.dumps([_req(1), {"jsonrpc": "1.0", "id": 2, "method": "x"}]),
+            {"allow_batch": True},
+            '"jsonrpc" must be "2.0"',
+        ),
+    ],
+)
+def test_jr01_batch_rules(body: bytes, kwargs: dict[str, Any], fragment: str) -> None:
+    error = _fails(body, **kwargs)
+    assert error.code == INVALID_REQUEST
+    assert fragment in error.message
+
+
+def test_batch_at_the_cap_is_accepted() -> None:
+    parsed = _parse(orjson.dumps([_req(i) for i in range(64)]), allow_batch=True)
+    assert len(parsed.messages) == 64
+
+
+def test_batch_element_with_bad_params_names_its_id() -> None:
+    body = orjson.dumps([_req(1), {"jsonrpc": "2.0", "id": 9, "method": "x", "params": 3}])
+    error = _fails(body, allow_batch=True)
+    assert (error.code, error.request_id) == (INVALID_PARAMS, 9)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (
+            (1, -32600, "Invalid Request"),
+            {"jsonrpc": "2.0", "id": 1, "error": {"code": -32600, "message": "Invalid Request"}},
+        ),
+        (
+            (None, -32700, "Parse error"),
+            {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error"}},
+        ),
+        (
+            ("a", -32022, "Unsupported", {"supported": ["2026-07-28"]}),
+            {
+                "jsonrpc": "2.0",
+                "id": "a",
+                "error": {"code": -32022, "message": "Unsupported", "data": {"supported": ["2026-07-28"]}},
+            },
+        ),
+    ],
+)
+def test_error_body(args: tuple[Any, ...], expected: dict[str, Any]) -> None:
+    assert orjson.loads(error_body(*args)) == expected
+
+
+def test_error_body_escapes_hostile_messages_into_one_line() -> None:
+    raw = error_body("x\r\ny", -32600, 'bad "\n\x1b[2J')
+    assert b"\n" not in raw
+    assert b"\r" not in raw
+    assert b"\x1b" not in raw
+    assert orjson.loads(raw)["error"]["message"] == 'bad "\n\x1b[2J'

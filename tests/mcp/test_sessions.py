@@ -1,0 +1,200 @@
+"""Sealed session ids: bound to subject and server, expiring, tamper-evident (TS-03, TS-04)."""
+
+from __future__ import annotations
+
+import base64
+import re
+
+import pytest
+
+from mcp_bastion.errors import RequestRejected
+from mcp_bastion.mcp.sessions import (
+    MAX_SEALED_CHARS,
+    SessionSealer,
+    UnsealedSession,
+    subject_digest,
+    valid_upstream_session_id,
+)
+
+KEY = bytes(range(32))
+TTL = 3600
+NOW = 1_700_000_000.0
+ALICE = subject_digest("https://idp.example", "alice")
+BOB = subject_digest("https://idp.example", "bob")
+
+
+@pytest.fixture
+def sealer() -> SessionSealer:
+    return SessionSealer(KEY, ttl_seconds=TTL)
+
+
+def _rejected(
+    sealer: SessionSealer, sealed: str, *, subject: bytes = ALICE, server: str = "demo", now: float = NOW
+) -> RequestRejected:
+    with pytest.raises(RequestRejected) as caught:
+        sealer.unseal(sealed, subject, server, now)
+    return caught.value
+
+
+def _not_found(
+    sealer: SessionSealer, sealed: str, *, subject: bytes = ALICE, server: str = "demo", now: float = NOW
+) -> None:
+    error = _rejected(sealer, sealed, subject=subject, server=server, now=now)
+    assert (error.status, error.message) == (404, "Session not found")
+
+
+def test_seal_unseal_roundtrip(sealer: SessionSealer) -> None:
+    sealed = sealer.seal("upstream-session-1", ALICE, "demo", NOW)
+    assert sealer.unseal(sealed, ALICE, "demo", NOW + 5) == UnsealedSession(
+        "upstream-session-1", ALICE, int(NOW)
+    )
+
+
+def test_any_replica_with_the_key_can_open(sealer: SessionSealer) -> None:
+    sealed = sealer.seal("u", ALICE, "demo", NOW)
+    assert SessionSealer(KEY, ttl_seconds=TTL).unseal(sealed, ALICE, "demo", NOW).upstream_id == "u"
+
+
+def test_another_key_cannot_open(sealer: SessionSealer) -> None:
+    sealed = sealer.seal("u", ALICE, "demo", NOW)
+    _not_found(SessionSealer(bytes(32), ttl_seconds=TTL), sealed)
+
+
+def test_ts03_other_subject_gets_404(sealer: SessionSealer) -> None:
+    _not_found(sealer, sealer.seal("u", ALICE, "demo", NOW), subject=BOB)
+
+
+def test_same_subject_at_another_issuer_gets_404(sealer: SessionSealer) -> None:
+    other = subject_digest("https://other-idp.example", "alice")
+    _not_found(sealer, sealer.seal("u", ALICE, "demo", NOW), subject=other)
+
+
+def test_other_server_gets_404(sealer: SessionSealer) -> None:
+    _not_found(sealer, sealer.seal("u", ALICE, "demo", NOW), server="notes")
+
+
+@pytest.mark.parametrize(("age", "ok"), [(0, True), (TTL, True), (TTL + 1, False), (10 * TTL, False)])
+def test_expiry_boundary(sealer: SessionSealer, age: int, ok: bool) -> None:
+    sealed = sealer.seal("u", ALICE, "demo", NOW)
+    if ok:
+        assert sealer.unseal(sealed, ALICE, "demo", NOW + age).upstream_id == "u"
+    else:
+        _not_found(sealer, sealed, now=NOW + age)
+
+
+def _flip(sealed: str, index: int) -> str:
+    raw = bytearray(base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4)))
+    raw[index] ^= 0x01
+    return base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
+
+
+@pytest.mark.parametrize("index", [0, 1, 12, 13, 20, 36, -1])
+def test_tampered_byte_gets_404(sealer: SessionSealer, index: int) -> None:
+    _not_found(sealer, _flip(sealer.seal("upstream-id", ALICE, "demo", NOW), index))
+
+
+@pytest.mark.parametrize(
+    "sealed",
+    [
+        "A",
+        "AAAAA",
+        "AAAA",
+        "abc",
+        "x" * 40,
+        "not!base64url",
+        "a.b.c",
+        "AAAA+/AA",
+        # 4n+1 characters: no byte string encodes to that length.
+        "A" * 61,
+    ],
+)
+def test_unknown_ids_get_404(sealer: SessionSealer, sealed: str) -> None:
+    _not_found(sealer, sealed)
+
+
+@pytest.mark.parametrize(
+    "sealed",
+    [
+        "",
+        "abc\x00def",
+        "abc\r\ndef",
+        "abc\n",
+        "abc\r",
+        "\nabc",
+        "abc def",
+        "abc\tdef",
+        "sess-é",
+        "sess-\u2028",
+        "\x7f",
+        "A" * (MAX_SEALED_CHARS + 1),
+        "A" * 10_240,
+    ],
+)
+def test_ts04_malformed_ids_get_400(sealer: SessionSealer, sealed: str) -> None:
+    error = _rejected(sealer, sealed)
+    assert (error.status, error.message) == (400, "Mcp-Session-Id is malformed")
+
+
+def test_a_real_id_with_a_trailing_newline_is_malformed(sealer: SessionSealer) -> None:
+    sealed = sealer.seal("u", ALICE, "demo", NOW)
+    error = _rejected(sealer, sealed + "\n")
+    assert error.status == 400
+
+
+def test_issued_ids_are_visible_ascii_and_differ(sealer: SessionSealer) -> None:
+    ids = {sealer.seal("same", ALICE, "demo", NOW) for _ in range(200)}
+    assert len(ids) == 200  # a fresh random nonce per seal
+    for sealed in ids:
+        assert re.fullmatch(r"[\x21-\x7e]+", sealed)
+        assert re.fullmatch(r"[A-Za-z0-9_-]+", sealed)
+        assert len(sealed) <= MAX_SEALED_CHARS
+        # 12-byte nonce + 16-byte tag beyond the payload: far over 128 bits no one can guess.
+        assert len(base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))) >= 1 + 12 + 24 + 16
+
+
+def test_longest_upstream_id_still_fits(sealer: SessionSealer) -> None:
+    sealed = sealer.seal("u" * 256, ALICE, "demo", NOW)
+    assert len(sealed) <= MAX_SEALED_CHARS
+    assert sealer.unseal(sealed, ALICE, "demo", NOW).upstream_id == "u" * 256
+
+
+@pytest.mark.parametrize("key", [b"", b"k" * 16, b"k" * 31, b"k" * 33])
+def test_key_must_be_32_bytes(key: bytes) -> None:
+    with pytest.raises(ValueError, match="session key must be 32 bytes"):
+        SessionSealer(key, ttl_seconds=TTL)
+
+
+def test_decode_key() -> None:
+    text = base64.b64encode(KEY).decode()
+    assert SessionSealer.decode_key(text) == KEY
+    assert SessionSealer.decode_key(f"  {text}\n") == KEY
+
+
+@pytest.mark.parametrize("text", ["", "not base64!", base64.b64encode(b"k" * 16).decode(), "QUJD"])
+def test_decode_key_refuses_bad_keys(text: str) -> None:
+    with pytest.raises(ValueError, match="32 random bytes, base64-encoded"):
+        SessionSealer.decode_key(text)
+
+
+def test_subject_digest_separates_issuer_and_subject() -> None:
+    assert subject_digest("a", "bc") != subject_digest("ab", "c")
+    assert len(subject_digest("a", "b")) == 16
+
+
+@pytest.mark.parametrize(
+    ("value", "ok"),
+    [
+        ("abc-123", True),
+        ("!~", True),
+        ("u" * 256, True),
+        ("u" * 257, False),
+        ("", False),
+        ("a b", False),
+        ("abc\n", False),
+        ("a\r\nb", False),
+        ("sess-é", False),
+        ("a\x00", False),
+    ],
+)
+def test_valid_upstream_session_id(value: str, ok: bool) -> None:
+    assert valid_upstream_session_id(value) is ok

@@ -1,0 +1,207 @@
+"""Scope requirements and the pure decide(): tables of (call, annotations, config) -> scopes."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+from typing import Any
+
+import pytest
+
+from mcp_bastion.config.model import ScopeRegistryConfig
+from mcp_bastion.mcp.calls import Call
+from mcp_bastion.policy import Allow, Deny, ServerPolicy, ToolAnnotations, annotations_of, decide
+from mcp_bastion.policy.decide import OPEN_METHODS, READ_METHODS
+from mcp_bastion.policy.scopes import ScopeRegistry
+
+REGISTRY = ScopeRegistry.from_config(ScopeRegistryConfig())
+READ_ONLY = ToolAnnotations(read_only=True, destructive=False)
+WRITE = ToolAnnotations(read_only=False, destructive=False)
+DESTRUCTIVE = ToolAnnotations(read_only=False, destructive=True)
+
+
+def _policy(
+    tool_scopes: dict[str, tuple[str, ...]] | None = None,
+    *,
+    trust: bool = True,
+    destructive: tuple[str, ...] | None = None,
+) -> ServerPolicy:
+    return ServerPolicy(REGISTRY, tool_scopes or {}, trust, destructive)
+
+
+def _tool(name: str) -> Call:
+    return Call("tools/call", name, 1)
+
+
+@pytest.mark.parametrize(
+    ("annotations", "tool_scopes", "trust", "destructive", "required"),
+    [
+        # Annotations pick between the registry's read and write scopes.
+        (READ_ONLY, None, True, None, ("tools.read",)),
+        (WRITE, None, True, None, ("tools.write",)),
+        (DESTRUCTIVE, None, True, None, ("tools.write",)),
+        (DESTRUCTIVE, None, True, ("tools.danger",), ("tools.danger",)),
+        (DESTRUCTIVE, None, True, ("tools.write", "tools.danger"), ("tools.write", "tools.danger")),
+        (WRITE, None, True, ("tools.danger",), ("tools.write",)),
+        (READ_ONLY, None, True, ("tools.danger",), ("tools.read",)),
+        # readOnlyHint wins over destructiveHint (MCP: destructive is meaningful only when not read-only).
+        (ToolAnnotations(read_only=True, destructive=True), None, True, ("tools.danger",), ("tools.read",)),
+        # An unknown tool (no annotations) is treated as destructive.
+        (None, None, True, None, ("tools.write",)),
+        (None, None, True, ("tools.danger",), ("tools.danger",)),
+        # Annotations not trusted: everything is destructive.
+        (READ_ONLY, None, False, None, ("tools.write",)),
+        (READ_ONLY, None, False, ("tools.danger",), ("tools.danger",)),
+        (WRITE, None, False, ("tools.danger",), ("tools.danger",)),
+        # A config override wins, in both directions, whatever the annotations say.
+        (READ_ONLY, {"t": ("billing.write",)}, True, None, ("billing.write",)),
+        (DESTRUCTIVE, {"t": ("tools.read",)}, True, ("tools.danger",), ("tools.read",)),
+        (None, {"t": ("a", "b")}, False, None, ("a", "b")),
+        (READ_ONLY, {"t": ()}, True, None, ()),
+        # An override for another tool changes nothing.
+        (READ_ONLY, {"other": ("x",)}, True, None, ("tools.read",)),
+    ],
+)
+def test_tool_requirement_table(
+    annotations: ToolAnnotations | None,
+    tool_scopes: dict[str, tuple[str, ...]] | None,
+    trust: bool,
+    destructive: tuple[str, ...] | None,
+    required: tuple[str, ...],
+) -> None:
+    policy = _policy(tool_scopes, trust=trust, destructive=destructive)
+    assert policy.requirement(_tool("t"), annotations) == required
+    assert policy.tool_requirement("t", annotations) == required
+
+
+def test_tool_override_is_an_exact_name_match() -> None:
+    policy = _policy({"send_email": ("mail.send",)})
+    assert policy.requirement(_tool("send_email"), READ_ONLY) == ("mail.send",)
+    # TP-02: case and homoglyph variants are other tools, not the overridden one.
+    assert policy.requirement(_tool("Send_Email"), READ_ONLY) == ("tools.read",)
+    assert policy.requirement(_tool("send_ema\u0456l"), None) == ("tools.write",)
+
+
+@pytest.mark.parametrize("method", sorted(READ_METHODS))
+def test_read_methods_need_the_read_scope(method: str) -> None:
+    assert _policy().requirement(Call(method, None, 1), None) == ("tools.read",)
+
+
+@pytest.mark.parametrize(
+    "method", [*sorted(OPEN_METHODS), "notifications/initialized", "notifications/cancelled"]
+)
+def test_open_methods_and_notifications_need_nothing(method: str) -> None:
+    assert _policy().requirement(Call(method, None, None), None) == ()
+
+
+@pytest.mark.parametrize(
+    "method", ["sampling/createMessage", "tools/delete", "admin/shutdown", "Tools/list", "tools/call/x", "x"]
+)
+def test_unknown_methods_need_admin(method: str) -> None:
+    assert _policy().requirement(Call(method, None, 1), None) == ("admin",)
+
+
+def test_custom_registry_names_flow_into_requirements() -> None:
+    registry = ScopeRegistry.from_config(ScopeRegistryConfig(read="r", write="w", admin="root"))
+    policy = ServerPolicy(registry, {})
+    assert policy.requirement(_tool("t"), READ_ONLY) == ("r",)
+    assert policy.requirement(_tool("t"), WRITE) == ("w",)
+    assert policy.requirement(Call("prompts/get", "p", 1), None) == ("r",)
+    assert policy.requirement(Call("weird/method", None, 1), None) == ("root",)
+
+
+@pytest.mark.parametrize(
+    ("granted", "required", "missing"),
+    [
+        ((), (), None),
+        (("tools.read",), (), None),
+        (("tools.read",), ("tools.read",), None),
+        (("tools.read",), ("tools.write",), ("tools.write",)),
+        (("tools.write",), ("tools.read",), None),
+        (("tools.write",), ("tools.write",), None),
+        (("admin",), ("tools.read",), None),
+        (("admin",), ("tools.write",), None),
+        (("admin",), ("admin",), None),
+        (("tools.write",), ("admin",), ("admin",)),
+        (("tools.read",), ("tools.write", "tools.danger"), ("tools.write", "tools.danger")),
+        (("tools.write",), ("tools.write", "tools.danger"), ("tools.danger",)),
+        (("admin",), ("tools.danger",), ("tools.danger",)),
+        (("tools.danger",), ("tools.danger",), None),
+        # TP-14: wildcards, prefixes and case variants grant nothing beyond themselves.
+        (("mcp:*",), ("tools.read",), ("tools.read",)),
+        (("*",), ("tools.read",), ("tools.read",)),
+        (("tools",), ("tools.read",), ("tools.read",)),
+        (("tools.*",), ("tools.write",), ("tools.write",)),
+        (("admin.all",), ("admin",), ("admin",)),
+        (("administrator",), ("admin",), ("admin",)),
+        (("ADMIN",), ("tools.read",), ("tools.read",)),
+        (("tools.read",), ("tools",), ("tools",)),
+    ],
+)
+def test_decide_with_default_hierarchy(
+    granted: tuple[str, ...], required: tuple[str, ...], missing: tuple[str, ...] | None
+) -> None:
+    decision = decide(REGISTRY.expand(granted), required)
+    if missing is None:
+        assert decision == Allow(required)
+    else:
+        assert decision == Deny(required, missing)
+
+
+def test_decide_does_no_expansion_itself() -> None:
+    # decide() takes the already expanded set: an unexpanded admin grant is only "admin".
+    assert decide(frozenset({"admin"}), ("tools.read",)) == Deny(("tools.read",), ("tools.read",))
+
+
+def test_decide_with_custom_implies() -> None:
+    registry = ScopeRegistry.from_config(
+        ScopeRegistryConfig(implies={"notes.admin": ("notes.write",), "notes.write": ("notes.read",)})
+    )
+    granted = registry.expand(["notes.admin"])
+    assert decide(granted, ("notes.read", "notes.write")) == Allow(("notes.read", "notes.write"))
+    assert decide(granted, ("tools.read",)) == Deny(("tools.read",), ("tools.read",))
+    # With a custom hierarchy, admin no longer implies the tool scopes.
+    assert decide(registry.expand(["admin"]), ("tools.read",)) == Deny(("tools.read",), ("tools.read",))
+
+
+def test_deny_keeps_the_order_of_required_scopes() -> None:
+    decision = decide(frozenset({"b"}), ("c", "b", "a"))
+    assert decision == Deny(("c", "b", "a"), ("c", "a"))
+
+
+@pytest.mark.parametrize(
+    ("tool", "expected"),
+    [
+        ({"name": "t"}, ToolAnnotations(read_only=False, destructive=True)),
+        ({"name": "t", "annotations": None}, ToolAnnotations(read_only=False, destructive=True)),
+        ({"name": "t", "annotations": {}}, ToolAnnotations(read_only=False, destructive=True)),
+        ({"name": "t", "annotations": {"readOnlyHint": True}}, ToolAnnotations(True, True)),
+        (
+            {"name": "t", "annotations": {"readOnlyHint": True, "destructiveHint": False}},
+            ToolAnnotations(True, False),
+        ),
+        ({"name": "t", "annotations": {"destructiveHint": False}}, ToolAnnotations(False, False)),
+        ({"name": "t", "annotations": {"destructiveHint": True}}, ToolAnnotations(False, True)),
+        # Hostile shapes: only the JSON booleans count; anything else keeps the safe default.
+        ({"name": "t", "annotations": {"readOnlyHint": "true"}}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": {"readOnlyHint": 1}}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": {"readOnlyHint": [True]}}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": {"destructiveHint": "false"}}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": {"destructiveHint": 0}}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": {"destructiveHint": None}}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": [["readOnlyHint", True]]}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": "readOnlyHint"}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": True}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": 7}, ToolAnnotations(False, True)),
+        # A hint at the top level is not an annotation.
+        ({"name": "t", "readOnlyHint": True}, ToolAnnotations(False, True)),
+        ({"name": "t", "annotations": MappingProxyType({"readOnlyHint": True})}, ToolAnnotations(True, True)),
+    ],
+)
+def test_annotations_of(tool: dict[str, Any], expected: ToolAnnotations) -> None:
+    assert annotations_of(tool) == expected
+
+
+def test_hostile_annotations_cannot_lower_a_requirement() -> None:
+    policy = _policy(destructive=("tools.danger",))
+    tool = {"name": "t", "annotations": {"readOnlyHint": "true", "destructiveHint": "false"}}
+    assert policy.requirement(_tool("t"), annotations_of(tool)) == ("tools.danger",)
