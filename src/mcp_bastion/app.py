@@ -26,7 +26,7 @@ from .auth.stage import Authenticate
 from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .edge import EdgeChecks, ReadBody
-from .errors import BastionError, RequestRejected
+from .errors import BastionError, ConfigError, RequestRejected
 from .exchange import Exchange, read_headers
 from .mcp.sessions import SessionSealer
 from .mcp.stage import ParseMcp
@@ -291,7 +291,10 @@ def _minter(loaded: LoadedConfig, clock: Callable[[], float]) -> TokenMinter:
     key = loaded.secret("signing.key")
     if key is None:
         return TokenMinter.generate(config.signing.algorithm, config.public_base_url, clock)
-    return TokenMinter.from_jwk(key, config.signing.algorithm, config.public_base_url, clock)
+    try:
+        return TokenMinter.from_jwk(key, config.signing.algorithm, config.public_base_url, clock)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=loaded.path or "", path="signing.key") from None
 
 
 def _session_key(loaded: LoadedConfig) -> bytes:
@@ -299,7 +302,10 @@ def _session_key(loaded: LoadedConfig) -> bytes:
     if text is None:
         log.warning("sessions.key is not set: session ids are sealed with a per-process key")
         return os.urandom(32)
-    return SessionSealer.decode_key(text)
+    try:
+        return SessionSealer.decode_key(text)
+    except ValueError as exc:
+        raise ConfigError(str(exc), source=loaded.path or "", path="sessions.key") from None
 
 
 def _key_set(

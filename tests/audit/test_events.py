@@ -139,3 +139,10 @@ def test_memory_and_null_sinks() -> None:
 def test_sink_for_each_config() -> None:
     assert isinstance(sink_for(AuditConfig(sink="none")), NullSink)
     assert isinstance(sink_for(AuditConfig(sink="stdout")), StreamSink)
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029"])
+def test_unicode_line_separators_are_escaped(separator: str) -> None:
+    line = _event(subject=f"alice{separator}bob").to_json()
+    assert line.decode().splitlines() == [line.decode().rstrip("\n")]
+    assert orjson.loads(line)["subject"] == f"alice{separator}bob"

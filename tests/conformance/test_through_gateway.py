@@ -42,18 +42,11 @@ SCOPES = "tools.read tools.write admin"
 TOKEN_TTL_S = 3600  # outlives any run; the gateway caps token lifetimes at a day by default
 
 # Checks that fail through the gateway only, per requirement set and scenario; everything else
-# must match the direct run exactly.
-#
-# sep-2575-server-unsupported-version-error: the gateway refuses an unknown
-# MCP-Protocol-Version itself, before forwarding (deliberately: it cannot apply the header
-# rules of an era it does not know), and its -32022 error lists every version the gateway
-# parses, both eras (mcp/era.py KNOWN_VERSIONS). The suite requires that list to be a subset
-# of the supportedVersions of server/discover, which the gateway relays from the upstream
-# unchanged: the SDK there advertises ["2026-07-28"] only. Two parties answer version
-# negotiation, and they disagree; the gateway does not know what its upstream supports.
+# must match the direct run exactly. None today: the gateway's own -32022 lists only the
+# modern versions, as the upstream's server/discover does (sep-2575).
 GATEWAY_ONLY_FAILURES: dict[str, dict[str, frozenset[str]]] = {
     "2025-11-25": {},
-    "2026-07-28": {"server-stateless": frozenset({"sep-2575-server-unsupported-version-error"})},
+    "2026-07-28": {},
 }
 
 

@@ -10,7 +10,7 @@ import pytest
 from mcp_bastion.errors import ProtocolError
 from mcp_bastion.mcp.era import (
     HEADER_MISMATCH,
-    KNOWN_VERSIONS,
+    MODERN_VERSIONS,
     UNSUPPORTED_VERSION,
     Era,
     check_modern_headers,
@@ -50,9 +50,9 @@ def test_era_of_unknown_version_lists_supported(header: str) -> None:
     error = caught.value
     assert (error.code, error.status, error.request_id) == (UNSUPPORTED_VERSION, 400, None)
     assert "Unsupported protocol version" in error.message
-    assert error.data == {"supported": list(KNOWN_VERSIONS), "requested": header}
-    assert "2026-07-28" in error.data["supported"]
-    assert "2025-11-25" in error.data["supported"]
+    # Only header-negotiated versions are offered; legacy ones are negotiated by `initialize`.
+    assert error.data == {"supported": list(MODERN_VERSIONS), "requested": header}
+    assert error.data["supported"] == ["2026-07-28"]
 
 
 def test_era_of_truncates_the_echoed_version() -> None:
@@ -218,3 +218,10 @@ def test_modern_body_without_the_modern_header_is_refused(era: Era) -> None:
 )
 def test_decode_header_value(value: str, decoded: str) -> None:
     assert decode_header_value(value, _call()) == decoded
+
+
+@pytest.mark.parametrize("name", ["caf\xe9", "a\x00b", "line\nbreak"])
+def test_plain_mcp_name_with_characters_that_need_base64_is_refused(name: str) -> None:
+    message = _call(name)
+    error = _mismatch(Era("modern", "2026-07-28"), message, "tools/call", name)
+    assert "must be base64-encoded" in error.message

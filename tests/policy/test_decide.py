@@ -205,3 +205,9 @@ def test_hostile_annotations_cannot_lower_a_requirement() -> None:
     policy = _policy(destructive=("tools.danger",))
     tool = {"name": "t", "annotations": {"readOnlyHint": "true", "destructiveHint": "false"}}
     assert policy.requirement(_tool("t"), annotations_of(tool)) == ("tools.danger",)
+
+
+def test_a_notification_name_on_a_request_is_an_unknown_method() -> None:
+    policy = ServerPolicy(ScopeRegistry.from_config(ScopeRegistryConfig()), {})
+    assert policy.requirement(Call("notifications/initialized", None, None), None) == ()
+    assert policy.requirement(Call("notifications/initialized", None, 5), None) == ("admin",)

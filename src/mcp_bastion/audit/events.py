@@ -41,4 +41,6 @@ class AuditEvent:
             time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000)) + f".{millis % 1000:03d}Z"
         )
         record["event"] = "mcp.request"
-        return orjson.dumps(record) + b"\n"
+        # orjson leaves U+2028/U+2029 raw; some line splitters (str.splitlines) break on them.
+        line = orjson.dumps(record).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        return line + b"\n"

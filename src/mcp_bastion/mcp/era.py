@@ -10,6 +10,7 @@ us authorize on the body while load balancers route on the headers.
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Final, Literal, NoReturn
 
@@ -35,6 +36,7 @@ LEGACY_VERSIONS: Final = ("2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"
 KNOWN_VERSIONS: Final = MODERN_VERSIONS + LEGACY_VERSIONS
 META_VERSION: Final = "io.modelcontextprotocol/protocolVersion"
 _SENTINEL_HEAD, _SENTINEL_TAIL = "=?base64?", "?="
+_PLAIN_VALUE = re.compile(r"^[\x20-\x7e\t]*\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,10 @@ def era_of(version_header: str | None) -> Era:
     raise ProtocolError(
         "Unsupported protocol version",
         code=UNSUPPORTED_VERSION,
-        data={"supported": list(KNOWN_VERSIONS), "requested": version_header[:64]},
+        # Only the header-negotiated (modern) versions: legacy versions are negotiated by
+        # `initialize`, and a client retrying with one of these must find it in the upstream's
+        # server/discover `supportedVersions` too (conformance sep-2575).
+        data={"supported": list(MODERN_VERSIONS), "requested": version_header[:64]},
     )
 
 
@@ -94,6 +99,9 @@ def check_modern_headers(
 def decode_header_value(value: str, message: Message) -> str:
     """Undo the `=?base64?…?=` sentinel encoding of Mcp-Name / Mcp-Param-* values."""
     if not (value.startswith(_SENTINEL_HEAD) and value.endswith(_SENTINEL_TAIL)):
+        if not _PLAIN_VALUE.match(value):
+            # Non-ASCII or control characters must arrive base64-encoded (value encoding rules).
+            _mismatch(message, "Mcp-Name header has characters that must be base64-encoded")
         return value
     encoded = value[len(_SENTINEL_HEAD) : -len(_SENTINEL_TAIL)]
     try:

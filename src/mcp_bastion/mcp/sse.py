@@ -23,11 +23,16 @@ class SseRewriter:
         self._rewrite = rewrite_data
         self._max = max_event_bytes
         self._buffer = b""
+        self._scanned = 0  # bytes of the buffer already searched for a boundary
 
     def feed(self, chunk: bytes) -> bytes:
         self._buffer += chunk
         out: list[bytes] = []
-        while match := _BOUNDARY.search(self._buffer):
+        # Resume the search just before where the last one stopped (a boundary is at most 4
+        # bytes and may straddle chunks), so a big event in many small chunks stays linear.
+        start = max(0, self._scanned - 3)
+        while match := _BOUNDARY.search(self._buffer, start):
+            start = 0
             if match.start() > self._max:
                 # A whole event can arrive in the chunk that completes it: the cap applies to it too.
                 raise UpstreamError("upstream sent an oversized event")
@@ -35,6 +40,7 @@ class SseRewriter:
             out.append(self._event(event) + match.group())
         if len(self._buffer) > self._max:
             raise UpstreamError("upstream sent an oversized event")
+        self._scanned = len(self._buffer)
         return b"".join(out)
 
     def finish(self) -> bytes:

@@ -89,8 +89,8 @@ class ServerPolicy:
             return self.tool_requirement(call.name, annotations)
         if call.method in READ_METHODS:
             return (self.registry.read,)
-        if call.method in OPEN_METHODS or call.method.startswith("notifications/"):
-            return ()
+        if call.method in OPEN_METHODS or (call.id is None and call.method.startswith("notifications/")):
+            return ()  # a `notifications/…` name on a request (with an id) is just an unknown method
         # Unknown methods are default-deny for everyone but administrators.
         return (self.registry.admin,)
 
