@@ -15,7 +15,7 @@ import orjson
 
 from ..errors import BastionError, UpstreamError
 from ..exchange import Exchange
-from .client import UpstreamClient
+from .client import UpstreamClient, UpstreamResponse
 
 __all__ = ["CatalogFetcher"]
 
@@ -106,10 +106,10 @@ class CatalogFetcher:
                 if len(data) > MAX_BYTES:
                     raise UpstreamError("tool list too large")
             if up.status == 202:
-                return up.status, dict(up.headers), {}
+                return up.status, _header_map(up), {}
             if up.status != 200:
                 raise UpstreamError(f"upstream answered HTTP {up.status}")
-            return up.status, dict(up.headers), _result_of(bytes(data), up.headers.get("content-type", ""))
+            return up.status, _header_map(up), _result_of(bytes(data), up.headers.get("content-type") or "")
 
     def _headers(self, ex: Exchange, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
         assert ex.principal is not None
@@ -118,6 +118,10 @@ class CatalogFetcher:
         if credential is not None:
             headers.append(credential)
         return headers
+
+
+def _header_map(up: UpstreamResponse) -> dict[str, str]:
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in reversed(up.headers.raw)}
 
 
 def _request(method: str, params: dict[str, Any]) -> bytes:

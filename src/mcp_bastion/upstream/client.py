@@ -1,51 +1,52 @@
-"""The pooled HTTP client for upstream MCP servers.
+"""The upstream client the forwarding stage uses: pooled HTTP/1.1 with streamed responses.
 
-One client for the gateway's lifetime: connections are reused across calls and users
-(no per-request client, SSL context or upstream session). httpx errors are translated
-here into UpstreamError / UpstreamTimeout.
+One pool for the gateway's lifetime: connections are reused across calls and users (no
+per-request client, SSL context or upstream session). Transport failures surface as
+UpstreamError / UpstreamTimeout, from the one module that talks to sockets (`http11.py`).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
-
-import httpx
 
 from ..config.model import LimitsConfig
-from ..errors import UpstreamError, UpstreamTimeout
+from .http11 import Http11Pool, Origin, RawResponse
 
-__all__ = ["UpstreamClient", "UpstreamResponse"]
+__all__ = ["ResponseHeaders", "UpstreamClient", "UpstreamResponse"]
 
 
-@dataclass(slots=True)
+class ResponseHeaders:
+    """An upstream's response headers: names lower-cased, first value wins on lookup."""
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self.raw = raw
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        key = name.encode("latin-1")
+        for header, value in self.raw:
+            if header == key:
+                return value.decode("latin-1")
+        return default
+
+
 class UpstreamResponse:
-    status: int
-    headers: httpx.Headers
-    _response: httpx.Response
+    def __init__(self, response: RawResponse, read_timeout: float | None) -> None:
+        self._response = response
+        self._read_timeout = read_timeout
+        self.status = response.status
+        self.headers = ResponseHeaders(response.headers)
 
-    async def chunks(self) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.aiter_raw():
-                yield chunk
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("upstream stopped sending within the timeout") from None
-        except httpx.HTTPError:
-            raise UpstreamError("upstream connection failed mid-response") from None
+    def chunks(self) -> AsyncIterator[bytes]:
+        return self._response.chunks(self._read_timeout)
 
 
 class UpstreamClient:
     def __init__(self, limits: LimitsConfig) -> None:
-        self._connect_timeout = limits.upstream_connect_timeout_seconds
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(
-                max_connections=limits.upstream_pool_size, max_keepalive_connections=limits.upstream_pool_size
-            ),
-            follow_redirects=False,
-            trust_env=False,  # no proxy or netrc picked up from the environment
-            timeout=httpx.Timeout(60, connect=self._connect_timeout),
+        self._pool = Http11Pool(
+            max_per_origin=limits.upstream_pool_size, connect_timeout=limits.upstream_connect_timeout_seconds
         )
+        self._origins: dict[str, Origin] = {}
 
     @asynccontextmanager
     async def stream(
@@ -56,20 +57,14 @@ class UpstreamClient:
         body: bytes,
         read_timeout: float | None,
     ) -> AsyncIterator[UpstreamResponse]:
-        timeout = httpx.Timeout(read_timeout, connect=self._connect_timeout, pool=self._connect_timeout)
-        request = self._http.build_request(
-            method, url, headers=headers, content=body or None, timeout=timeout
-        )
+        origin = self._origins.get(url)
+        if origin is None:
+            origin = self._origins[url] = Origin.parse(url)
+        raw = await self._pool.send(origin, method.encode("ascii"), headers, body, read_timeout)
         try:
-            response = await self._http.send(request, stream=True)
-        except httpx.TimeoutException:
-            raise UpstreamTimeout("upstream did not answer within the timeout") from None
-        except httpx.HTTPError:
-            raise UpstreamError("upstream is unreachable") from None
-        try:
-            yield UpstreamResponse(response.status_code, response.headers, response)
+            yield UpstreamResponse(raw, read_timeout)
         finally:
-            await response.aclose()
+            self._pool.release(raw)  # reused only if read to the end; otherwise closed
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pool.aclose()

@@ -73,7 +73,7 @@ class Forward:
             if upstream.status in (401, 403):
                 # The upstream refused *our* credential; its challenge means nothing to the client.
                 raise UpstreamError("upstream refused the gateway's credential")
-            content_type = upstream.headers.get("content-type", "").split(";")[0].strip().lower()
+            content_type = (upstream.headers.get("content-type") or "").split(";")[0].strip().lower()
             if content_type and content_type not in _RELAYABLE_TYPES:
                 raise UpstreamError("upstream answered with an unexpected content type")  # UP-03
             rewrite = self._list_filter(ex, upstream.status)
@@ -111,9 +111,7 @@ class Forward:
     def _response_headers(
         self, ex: Exchange, upstream: UpstreamResponse, drop_length: bool
     ) -> list[tuple[bytes, bytes]]:
-        out = [
-            (name, value) for name, value in upstream.headers.raw if name.lower() in _PASSED_RESPONSE_HEADERS
-        ]
+        out = [(name, value) for name, value in upstream.headers.raw if name in _PASSED_RESPONSE_HEADERS]
         if drop_length:
             out = [(n, v) for n, v in out if n.lower() != b"content-length"]
         session = upstream.headers.get("mcp-session-id")

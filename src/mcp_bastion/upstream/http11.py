@@ -1,0 +1,297 @@
+"""A lean pooled HTTP/1.1 client for upstream MCP servers, on asyncio protocols and httptools.
+
+Measured on the 2-core reference machine (see docs/performance.md): httpx spent about 1 ms of
+CPU per proxied call in connection-pool bookkeeping, anyio stream wrappers and a failing
+per-call import probe; this client spends a few tens of µs. It does exactly what the gateway
+needs and no more: one request per connection at a time, keep-alive reuse, streamed response
+bodies with back-pressure, a connect timeout, a per-read timeout, TLS with one shared context.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from ..errors import UpstreamError, UpstreamTimeout
+
+__all__ = ["Http11Pool", "Origin", "RawResponse"]
+
+HIGH_WATER = 256 * 1024  # pause reading from the upstream when this much is unread (back-pressure)
+LOW_WATER = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    scheme: str
+    host: str
+    port: int
+    path: bytes  # request target: path and query
+    host_header: bytes
+
+    @classmethod
+    def parse(cls, url: str) -> Origin:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"not an http(s) URL: {url}")
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        return cls(parts.scheme, parts.hostname, port, target.encode("ascii"), parts.netloc.encode("ascii"))
+
+
+class _Connection(asyncio.Protocol):
+    """One keep-alive connection; parses one response at a time with httptools."""
+
+    def __init__(self, key: tuple[str, str, int]) -> None:
+        self.key = key
+        self.transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._header_name = b""
+        self.closed = False
+        self.response: RawResponse | None = None
+
+    # asyncio.Protocol
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail("upstream tried to upgrade the connection")
+        except httptools.HttpParserError:
+            self._fail("upstream sent a malformed HTTP response")
+
+    def eof_received(self) -> bool | None:
+        response = self.response
+        if response is not None and not response.complete and response.headers_done and response.until_close:
+            response.finish()  # a body delimited by connection close ends here
+        self._fail("upstream closed the connection")
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._fail("upstream closed the connection")
+
+    # httptools callbacks
+    def on_header(self, name: bytes, value: bytes) -> None:
+        assert self.response is not None
+        self.response.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        response = self.response
+        assert response is not None
+        response.status = self._parser.get_status_code()
+        length = response.header(b"content-length")
+        chunked = b"chunked" in (response.header(b"transfer-encoding") or b"").lower()
+        response.until_close = length is None and not chunked and response.status not in (204, 304)
+        response.headers_done = True
+        response.wake()
+
+    def on_body(self, body: bytes) -> None:
+        assert self.response is not None
+        self.response.feed(body)
+
+    def on_message_complete(self) -> None:
+        assert self.response is not None
+        self.response.keep_alive = self._parser.should_keep_alive()
+        self.response.finish()
+
+    # ours
+    def start(self, response: RawResponse) -> None:
+        self.response = response
+        self._parser = httptools.HttpResponseParser(self)
+
+    def _fail(self, reason: str) -> None:
+        self.closed = True
+        if self.response is not None and not self.response.complete:
+            self.response.fail(reason)
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+
+@dataclass(slots=True, eq=False)
+class RawResponse:
+    """An upstream response whose body is read as it arrives."""
+
+    _connection: _Connection
+    status: int = 0
+    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
+    headers_done: bool = False
+    complete: bool = False
+    keep_alive: bool = False
+    until_close: bool = False
+    _chunks: deque[bytes] = field(default_factory=deque)
+    _buffered: int = 0
+    _error: str | None = None
+    _waiter: asyncio.Future[None] | None = None
+    _paused: bool = False
+
+    def header(self, name: bytes) -> bytes | None:
+        for key, value in self.headers:
+            if key == name:
+                return value
+        return None
+
+    def feed(self, data: bytes) -> None:
+        self._chunks.append(data)
+        self._buffered += len(data)
+        if self._buffered > HIGH_WATER and not self._paused and self._connection.transport is not None:
+            self._paused = True
+            self._connection.transport.pause_reading()
+        self.wake()
+
+    def finish(self) -> None:
+        self.complete = True
+        self.wake()
+
+    def fail(self, reason: str) -> None:
+        self._error = reason
+        self.wake()
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def wait_headers(self, timeout: float | None) -> None:
+        while not self.headers_done:
+            if self._error is not None:
+                raise UpstreamError(self._error)
+            await self._wait(timeout, "upstream did not answer within the timeout")
+
+    async def chunks(self, timeout: float | None) -> AsyncIterator[bytes]:
+        while True:
+            if self._chunks:
+                chunk = self._chunks.popleft()
+                self._buffered -= len(chunk)
+                if self._paused and self._buffered < LOW_WATER and self._connection.transport is not None:
+                    self._paused = False
+                    self._connection.transport.resume_reading()
+                yield chunk
+            elif self.complete:
+                return
+            elif self._error is not None:
+                raise UpstreamError("upstream connection failed mid-response")
+            else:
+                await self._wait(timeout, "upstream stopped sending within the timeout")
+
+    async def _wait(self, timeout: float | None, message: str) -> None:
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            async with asyncio.timeout(timeout):
+                await self._waiter
+        except TimeoutError:
+            raise UpstreamTimeout(message) from None
+        finally:
+            self._waiter = None
+
+
+class Http11Pool:
+    """Keep-alive connections per upstream origin, shared by every request of the process."""
+
+    def __init__(self, *, max_per_origin: int, connect_timeout: float) -> None:
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._max_idle = max_per_origin
+        self._connect_timeout = connect_timeout
+        self._ssl: ssl.SSLContext | None = None  # created once, on the first https upstream
+
+    async def send(
+        self,
+        origin: Origin,
+        method: bytes,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeout: float | None,
+    ) -> RawResponse:
+        connection = await self._acquire(origin)
+        response = RawResponse(connection)
+        connection.start(response)
+        assert connection.transport is not None
+        connection.transport.write(_serialize(origin, method, headers, body))
+        try:
+            await response.wait_headers(timeout)
+        except BaseException:
+            self.discard(response)
+            raise
+        return response
+
+    def release(self, response: RawResponse) -> None:
+        """Give the connection back if the response was read to its end and may be reused."""
+        connection = response._connection
+        if not response.complete or not response.keep_alive or connection.closed or response._paused:
+            self.discard(response)
+            return
+        connection.response = None
+        idle = self._idle.setdefault(connection.key, [])
+        if len(idle) < self._max_idle:
+            idle.append(connection)
+        else:
+            self.discard(response)
+
+    def discard(self, response: RawResponse) -> None:
+        connection = response._connection
+        connection.closed = True
+        connection.response = None
+        if connection.transport is not None and not connection.transport.is_closing():
+            connection.transport.close()
+
+    async def aclose(self) -> None:
+        for idle in self._idle.values():
+            for connection in idle:
+                if connection.transport is not None:
+                    connection.transport.close()
+        self._idle.clear()
+
+    async def _acquire(self, origin: Origin) -> _Connection:
+        idle = self._idle.get((origin.scheme, origin.host, origin.port))
+        while idle:
+            connection = idle.pop()
+            if (
+                not connection.closed
+                and connection.transport is not None
+                and not connection.transport.is_closing()
+            ):
+                return connection
+        return await self._connect(origin)
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        ssl_context = self._context() if origin.scheme == "https" else None
+        key = (origin.scheme, origin.host, origin.port)
+        try:
+            async with asyncio.timeout(self._connect_timeout):
+                _, connection = await loop.create_connection(
+                    lambda: _Connection(key),
+                    origin.host,
+                    origin.port,
+                    ssl=ssl_context,
+                    server_hostname=origin.host if ssl_context else None,
+                )
+        except TimeoutError:
+            raise UpstreamTimeout("upstream did not accept a connection within the timeout") from None
+        except OSError:
+            raise UpstreamError("upstream is unreachable") from None
+        return connection
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            self._ssl = ssl.create_default_context()
+        return self._ssl
+
+
+def _serialize(origin: Origin, method: bytes, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    lines = [method, b" ", origin.path, b" HTTP/1.1\r\nhost: ", origin.host_header, b"\r\n"]
+    for name, value in headers:
+        if b"\r" in value or b"\n" in value or b"\r" in name or b"\n" in name or b":" in name:
+            raise UpstreamError("refusing to forward a header with a line break")  # request smuggling guard
+        lines += [name, b": ", value, b"\r\n"]
+    if body or method == b"POST":
+        lines += [b"content-length: ", str(len(body)).encode(), b"\r\n"]
+    lines.append(b"\r\n")
+    return b"".join(lines) + body
