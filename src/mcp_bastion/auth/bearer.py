@@ -14,7 +14,8 @@ from ..errors import InvalidToken, MissingToken
 __all__ = ["bearer_token", "challenge"]
 
 # RFC 6750 §2.1 b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-_CREDENTIALS = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *$")
+# `\Z`, not `$`, which also accepts a final "\n" (found by tests/properties/test_tokens.py).
+_CREDENTIALS = re.compile(r"^[Bb][Ee][Aa][Rr][Ee][Rr] +([A-Za-z0-9\-._~+/]+=*) *\Z")
 
 
 def bearer_token(authorization: str | None) -> str:

@@ -98,7 +98,9 @@ def check_modern_headers(
 
 def decode_header_value(value: str, message: Message) -> str:
     """Undo the `=?base64?…?=` sentinel encoding of Mcp-Name / Mcp-Param-* values."""
-    if not (value.startswith(_SENTINEL_HEAD) and value.endswith(_SENTINEL_TAIL)):
+    # "=?base64?=" starts with the head and ends with the tail, which overlap: a plain value.
+    sentinel = len(value) >= len(_SENTINEL_HEAD) + len(_SENTINEL_TAIL)
+    if not (sentinel and value.startswith(_SENTINEL_HEAD) and value.endswith(_SENTINEL_TAIL)):
         if not _PLAIN_VALUE.match(value):
             # Non-ASCII or control characters must arrive base64-encoded (value encoding rules).
             _mismatch(message, "Mcp-Name header has characters that must be base64-encoded")

@@ -38,7 +38,9 @@ class SseRewriter:
                 raise UpstreamError("upstream sent an oversized event")
             event, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
             out.append(self._event(event) + match.group())
-        if len(self._buffer) > self._max:
+        # Up to 3 buffered bytes may be the start of the boundary that ends an event of exactly
+        # the cap: counting them would make the verdict depend on where TCP cut the stream.
+        if len(self._buffer) > self._max + 3:
             raise UpstreamError("upstream sent an oversized event")
         self._scanned = len(self._buffer)
         return b"".join(out)
