@@ -22,8 +22,9 @@ if TYPE_CHECKING:
 __all__ = ["Exchange", "RequestHeaders", "read_headers"]
 
 # The request headers any stage looks at; everything else is ignored (and never forwarded).
-_KNOWN = frozenset(
-    {
+_KNOWN = {
+    name.encode(): name
+    for name in (
         "host",
         "origin",
         "authorization",
@@ -40,18 +41,20 @@ _KNOWN = frozenset(
         "x-forwarded-host",
         "x-forwarded-proto",
         "x-forwarded-for",
-    }
-)
+    )
+}
 
 
-@dataclass(slots=True)
-class RequestHeaders:
-    values: dict[str, str]
-    params: list[tuple[bytes, bytes]]  # Mcp-Param-* headers, forwarded untouched (transports §Custom Headers)
-    size: int
+class RequestHeaders(dict[str, str]):
+    """The known request headers by lower-case name (a dict: lookups are C-speed), plus the
+    `Mcp-Param-*` headers, forwarded untouched (transports §Custom Headers)."""
 
-    def get(self, name: str) -> str | None:
-        return self.values.get(name)
+    __slots__ = ("params", "size")
+
+    def __init__(self, values: dict[str, str], params: list[tuple[bytes, bytes]], size: int) -> None:
+        super().__init__(values)
+        self.params = params
+        self.size = size
 
 
 def read_headers(raw: list[tuple[bytes, bytes]], max_bytes: int) -> RequestHeaders:
@@ -61,11 +64,10 @@ def read_headers(raw: list[tuple[bytes, bytes]], max_bytes: int) -> RequestHeade
     size = 0
     for name_b, value_b in raw:
         size += len(name_b) + len(value_b) + 4
-        if name_b.startswith(b"mcp-param-"):
-            params.append((name_b, value_b))
-            continue
-        name = name_b.decode("latin-1")
-        if name not in _KNOWN:
+        name = _KNOWN.get(name_b)
+        if name is None:
+            if name_b.startswith(b"mcp-param-"):
+                params.append((name_b, value_b))
             continue
         if name in values:
             # Two Authorization or Mcp-* headers: which one would the upstream believe? Neither.

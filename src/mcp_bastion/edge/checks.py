@@ -76,6 +76,20 @@ def _check_post(ex: Exchange, accept: str, max_body: int) -> None:
 
 
 def _accepts(accept: str, media_type: str) -> bool:
+    # Clients send the same Accept value on every call: answer from a small memo.
+    key = (accept, media_type)
+    known = _ACCEPT_MEMO.get(key)
+    if known is None:
+        known = _accepts_uncached(accept, media_type)
+        if len(_ACCEPT_MEMO) < 256:
+            _ACCEPT_MEMO[key] = known
+    return known
+
+
+_ACCEPT_MEMO: dict[tuple[str, str], bool] = {}
+
+
+def _accepts_uncached(accept: str, media_type: str) -> bool:
     major = media_type.split("/")[0]
     for item in accept.split(","):
         value = item.split(";")[0].strip().lower()

@@ -50,20 +50,22 @@ class Forward:
         self._max_list = max_list_bytes
 
     async def __call__(self, ex: Exchange) -> None:
-        relay = asyncio.ensure_future(self._relay(ex))
-        watch = asyncio.ensure_future(_wait_disconnect(ex))
+        # The relay runs in this task; a watcher cancels it if the client goes away (JR-12),
+        # which closes the upstream connection. One extra task per call, no asyncio.wait.
+        task = asyncio.current_task()
+        assert task is not None
+        gone = asyncio.Event()
+        watcher = asyncio.ensure_future(_watch_disconnect(ex, task, gone))
         try:
-            done, _ = await asyncio.wait((relay, watch), return_when=asyncio.FIRST_COMPLETED)
+            await self._relay(ex)
+        except asyncio.CancelledError:
+            if not gone.is_set():
+                raise  # a cancellation that is not ours (shutdown): let it through
+            task.uncancel()
+            ex.reason = "client disconnected"
+            ex.status = ex.status or 499
         finally:
-            watch.cancel()
-            if not relay.done():
-                relay.cancel()  # the client went away (or we were cancelled): stop the upstream call (JR-12)
-        if relay in done:
-            relay.result()  # re-raises a failure for the error mapper
-            return
-        ex.reason = "client disconnected"
-        ex.status = ex.status or 499
-        await asyncio.gather(relay, return_exceptions=True)  # let it unwind and close the upstream stream
+            watcher.cancel()
 
     async def _relay(self, ex: Exchange) -> None:
         method = ex.http_method
@@ -195,8 +197,8 @@ def _call_scopes(ex: Exchange) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scope for needed in ex.required for scope in needed))
 
 
-async def _wait_disconnect(ex: Exchange) -> None:
-    while True:
-        message = await ex.receive()
-        if message["type"] == "http.disconnect":
-            return
+async def _watch_disconnect(ex: Exchange, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
+    while (await ex.receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+    task.cancel()
