@@ -75,7 +75,14 @@ def build_gateway(
         ReadBody(config.limits.max_body_bytes),
         ParseMcp(config.limits, sealer, clock),
         Authorize(registry, CatalogFetcher(upstream, clock)),
-        Forward(upstream, sealer, registry, clock, config.limits.max_list_response_bytes),
+        Forward(
+            upstream,
+            sealer,
+            registry,
+            clock,
+            max_response_bytes=config.limits.max_response_bytes,
+            max_event_bytes=config.limits.max_list_response_bytes,
+        ),
     )
     return Gateway(
         config,

@@ -187,12 +187,17 @@ class OriginConfig(_Model):
 
 class LimitsConfig(_Model):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
+    # JR-10 (slowloris): uvicorn bounds no body read time; 1 MiB at 100 kB/s still fits in 10 s.
+    body_read_timeout_seconds: float = Field(default=10, gt=0, le=300)
     max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
     # RFC 8725 §3.x / TV-16: refuse absurd tokens before decoding them.
     max_token_bytes: int = Field(default=8_192, ge=512, le=65_536)
     max_json_depth: int = Field(default=64, ge=4, le=512)
     max_batch_size: int = Field(default=64, ge=1, le=1000)
     max_list_response_bytes: int = Field(default=16 * 1_048_576, ge=65_536)
+    # UP-02: an upstream answer (one JSON object, or all events of one SSE response) beyond
+    # this is cut off with an error; GET notification streams are not capped.
+    max_response_bytes: int = Field(default=64 * 1_048_576, ge=65_536, le=4 * 1024 * 1_048_576)
     upstream_connect_timeout_seconds: float = Field(default=5, gt=0, le=60)
     upstream_pool_size: int = Field(default=100, ge=1, le=10_000)
 

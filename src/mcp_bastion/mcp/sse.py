@@ -1,7 +1,7 @@
-"""A small incremental Server-Sent Events splitter, for rewriting one event in a stream.
+"""A small incremental Server-Sent Events splitter: each event's data may be kept, replaced
+or dropped (a `tools/list` result to filter, a response for another request to drop).
 
-Only responses the gateway must change (a `tools/list` result to filter) go through it;
-every other stream is relayed byte for byte.
+Event framing (`event:`, `id:`, comments) is kept byte for byte.
 """
 
 from __future__ import annotations
@@ -11,7 +11,18 @@ from collections.abc import Callable
 
 from ..errors import UpstreamError
 
-__all__ = ["SseRewriter"]
+__all__ = ["DROP", "Rewrite", "SseRewriter"]
+
+
+class _Drop:
+    """The answer that removes an event from the stream."""
+
+    def __repr__(self) -> str:
+        return "DROP"
+
+
+DROP = _Drop()
+Rewrite = bytes | None | _Drop  # replacement data, None to keep, DROP to remove
 
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 
@@ -19,7 +30,7 @@ _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 class SseRewriter:
     """Feeds bytes in, gets bytes out; each complete event's data may be replaced."""
 
-    def __init__(self, rewrite_data: Callable[[bytes], bytes | None], *, max_event_bytes: int) -> None:
+    def __init__(self, rewrite_data: Callable[[bytes], Rewrite], *, max_event_bytes: int) -> None:
         self._rewrite = rewrite_data
         self._max = max_event_bytes
         self._buffer = b""
@@ -37,7 +48,9 @@ class SseRewriter:
                 # A whole event can arrive in the chunk that completes it: the cap applies to it too.
                 raise UpstreamError("upstream sent an oversized event")
             event, self._buffer = self._buffer[: match.start()], self._buffer[match.end() :]
-            out.append(self._event(event) + match.group())
+            kept = self._event(event)
+            if kept is not None:
+                out.append(kept + match.group())
         # Up to 3 buffered bytes may be the start of the boundary that ends an event of exactly
         # the cap: counting them would make the verdict depend on where TCP cut the stream.
         if len(self._buffer) > self._max + 3:
@@ -47,9 +60,9 @@ class SseRewriter:
 
     def finish(self) -> bytes:
         rest, self._buffer = self._buffer, b""
-        return self._event(rest) if rest.strip() else rest
+        return (self._event(rest) or b"") if rest.strip() else rest
 
-    def _event(self, event: bytes) -> bytes:
+    def _event(self, event: bytes) -> bytes | None:
         lines = re.split(rb"\r\n|\n|\r", event)
         data = [line[5:].removeprefix(b" ") for line in lines if line.startswith(b"data:")]
         if not data:
@@ -57,5 +70,7 @@ class SseRewriter:
         replaced = self._rewrite(b"\n".join(data))
         if replaced is None:
             return event
+        if isinstance(replaced, _Drop):
+            return None
         kept = [line for line in lines if not line.startswith(b"data:")]
         return b"\n".join([*kept, b"data: " + replaced])

@@ -2,8 +2,11 @@
 
 - Only an allow-list of request headers goes upstream; the client's Authorization, cookies
   and session id never do (TS-08). The upstream session id travels sealed to the client.
-- Responses stream through chunk by chunk (JSON or SSE, no whole-stream buffering), except
-  a `tools/list` result, which is filtered to the tools the caller may call.
+- SSE answers stream through event by event; a JSON answer (one object) is checked whole.
+  Either way, only responses to this exchange's requests pass (`responses.py`), a
+  `tools/list` result is filtered to the tools the caller may call, and the body is capped.
+- An upstream 5xx, an unexpected content type or a non-JSON body becomes the gateway's own
+  error: nothing of the upstream's text reaches the client (UP-03).
 - A client that disconnects cancels the upstream request.
 """
 
@@ -14,8 +17,6 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-import orjson
-
 from ..errors import UpstreamError
 from ..exchange import Exchange
 from ..mcp.era import MODERN_VERSIONS
@@ -24,13 +25,13 @@ from ..mcp.sse import SseRewriter
 from ..policy.decide import Allow, annotations_of, decide
 from ..policy.scopes import ScopeRegistry
 from .client import UpstreamClient, UpstreamResponse
+from .responses import ResponseGuard
 
 __all__ = ["Forward"]
 
 log = logging.getLogger("mcp_bastion.upstream")
 _PASSED_REQUEST_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id", "tracestate")
 _PASSED_RESPONSE_HEADERS = (b"content-type", b"cache-control", b"x-accel-buffering", b"content-length")
-_RELAYABLE_TYPES = ("application/json", "text/event-stream")
 USER_AGENT = b"mcp-bastion/0.1"
 
 
@@ -41,13 +42,16 @@ class Forward:
         sealer: SessionSealer,
         registry: ScopeRegistry,
         clock: Callable[[], float],
-        max_list_bytes: int,
+        *,
+        max_response_bytes: int,
+        max_event_bytes: int,
     ) -> None:
         self._client = client
         self._sealer = sealer
         self._registry = registry
         self._clock = clock
-        self._max_list = max_list_bytes
+        self._max_response = max_response_bytes
+        self._max_event = max_event_bytes
 
     async def __call__(self, ex: Exchange) -> None:
         # The relay runs in this task; a watcher cancels it if the client goes away (JR-12),
@@ -72,20 +76,26 @@ class Forward:
         timeout = None if method == "GET" else ex.route.config.timeout_seconds
         headers = self._request_headers(ex)
         async with self._client.stream(method, ex.route.upstream, headers, ex.body, timeout) as upstream:
-            if upstream.status in (401, 403):
+            status = upstream.status
+            if status in (401, 403):
                 # The upstream refused *our* credential; its challenge means nothing to the client.
                 raise UpstreamError("upstream refused the gateway's credential")
+            if status >= 500:
+                raise UpstreamError(f"upstream failed (HTTP {status})")
             content_type = (upstream.headers.get("content-type") or "").split(";")[0].strip().lower()
-            if content_type and content_type not in _RELAYABLE_TYPES:
-                raise UpstreamError("upstream answered with an unexpected content type")  # UP-03
-            rewrite = self._list_filter(ex, upstream.status)
-            if rewrite is not None and content_type == "application/json":
-                await self._send_rewritten_json(ex, upstream, rewrite)
+            # GET streams are long-lived notification channels: no byte cap, just the read loop.
+            cap = self._max_response if method == "POST" else None
+            if status in (202, 204):
+                await self._stream(ex, upstream, None, cap)  # accepted notifications: no body to check
+            elif content_type == "application/json":
+                await self._send_json(ex, upstream, self._guard(ex))
+            elif content_type == "text/event-stream":
+                sse = SseRewriter(self._guard(ex).sse_data, max_event_bytes=self._max_event)
+                await self._stream(ex, upstream, sse, cap)
+            elif content_type:
+                raise UpstreamError("upstream answered with an unexpected content type")
             else:
-                sse = (
-                    SseRewriter(rewrite, max_event_bytes=self._max_list) if rewrite and content_type else None
-                )
-                await self._stream(ex, upstream, sse)
+                await self._stream(ex, upstream, None, cap)  # 202 Accepted and other empty answers
 
     def _request_headers(self, ex: Exchange) -> list[tuple[bytes, bytes]]:
         source = ex.headers
@@ -126,50 +136,42 @@ class Forward:
             out.append((b"mcp-session-id", sealed.encode("ascii")))
         return out
 
-    async def _stream(self, ex: Exchange, upstream: UpstreamResponse, sse: SseRewriter | None) -> None:
+    async def _stream(
+        self, ex: Exchange, upstream: UpstreamResponse, sse: SseRewriter | None, cap: int | None
+    ) -> None:
         headers = self._response_headers(ex, upstream, drop_length=sse is not None)
         await ex.send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         ex.status = upstream.status
+        received = 0
         async for chunk in upstream.chunks():
+            received += len(chunk)
+            if cap is not None and received > cap:
+                raise UpstreamError("upstream answer exceeds limits.max_response_bytes")  # UP-02
             out = sse.feed(chunk) if sse is not None else chunk
             if out:
                 await ex.send({"type": "http.response.body", "body": out, "more_body": True})
         tail = sse.finish() if sse is not None else b""
         await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
 
-    async def _send_rewritten_json(
-        self, ex: Exchange, upstream: UpstreamResponse, rewrite: Callable[[bytes], bytes | None]
-    ) -> None:
+    async def _send_json(self, ex: Exchange, upstream: UpstreamResponse, guard: ResponseGuard) -> None:
         body = bytearray()
         async for chunk in upstream.chunks():
             body += chunk
-            if len(body) > self._max_list:
-                raise UpstreamError("upstream tools/list result is too large")
-        out = rewrite(bytes(body)) or bytes(body)
+            if len(body) > self._max_response:
+                raise UpstreamError("upstream answer exceeds limits.max_response_bytes")  # UP-02
+        out = guard.check_json(bytes(body)) if body else b""
         headers = self._response_headers(ex, upstream, drop_length=True)
         headers.append((b"content-length", str(len(out)).encode()))
         await ex.send({"type": "http.response.start", "status": upstream.status, "headers": headers})
         ex.status = upstream.status
         await ex.send({"type": "http.response.body", "body": out, "more_body": False})
 
-    def _list_filter(self, ex: Exchange, status: int) -> Callable[[bytes], bytes | None] | None:
-        if status != 200 or len(ex.calls) != 1 or ex.calls[0].method != "tools/list":
-            return None
-        request_id = ex.calls[0].id
+    def _guard(self, ex: Exchange) -> ResponseGuard:
+        ids = {c.id for c in ex.calls if c.id is not None and c.method} if ex.http_method == "POST" else None
+        listing = next((c.id for c in ex.calls if c.method == "tools/list"), None)
+        return ResponseGuard(ids, listing, lambda result: self._filter_tools(ex, result))
 
-        def rewrite(data: bytes) -> bytes | None:
-            return self._filter_tools(ex, request_id, data)
-
-        return rewrite
-
-    def _filter_tools(self, ex: Exchange, request_id: object, data: bytes) -> bytes | None:
-        try:
-            doc = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return None
-        result = doc.get("result") if isinstance(doc, dict) and doc.get("id") == request_id else None
-        if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-            return None
+    def _filter_tools(self, ex: Exchange, result: dict[str, Any]) -> None:
         tools = result["tools"]
         route = ex.route
         route.catalog.learn(tools)
@@ -180,7 +182,6 @@ class Forward:
         if ex.era is not None and ex.era.version in MODERN_VERSIONS:
             # caching.mdx: a list that differs per caller must not be shared across tokens.
             result["cacheScope"] = "private"
-        return orjson.dumps(doc)
 
 
 def _may_call(tool: Any, granted: frozenset[str], ex: Exchange) -> bool:

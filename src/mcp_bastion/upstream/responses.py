@@ -1,0 +1,96 @@
+"""What the gateway accepts from an upstream, message by message (UP-03, UP-04).
+
+A JSON-RPC response must answer a request of *this* HTTP exchange, once: a response with an
+unknown or repeated id is dropped (and logged), never relayed to a client it does not
+belong to. A JSON body that is not JSON-RPC is replaced by the gateway's own error, so an
+upstream's stack trace or internal host names never reach the client. The `tools/list`
+result is where the list filter applies.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Final
+
+import orjson
+
+from ..errors import UpstreamError
+from ..mcp.sse import DROP, Rewrite
+
+__all__ = ["ResponseGuard"]
+
+log = logging.getLogger("mcp_bastion.upstream")
+ListFilter = Callable[[dict[str, Any]], None]  # edits a tools/list result in place
+_NO_ID: Final = object()
+
+
+class ResponseGuard:
+    def __init__(
+        self, request_ids: set[str | int] | None, list_request: str | int | None, list_filter: ListFilter
+    ) -> None:
+        # None: any id (a session-era GET stream, where a resumed stream replays responses to
+        # earlier POSTs of the same session; the session itself is bound to the caller).
+        self._outstanding = request_ids
+        self._list_request = list_request
+        self._list_filter = list_filter
+
+    def check_json(self, body: bytes) -> bytes:
+        """The body to relay for an `application/json` answer, or UpstreamError."""
+        try:
+            doc = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise UpstreamError("upstream sent a body that is not JSON") from None
+        if isinstance(doc, list):
+            kept = [m for m in doc if self._admit(m) is not DROP]
+            if not kept:
+                raise UpstreamError("upstream sent no response for this request")
+            changed = len(kept) != len(doc) or self._filtered(kept)
+            return orjson.dumps(kept) if changed else body
+        verdict = self._admit(doc)
+        if verdict is DROP:
+            raise UpstreamError("upstream sent a response for another request")
+        return orjson.dumps(doc) if self._filtered([doc]) else body
+
+    def sse_data(self, data: bytes) -> Rewrite:
+        """For one SSE event's data: None (relay as is), new bytes, or DROP."""
+        if not data.strip():
+            return None  # a priming event (an `id:` for resumption, empty data; SEP-1699)
+        try:
+            doc = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            log.warning("dropped an SSE event that is not JSON")
+            return DROP
+        if self._admit(doc) is DROP:
+            return DROP
+        return orjson.dumps(doc) if self._filtered([doc]) else None
+
+    def _admit(self, message: Any) -> object:
+        if not isinstance(message, dict):
+            log.warning("dropped an upstream message that is not a JSON object")
+            return DROP
+        if "method" in message:
+            return None  # a server request or notification: the client decides what to do with it
+        if "result" not in message and "error" not in message:
+            log.warning("dropped an upstream message that is neither request nor response")
+            return DROP
+        rid = message.get("id", _NO_ID)
+        if self._outstanding is None:
+            return None
+        if rid is None and "error" in message:
+            return None  # an error about a request the upstream could not parse
+        if isinstance(rid, (str, int)) and not isinstance(rid, bool) and rid in self._outstanding:
+            self._outstanding.discard(rid)  # answered: a second response with this id is dropped
+            return None
+        log.warning("dropped an upstream response with an unknown or repeated id")
+        return DROP
+
+    def _filtered(self, messages: list[Any]) -> bool:
+        if self._list_request is None:
+            return False
+        for message in messages:
+            result = message.get("result") if message.get("id") == self._list_request else None
+            if isinstance(result, dict) and isinstance(result.get("tools"), list):
+                self._list_filter(result)
+                return True
+        return False

@@ -1,0 +1,146 @@
+"""UP-01 … UP-04: upstreams that hang, flood, fail or answer for someone else.
+
+The real gateway over loopback in front of an upstream that misbehaves on purpose
+(tests/support/faulty_upstream.py, recording_upstream.py for the hang).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import httpx
+import pytest
+
+from ..support.faulty_upstream import SECRET_HOST, FaultyUpstream
+from ..support.gateway import RunningGateway, running_gateway
+from ..support.issuer import LocalIssuer, running_issuer
+from ..support.recording_upstream import RecordingUpstream
+from ..support.servers import serve_asgi
+
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+CAP = 1_048_576  # limits.max_response_bytes for these tests
+
+
+@dataclass
+class Stack:
+    issuer: LocalIssuer
+    upstream: FaultyUpstream
+    gateway: RunningGateway
+    http: httpx.Client
+
+    def call(self, tool: str, rid: object = 41) -> httpx.Response:
+        token = self.issuer.token(audience=self.gateway.url("up"), scopes="tools.read")
+        body = {
+            "jsonrpc": "2.0",
+            "id": rid,
+            "method": "tools/call",
+            "params": {"name": tool, "arguments": {}},
+        }
+        return self.http.post(
+            self.gateway.url("up"),
+            content=json.dumps(body),
+            headers={**HEADERS, "authorization": f"Bearer {token}"},
+        )
+
+
+@pytest.fixture
+def stack() -> Iterator[Stack]:
+    upstream = FaultyUpstream()
+    with running_issuer() as issuer, serve_asgi(upstream) as up:
+        overrides = {
+            "servers": [{"name": "up", "upstream": f"{up.base_url}/mcp", "timeout_seconds": 2}],
+            "limits": {"max_response_bytes": CAP},
+        }
+        with running_gateway(issuer.issuer, {}, **overrides) as gw, httpx.Client(timeout=20) as http:
+            yield Stack(issuer, upstream, gw, http)
+
+
+def _gateway_error(response: httpx.Response, status: int, rid: object) -> dict[str, object]:
+    assert response.status_code == status
+    assert response.headers["content-type"] == "application/json"
+    doc = response.json()
+    assert doc["id"] == rid
+    assert SECRET_HOST not in response.text
+    error = doc["error"]
+    assert isinstance(error, dict)
+    return error
+
+
+def test_up01_upstream_that_never_answers_gets_a_jsonrpc_error_with_the_id() -> None:
+    upstream = RecordingUpstream()
+    with running_issuer() as issuer, serve_asgi(upstream) as up:
+        overrides = {"servers": [{"name": "rec", "upstream": f"{up.base_url}/mcp", "timeout_seconds": 1}]}
+        with running_gateway(issuer.issuer, {}, **overrides) as gw, httpx.Client(timeout=20) as http:
+            token = issuer.token(audience=gw.url("rec"))
+            body = {
+                "jsonrpc": "2.0",
+                "id": "h-1",
+                "method": "tools/call",
+                "params": {"name": "hang", "arguments": {}},
+            }
+            response = http.post(
+                gw.url("rec"),
+                content=json.dumps(body),
+                headers={**HEADERS, "authorization": f"Bearer {token}"},
+            )
+            error = _gateway_error(response, 504, "h-1")
+            assert error["code"] == -32001
+            assert upstream.cancelled.wait(5), "the hung upstream connection was not closed"
+            event = gw.audit.wait_for(lambda e: e.target == "hang")
+            assert (event.decision, event.status) == ("error", 504)
+
+
+def test_up02_a_huge_json_answer_is_cut_off(stack: Stack) -> None:
+    error = _gateway_error(stack.call("huge_json"), 502, 41)
+    assert "max_response_bytes" in str(error["message"])
+    assert stack.upstream.aborted.wait(5), "the upstream kept sending after the cap"
+
+
+def test_up02_an_endless_sse_answer_is_cut_off(stack: Stack) -> None:
+    with stack.http.stream(
+        "POST",
+        stack.gateway.url("up"),
+        content=json.dumps(
+            {"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "endless_sse"}}
+        ),
+        headers={
+            **HEADERS,
+            "authorization": f"Bearer {stack.issuer.token(audience=stack.gateway.url('up'))}",
+        },
+    ) as response:
+        received = sum(len(chunk) for chunk in response.iter_raw())
+    assert received <= CAP + 65_536
+    assert stack.upstream.aborted.wait(5), "the upstream kept sending after the cap"
+    assert stack.gateway.audit.wait_for(lambda e: e.target == "endless_sse").decision == "error"
+
+
+@pytest.mark.parametrize("fault", ["html_502", "stack_trace_500", "invalid_json"])
+def test_up03_upstream_garbage_becomes_a_sanitized_error(stack: Stack, fault: str) -> None:
+    error = _gateway_error(stack.call(fault), 502, 41)
+    assert error["code"] == -32603
+    assert "Traceback" not in str(error)
+
+
+def test_up04_a_response_for_another_id_is_not_relayed(stack: Stack) -> None:
+    error = _gateway_error(stack.call("wrong_id"), 502, 41)
+    assert "another request" in str(error["message"])
+
+
+def test_up04_sse_responses_with_unknown_or_repeated_ids_are_dropped(stack: Stack) -> None:
+    response = stack.call("sse_wrong_and_duplicate_ids", rid=5)
+    assert response.status_code == 200
+    messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    assert [m["id"] for m in messages] == [5]
+    assert messages[0]["result"]["content"][0]["text"] == "first"
+
+
+def test_a_well_behaved_answer_still_passes_unchanged(stack: Stack) -> None:
+    response = stack.call("fine")
+    assert response.status_code == 200
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": 41,
+        "result": {"content": [{"type": "text", "text": "fine"}]},
+    }

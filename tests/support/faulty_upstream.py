@@ -1,0 +1,143 @@
+"""An upstream that misbehaves on request: each tool name is a fault (UP-01 … UP-04)."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+SECRET_HOST = "db-7.internal.corp"  # must never reach a client
+
+
+@dataclass
+class FaultyUpstream:
+    requests: int = 0
+    aborted: threading.Event = field(default_factory=threading.Event)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        self.requests += 1
+        doc = orjson.loads(body)
+        rid = doc.get("id")
+        fault = (doc.get("params") or {}).get("name", "")
+        if doc.get("method") == "tools/list":
+            tools = [
+                {"name": n, "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": True}}
+                for n in FAULTS
+            ]
+            await _json(send, 200, {"jsonrpc": "2.0", "id": rid, "result": {"tools": tools}})
+        elif fault == "html_502":
+            await _raw(send, 502, b"text/html", f"<h1>Bad Gateway</h1><p>{SECRET_HOST}</p>".encode())
+        elif fault == "stack_trace_500":
+            await _raw(
+                send,
+                500,
+                b"application/json",
+                orjson.dumps({"trace": f"Traceback ... connect({SECRET_HOST})"}),
+            )
+        elif fault == "invalid_json":
+            await _raw(send, 200, b"application/json", f"{{not json {SECRET_HOST}".encode())
+        elif fault == "wrong_id":
+            await _json(send, 200, {"jsonrpc": "2.0", "id": "someone-else", "result": {"content": []}})
+        elif fault == "sse_wrong_and_duplicate_ids":
+            await self._sse(
+                send,
+                [
+                    {"jsonrpc": "2.0", "id": "someone-else", "result": {}},
+                    _ok(rid, "first"),
+                    _ok(rid, "second"),
+                ],
+            )
+        elif fault == "huge_json":
+            await self._endless(
+                send,
+                receive,
+                b"application/json",
+                b'{"jsonrpc":"2.0","id":1,"result":{"pad":"' + b"x" * 65536,
+            )
+        elif fault == "endless_sse":
+            note = orjson.dumps(
+                {
+                    "jsonrpc": "2.0",
+                    "method": "notifications/progress",
+                    "params": {"progressToken": 1, "progress": 1},
+                }
+            )
+            await self._endless(send, receive, b"text/event-stream", b"data: " + note + b"\n\n")
+        else:
+            await _json(send, 200, _ok(rid, "fine"))
+
+    async def _sse(self, send: Any, messages: list[dict[str, Any]]) -> None:
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"text/event-stream")],
+            }
+        )
+        for message in messages:
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + orjson.dumps(message) + b"\n\n",
+                    "more_body": True,
+                }
+            )
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _endless(self, send: Any, receive: Any, content_type: bytes, chunk: bytes) -> None:
+        """Sends `chunk` until the gateway hangs up (uvicorn reports that through receive)."""
+
+        async def watch() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            self.aborted.set()
+
+        watcher = asyncio.ensure_future(watch())
+        await send(
+            {"type": "http.response.start", "status": 200, "headers": [(b"content-type", content_type)]}
+        )
+        for _ in range(1_000_000):  # ~64 GB at most: bounded, but far past any cap
+            if self.aborted.is_set():
+                break
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)  # let the disconnect be noticed between chunks
+        watcher.cancel()
+        await send({"type": "http.response.body", "body": b""})
+
+
+FAULTS = (
+    "html_502",
+    "stack_trace_500",
+    "invalid_json",
+    "wrong_id",
+    "sse_wrong_and_duplicate_ids",
+    "huge_json",
+    "endless_sse",
+    "fine",
+)
+
+
+def _ok(rid: Any, text: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "result": {"content": [{"type": "text", "text": text}]}}
+
+
+async def _json(send: Any, status: int, doc: dict[str, Any]) -> None:
+    await _raw(send, status, b"application/json", orjson.dumps(doc))
+
+
+async def _raw(send: Any, status: int, content_type: bytes, body: bytes) -> None:
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [(b"content-type", content_type)]}
+    )
+    await send({"type": "http.response.body", "body": body})
