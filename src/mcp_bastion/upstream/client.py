@@ -40,6 +40,9 @@ class UpstreamResponse:
     def chunks(self) -> AsyncIterator[bytes]:
         return self._response.chunks(self._read_timeout)
 
+    async def read_all(self, cap: int) -> bytes | None:
+        return await self._response.read_all(self._read_timeout, cap)
+
 
 class UpstreamClient:
     def __init__(self, limits: LimitsConfig) -> None:
@@ -47,6 +50,24 @@ class UpstreamClient:
             max_per_origin=limits.upstream_pool_size, connect_timeout=limits.upstream_connect_timeout_seconds
         )
         self._origins: dict[str, Origin] = {}
+
+    async def open(
+        self,
+        method: str,
+        url: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        read_timeout: float | None,
+    ) -> UpstreamResponse:
+        """Send a request; the caller must `close()` the response (the hot path's form)."""
+        origin = self._origins.get(url)
+        if origin is None:
+            origin = self._origins[url] = Origin.parse(url)
+        raw = await self._pool.send(origin, method.encode("ascii"), headers, body, read_timeout)
+        return UpstreamResponse(raw, read_timeout)
+
+    def close(self, response: UpstreamResponse) -> None:
+        self._pool.release(response._response)  # reused only if read to the end; otherwise closed
 
     @asynccontextmanager
     async def stream(
@@ -57,14 +78,11 @@ class UpstreamClient:
         body: bytes,
         read_timeout: float | None,
     ) -> AsyncIterator[UpstreamResponse]:
-        origin = self._origins.get(url)
-        if origin is None:
-            origin = self._origins[url] = Origin.parse(url)
-        raw = await self._pool.send(origin, method.encode("ascii"), headers, body, read_timeout)
+        response = await self.open(method, url, headers, body, read_timeout)
         try:
-            yield UpstreamResponse(raw, read_timeout)
+            yield response
         finally:
-            self._pool.release(raw)  # reused only if read to the end; otherwise closed
+            self.close(response)
 
     async def aclose(self) -> None:
         await self._pool.aclose()

@@ -75,7 +75,8 @@ class Forward:
         method = ex.http_method
         timeout = None if method == "GET" else ex.route.config.timeout_seconds
         headers = self._request_headers(ex)
-        async with self._client.stream(method, ex.route.upstream, headers, ex.body, timeout) as upstream:
+        upstream = await self._client.open(method, ex.route.upstream, headers, ex.body, timeout)
+        try:
             status = upstream.status
             if status in (401, 403):
                 # The upstream refused *our* credential; its challenge means nothing to the client.
@@ -96,6 +97,8 @@ class Forward:
                 raise UpstreamError("upstream answered with an unexpected content type")
             else:
                 await self._stream(ex, upstream, None, cap)  # 202 Accepted and other empty answers
+        finally:
+            self._client.close(upstream)
 
     def _request_headers(self, ex: Exchange) -> list[tuple[bytes, bytes]]:
         source = ex.headers
@@ -154,12 +157,10 @@ class Forward:
         await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
 
     async def _send_json(self, ex: Exchange, upstream: UpstreamResponse, guard: ResponseGuard) -> None:
-        body = bytearray()
-        async for chunk in upstream.chunks():
-            body += chunk
-            if len(body) > self._max_response:
-                raise UpstreamError("upstream answer exceeds limits.max_response_bytes")  # UP-02
-        out = guard.check_json(bytes(body)) if body else b""
+        body = await upstream.read_all(self._max_response)
+        if body is None:
+            raise UpstreamError("upstream answer exceeds limits.max_response_bytes")  # UP-02
+        out = guard.check_json(body) if body else b""
         headers = self._response_headers(ex, upstream, drop_length=True)
         headers.append((b"content-length", str(len(out)).encode()))
         await ex.send({"type": "http.response.start", "status": upstream.status, "headers": headers})

@@ -13,7 +13,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
 
@@ -116,22 +116,37 @@ class _Connection(asyncio.Protocol):
             self.transport.close()
 
 
-@dataclass(slots=True, eq=False)
 class RawResponse:
     """An upstream response whose body is read as it arrives."""
 
-    _connection: _Connection
-    status: int = 0
-    headers: list[tuple[bytes, bytes]] = field(default_factory=list)
-    headers_done: bool = False
-    complete: bool = False
-    keep_alive: bool = False
-    until_close: bool = False
-    _chunks: deque[bytes] = field(default_factory=deque)
-    _buffered: int = 0
-    _error: str | None = None
-    _waiter: asyncio.Future[None] | None = None
-    _paused: bool = False
+    __slots__ = (
+        "_buffered",
+        "_chunks",
+        "_connection",
+        "_error",
+        "_paused",
+        "_waiter",
+        "complete",
+        "headers",
+        "headers_done",
+        "keep_alive",
+        "status",
+        "until_close",
+    )
+
+    def __init__(self, connection: _Connection) -> None:
+        self._connection = connection
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.complete = False
+        self.keep_alive = False
+        self.until_close = False
+        self._chunks: deque[bytes] = deque()
+        self._buffered = 0
+        self._error: str | None = None
+        self._waiter: asyncio.Future[object] | None = None
+        self._paused = False
 
     def header(self, name: bytes) -> bytes | None:
         for key, value in self.headers:
@@ -181,15 +196,46 @@ class RawResponse:
             else:
                 await self._wait(timeout, "upstream stopped sending within the timeout")
 
+    async def read_all(self, timeout: float | None, cap: int) -> bytes | None:
+        """The whole body, or None past `cap` bytes. Small answers usually arrived with
+        their headers, so this returns without another wait."""
+        while not self.complete:
+            if self._error is not None:
+                raise UpstreamError("upstream connection failed mid-response")
+            if self._buffered > cap:
+                return None
+            if self._paused and self._connection.transport is not None:
+                self._paused = False  # keep reading: the body is collected, not streamed
+                self._connection.transport.resume_reading()
+            await self._wait(timeout, "upstream stopped sending within the timeout")
+        if self._buffered > cap:
+            return None
+        body = b"".join(self._chunks)
+        self._chunks.clear()
+        self._buffered = 0
+        return body
+
     async def _wait(self, timeout: float | None, message: str) -> None:
-        self._waiter = asyncio.get_running_loop().create_future()
+        # A bare future and one timer handle: cheaper than asyncio.timeout on every wait.
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter) if timeout is not None else None
         try:
-            async with asyncio.timeout(timeout):
-                await self._waiter
-        except TimeoutError:
-            raise UpstreamTimeout(message) from None
+            await waiter
         finally:
             self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        if waiter.result() is _TIMED_OUT:
+            raise UpstreamTimeout(message)
+
+
+_TIMED_OUT = object()
+
+
+def _expire(waiter: asyncio.Future[object]) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIMED_OUT)
 
 
 class Http11Pool:
