@@ -1,7 +1,8 @@
 """Authorization-server metadata discovery (RFC 8414, OpenID Connect Discovery 1.0).
 
 The document's `issuer` must be byte-identical to the configured issuer (RFC 8414 §3.3,
-OIDC Discovery §4.3): a mismatch is a mix-up or a misconfiguration, and is refused.
+OIDC Discovery §4.3): a mismatch is a mix-up or a misconfiguration, and is refused. So is a
+`jwks_uri` that is not https or whose host resolves to an internal address (DM-06).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ..errors import KeySourceError
-from .fetch import check_fetch_url, fetch_json
+from .fetch import check_fetch_target, check_fetch_url, fetch_json
 
 __all__ = ["discover_jwks_uri", "metadata_urls"]
 
@@ -44,7 +45,10 @@ async def discover_jwks_uri(
         except KeySourceError as exc:
             last = exc
             continue
-        return _jwks_uri_of(document, issuer, allow_insecure_http)
+        jwks_uri = _jwks_uri_of(document, issuer, allow_insecure_http)
+        # A document naming an internal address is refused whole, like a mismatching issuer.
+        await check_fetch_target(jwks_uri, timeout=timeout, allow_insecure_http=allow_insecure_http)
+        return jwks_uri
     raise last or KeySourceError("no metadata document found")
 
 

@@ -1,10 +1,24 @@
 """Fetching JSON documents from an IdP: no redirects, a size cap, a timeout, one error type.
 
+Server-side request forgery (DM-06, RFC 9728 §7.7): a discovered `jwks_uri` is chosen by
+whoever serves the metadata. So the URL is checked (https only; plain http only to a
+loopback host in development mode), and every connection is checked where it is made:
+before connecting, the host must resolve only to public addresses (not loopback, private,
+link-local, shared, reserved or multicast, also when wrapped in IPv4-mapped, NAT64, 6to4 or
+Teredo IPv6 forms); once connected, the peer address itself is checked again, before a
+single byte is sent, so a DNS answer that changes between the two (rebinding) is caught.
+The name stays in the URL, so `Host`, TLS SNI and certificate checks are unchanged.
+Development mode (`allow_insecure_http`) also admits loopback addresses, and nothing else.
+
 httpx errors are translated here into KeySourceError and go no further.
 """
 
 from __future__ import annotations
 
+import asyncio
+import ipaddress
+import socket
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -14,9 +28,11 @@ import orjson
 from ..config.model import _is_loopback
 from ..errors import KeySourceError
 
-__all__ = ["MAX_DOCUMENT_BYTES", "check_fetch_url", "fetch_json"]
+__all__ = ["MAX_DOCUMENT_BYTES", "check_fetch_target", "check_fetch_url", "fetch_json", "fetchable_address"]
 
 MAX_DOCUMENT_BYTES = 1_048_576  # DM-03: a 50 MB JWKS is an attack, not a key set
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def check_fetch_url(url: str, *, allow_insecure_http: bool) -> None:
@@ -31,13 +47,32 @@ def check_fetch_url(url: str, *, allow_insecure_http: bool) -> None:
     raise KeySourceError(f"refusing to fetch a non-https URL from {parts.hostname}")
 
 
+async def check_fetch_target(url: str, *, timeout: float, allow_insecure_http: bool) -> None:
+    """check_fetch_url, and the host may not resolve to an address we refuse to fetch from: for
+    a URL learned from a document, so a bad one is refused before it is ever used (DM-06). A
+    name that does not resolve now is left to the fetch, which checks again when it connects."""
+    check_fetch_url(url, allow_insecure_http=allow_insecure_http)
+    parts = urlsplit(url)
+    assert parts.hostname is not None  # check_fetch_url refused host-less URLs
+    try:
+        addresses = await _resolve(parts.hostname, parts.port or 443, timeout)
+    except KeySourceError:
+        return
+    _refuse_internal(parts.hostname, addresses, allow_insecure_http)
+
+
 async def fetch_json(
     client: httpx.AsyncClient, url: str, *, timeout: float, allow_insecure_http: bool
 ) -> Any:
     check_fetch_url(url, allow_insecure_http=allow_insecure_http)
     try:
         async with client.stream(
-            "GET", url, timeout=timeout, follow_redirects=False, headers={"accept": "application/json"}
+            "GET",
+            url,
+            timeout=timeout,
+            follow_redirects=False,
+            headers={"accept": "application/json"},
+            extensions={"trace": _connection_guard(timeout, allow_insecure_http)},
         ) as response:
             if response.status_code != 200:
                 raise KeySourceError(f"{_host(url)} answered HTTP {response.status_code}")
@@ -54,6 +89,84 @@ async def fetch_json(
         return orjson.loads(body)
     except orjson.JSONDecodeError:
         raise KeySourceError(f"{_host(url)} sent a document that is not JSON") from None
+
+
+def _connection_guard(
+    timeout: float, allow_loopback: bool
+) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+    """An httpcore trace hook: vets the host before each new connection and the peer after it."""
+
+    async def guard(event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.started":
+            await fetchable_address(info["host"], info["port"], timeout, allow_loopback=allow_loopback)
+        elif event == "connection.connect_tcp.complete":
+            stream = info["return_value"]
+            peer = stream.get_extra_info("server_addr")
+            address = _literal(str(peer[0])) if isinstance(peer, tuple) and peer else None
+            if address is None or not _fetchable(address, allow_loopback):
+                await stream.aclose()
+                raise KeySourceError("refusing to fetch: the connection went to a non-public address")
+
+    return guard
+
+
+async def fetchable_address(host: str, port: int, timeout: float, *, allow_loopback: bool) -> IPAddress:
+    """The first address of `host`, when every address it resolves to may be fetched from."""
+    addresses = await _resolve(host, port, timeout)
+    _refuse_internal(host, addresses, allow_loopback)
+    return addresses[0]
+
+
+async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
+    literal = _literal(host)
+    if literal is not None:
+        return [literal]
+    try:
+        async with asyncio.timeout(timeout):
+            infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except TimeoutError:
+        raise KeySourceError(f"cannot resolve {host} within {timeout:g} s") from None
+    except OSError:
+        raise KeySourceError(f"cannot resolve {host}") from None
+    addresses = [a for a in (_literal(str(info[4][0])) for info in infos) if a is not None]
+    if not addresses:
+        raise KeySourceError(f"cannot resolve {host}")
+    return addresses
+
+
+def _refuse_internal(host: str, addresses: list[IPAddress], allow_loopback: bool) -> None:
+    if not all(_fetchable(a, allow_loopback) for a in addresses):
+        raise KeySourceError(f"refusing to fetch from {host}: it resolves to a non-public address")
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone index is not part of it
+    except ValueError:
+        return None
+
+
+def _fetchable(address: IPAddress, allow_loopback: bool) -> bool:
+    embedded = _embedded_ipv4(address)
+    if embedded is not None:
+        return _fetchable(embedded, allow_loopback)
+    if address.is_loopback:
+        return allow_loopback
+    return address.is_global and not address.is_multicast
+
+
+def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
+    if not isinstance(address, ipaddress.IPv6Address):
+        return None
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if any(address in net for net in _NAT64):
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
 
 
 def _host(url: str) -> str:
