@@ -54,6 +54,15 @@ def load_config(
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
         problem = getattr(exc, "problem", None) or "not valid YAML"
         raise ConfigError(f"{problem}", source=source, path=where) from None
+    except RecursionError:
+        # PyYAML's composer recurses once per nesting level ("[[[[…").
+        raise ConfigError("not valid YAML: nested too deeply", source=source) from None
+    except Exception as exc:
+        # PyYAML's constructors let plain errors escape for values their tags cannot hold:
+        # ValueError for 2020-02-30 or an integer past CPython's digit limit (CVE-2020-10735),
+        # IndexError, KeyError or AttributeError for an empty `!!float`, `!!bool` or `!!timestamp`.
+        detail = f" ({exc})" if isinstance(exc, ValueError) else ""
+        raise ConfigError(f"a value cannot be read{detail}", source=source) from None
     config = parse_config(data, source=source)
     if not read_secrets:
         return LoadedConfig(config, {}, source)
