@@ -21,7 +21,10 @@ BASE = {
     [
         ({"sessions.key": "dG9vIHNob3J0"}, "sessions.key"),
         ({"sessions.key": "not base64 at all!"}, "sessions.key"),
-        ({"signing.key": '{"kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'}, "signing.key"),
+        (
+            {"signing.key": '{"kty": "oct", "k": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}'},
+            "signing.key",
+        ),
         ({"signing.key": "not a jwk"}, "signing.key"),
     ],
 )

@@ -377,7 +377,8 @@ def stack(
     upstream_url = f"http://127.0.0.1:{upstream_sock.getsockname()[1]}/mcp"
     base = f"http://127.0.0.1:{gateway_sock.getsockname()[1]}"
     servers = [{"name": "rec", "upstream": upstream_url, "timeout_seconds": 5, **(server or {})}]
-    servers += extra_servers or []
+    # "{upstream}" in an extra server's URL is the recording upstream's (another path on it, say).
+    servers += [{**e, "upstream": e["upstream"].format(upstream=upstream_url)} for e in extra_servers or []]
     providers = (
         identity_providers(controlled.issuer)
         if identity_providers is not None

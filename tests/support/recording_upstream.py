@@ -71,8 +71,8 @@ class RecordingUpstream:
             answers = [self._answer(m) for m in doc if "id" in m]
             await _reply(send, 200, orjson.dumps(answers))
             return
-        if "id" not in doc:
-            await _reply(send, 202, b"")
+        if "id" not in doc or "method" not in doc:
+            await _reply(send, 202, b"")  # a notification, or the client's response to us
             return
         method, params = doc["method"], doc.get("params") or {}
         if method == "tools/call" and params.get("name") == "hang":

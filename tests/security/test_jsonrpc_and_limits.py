@@ -1,0 +1,332 @@
+"""Catalog section E (JR): JSON-RPC parsing and resource limits, against the real gateway over
+loopback. Bodies go out as raw bytes, so nothing is "fixed" by a client library on the way."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from .support import (
+    MODERN,
+    Stack,
+    call,
+    initialize,
+    jsonrpc_error,
+    read_response,
+    request_head,
+    rpc,
+    stack,
+)
+
+
+@pytest.fixture(scope="module")
+def jr() -> Iterator[Stack]:
+    with stack() as s:
+        yield s
+
+
+def refused(s: Stack, body: bytes, code: int, rid: object, *, status: int = 400, **headers: str) -> None:
+    mark = s.mark()
+    response = s.post(body, token=s.token(), headers=headers)
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert jsonrpc_error(response) == (code, rid)
+    assert s.since(mark) == []
+
+
+# --- JR-01 ---------------------------------------------------------------------------------
+
+
+def test_jr01_batches(jr: Stack) -> None:
+    huge = json.dumps([rpc("ping", id=i) for i in range(10_000)]).encode()
+    refused(jr, huge, -32600, None)
+    refused(jr, json.dumps([rpc("ping", id=i) for i in range(65)]).encode(), -32600, None)
+    mark = jr.mark()
+    response = jr.post(b"[]", token=jr.token())
+    assert response.status_code == 400
+    assert response.json() == {"jsonrpc": "2.0", "id": None, "error": response.json()["error"]}  # one object
+    assert response.json()["error"]["code"] == -32600
+    for version in ("2025-06-18", "2025-11-25", MODERN):
+        refused(
+            jr,
+            json.dumps([rpc("ping", id=1), rpc("ping", id=2)]).encode(),
+            -32600,
+            None,
+            **{"mcp-protocol-version": version},
+        )
+    assert jr.since(mark) == []
+
+
+def test_jr01_batch_at_the_cap_is_authorized_element_by_element(jr: Stack) -> None:
+    jr.post(rpc("tools/list"), token=jr.token("tools.write"))  # the catalog knows the annotations
+    mark = jr.mark()
+    mixed = [call("read_thing", 1)] * 32 + [call("drop_thing", 2)] + [rpc("ping", id=3)] * 31
+    response = jr.post(mixed, token=jr.token("tools.read"))
+    assert response.status_code == 403
+    assert 'scope="tools.write"' in response.headers["www-authenticate"]
+    assert jr.tool_calls_since(mark) == []
+    assert jr.since(mark) == []
+    allowed = jr.post([call("read_thing", i) for i in range(64)], token=jr.token("tools.read"))
+    assert allowed.status_code == 200
+    assert [a["id"] for a in allowed.json()] == list(range(64))
+
+
+# --- JR-02 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_token", [True, False])
+def test_jr02_declared_huge_body_is_413_without_reading_it(jr: Stack, with_token: bool) -> None:
+    mark = jr.mark()
+    head = request_head(jr, jr.token() if with_token else None, body_length=100 * 1_048_576) + b"\r\n"
+    started = time.monotonic()
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(head)  # headers only: the 100 MB never comes
+        status, _, body = read_response(conn, timeout=3)
+    assert status == 413
+    assert json.loads(body)["error"]["code"] == -32600
+    assert time.monotonic() - started < 2
+    assert jr.since(mark) == []
+
+
+def test_jr02_undeclared_oversized_body_is_413(jr: Stack) -> None:
+    """Chunked, no Content-Length: counted while read, refused at the first byte over the cap."""
+    mark = jr.mark()
+    head = (
+        request_head(jr, jr.token()).replace(b"Content-Length", b"X-Nothing")
+        + b"Transfer-Encoding: chunked\r\n\r\n"
+    )
+    chunk = b"x" * 65536
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(head)
+        try:
+            for _ in range(40):  # 2.5 MiB offered against a 1 MiB cap
+                conn.sendall(b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+        except OSError:
+            pass  # the gateway may answer and close before all of it is sent
+        status, _, _ = read_response(conn, timeout=5)
+    assert status == 413
+    assert jr.since(mark) == []
+
+
+# --- JR-04 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"[" * 100_000,
+        b'{"a":' * 50_000,
+        json.dumps(rpc("ping", {"x": json.loads("[" * 70 + "]" * 70)})).encode(),  # depth over 64, valid JSON
+        b"[" * 100_000 + b"]" * 100_000,
+    ],
+    ids=["open-brackets", "open-objects", "deep-params", "deep-balanced"],
+)
+def test_jr04_deep_nesting_is_a_parse_error(jr: Stack, body: bytes) -> None:
+    refused(jr, body, -32700, None)
+
+
+def test_jr04_control_nesting_under_the_cap_passes(jr: Stack) -> None:
+    body = rpc("ping", {"x": json.loads("[" * 60 + "]" * 60)})
+    assert jr.post(body, token=jr.token()).status_code == 200
+
+
+# --- JR-05 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw_id", "code"),
+    [
+        (b"1" + b"0" * 4999, -32700),  # 5,000 digits
+        (b"null", -32600),
+        (b'{"a":1}', -32600),
+        (b"[1]", -32600),
+        (b"1.5", -32600),
+        (b"1e3", -32600),
+        (b"18446744073709551616", -32600),  # 2**64: a float after parsing
+        (b"true", -32600),
+        (b'"' + b"i" * 257 + b'"', -32600),
+    ],
+    ids=["5000-digits", "null", "object", "array", "float", "exponent", "2**64", "bool", "long-string"],
+)
+def test_jr05_bad_ids(jr: Stack, raw_id: bytes, code: int) -> None:
+    body = b'{"jsonrpc":"2.0","id":' + raw_id + b',"method":"ping","params":{}}'
+    refused(jr, body, code, None)
+
+
+@pytest.mark.parametrize("rid", [0, -1, 9223372036854775807, "", "x" * 256])
+def test_jr05_control_ids_that_are_fine(jr: Stack, rid: object) -> None:
+    response = jr.post(rpc("ping", id=rid), token=jr.token())
+    assert response.status_code == 200
+    assert response.json()["id"] == rid
+
+
+def test_jr05_id_reused_in_a_session_is_forwarded_never_500(jr: Stack) -> None:
+    """The gateway keeps no per-session id ledger (it holds no session state at all): a reused id
+    is the upstream's to refuse. Each HTTP exchange carries its own answer, so a reuse can never
+    deliver one caller's result to another; and the gateway never fails on it."""
+    session = jr.post(initialize(), token=jr.token()).headers["mcp-session-id"]
+    headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+    mark = jr.mark()
+    for _ in range(2):
+        response = jr.post(call("read_thing", 7), token=jr.token(), headers=headers)
+        assert response.status_code == 200
+        assert response.json()["id"] == 7
+    assert len(jr.tool_calls_since(mark)) == 2
+
+
+# --- JR-06 ---------------------------------------------------------------------------------
+
+_PING = json.dumps(rpc("ping")).encode()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _PING.replace(b'"ping"', b'"pi\xffng"'),
+        b"\xff" + _PING,
+        _PING.decode().encode("utf-16"),  # with its BOM
+        _PING.decode().encode("utf-16-le"),
+        b"\xef\xbb\xbf" + _PING,  # a UTF-8 BOM
+        _PING.replace(b'"ping"', b'"pi\\ud800ng"'),  # a lone surrogate, escaped
+        _PING.replace(b'"ping"', b'"pi\xed\xa0\x80ng"'),  # a lone surrogate, raw (CESU)
+        _PING.replace(b'"ping"', b'"pi\xc0\xafng"'),  # overlong encoding of "/"
+        _PING.replace(b"{}", b'{"x":NaN}'),
+        _PING.replace(b"{}", b'{"x":Infinity}'),
+        _PING.replace(b"{}", b'{"x":-Infinity}'),
+        _PING + b"\x00",
+        _PING + b" trailing",
+        b"",
+    ],
+    ids=[
+        "ff-inside",
+        "ff-first",
+        "utf16-bom",
+        "utf16-le",
+        "utf8-bom",
+        "escaped-lone-surrogate",
+        "raw-surrogate",
+        "overlong",
+        "nan",
+        "infinity",
+        "minus-infinity",
+        "nul-after",
+        "trailing-garbage",
+        "empty",
+    ],
+)
+def test_jr06_not_utf8_json_is_a_parse_error_and_never_forwarded(jr: Stack, body: bytes) -> None:
+    refused(jr, body, -32700, None)
+
+
+# --- JR-09 ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "code", "rid"),
+    [
+        ({"jsonrpc": "1.0", "id": 9, "method": "ping"}, -32600, 9),
+        ({"id": 9, "method": "ping"}, -32600, 9),
+        ({"jsonrpc": 2.0, "id": 9, "method": "ping"}, -32600, 9),
+        ({"jsonrpc": "2.0", "id": 9, "method": "ping", "params": 5}, -32602, 9),
+        ({"jsonrpc": "2.0", "id": 9, "method": "ping", "params": "x"}, -32602, 9),
+        ({"jsonrpc": "2.0", "id": 9, "method": "ping", "params": [1]}, -32602, 9),
+        ({"jsonrpc": "2.0", "id": 9, "method": 5}, -32600, 9),
+        ({"jsonrpc": "2.0", "id": 9, "method": ""}, -32600, 9),
+        ({"jsonrpc": "2.0", "id": 9}, -32600, 9),
+        ({"jsonrpc": "2.0", "id": None, "result": {}}, -32600, None),  # a response without an id
+        ({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": 5}}, -32602, 9),
+        ({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {}}, -32602, 9),
+        (5, -32600, None),
+        ("ping", -32600, None),
+        (None, -32600, None),
+    ],
+)
+def test_jr09_malformed_messages(jr: Stack, body: object, code: int, rid: object) -> None:
+    refused(jr, json.dumps(body).encode(), code, rid)
+
+
+def test_jr09_client_response_objects(jr: Stack) -> None:
+    """Session era: a client's response (to a server's sampling or elicitation request) is
+    forwarded; 2026-07-28 has no such thing on a POST, so it is refused (-32020, the era's
+    header rules) with its id."""
+    mark = jr.mark()
+    response = jr.post({"jsonrpc": "2.0", "id": "srv-1", "result": {}}, token=jr.token())
+    assert response.status_code == 202  # the upstream's answer to a response (transports §POST)
+    assert jr.since(mark)[-1].json == {"jsonrpc": "2.0", "id": "srv-1", "result": {}}
+    mark = jr.mark()
+    body = {"jsonrpc": "2.0", "id": "srv-2", "result": {}}
+    refused(jr, json.dumps(body).encode(), -32020, "srv-2", **{"mcp-protocol-version": MODERN})
+    assert jr.since(mark) == []
+
+
+# --- JR-10 ---------------------------------------------------------------------------------
+
+
+def _trickle(conn: socket.socket, data: bytes, interval: float, stop: threading.Event) -> None:
+    for byte in data:
+        if stop.wait(interval):
+            return
+        try:
+            conn.send(bytes([byte]))
+        except OSError:
+            return
+
+
+def test_jr10_slow_body_gets_408_within_the_read_timeout(jr: Stack) -> None:
+    """One byte every 0.2 s: the body never completes within the (default, 10 s) read timeout.
+    The gateway answers 408 and the request's task ends; the upstream never sees it."""
+    mark = jr.mark()
+    body = json.dumps(rpc("ping", {"pad": "x" * 200})).encode()
+    stop = threading.Event()
+    with socket.create_connection((jr.host, jr.port), timeout=15) as conn:
+        conn.sendall(request_head(jr, jr.token(), body_length=len(body)) + b"\r\n")
+        started = time.monotonic()
+        sender = threading.Thread(target=_trickle, args=(conn, body, 0.2, stop), daemon=True)
+        sender.start()
+        try:
+            status, _, reply = read_response(conn, timeout=14)
+        finally:
+            stop.set()
+            sender.join(2)
+    elapsed = time.monotonic() - started
+    assert status == 408
+    assert json.loads(reply)["error"]["code"] == -32600
+    assert 9.5 < elapsed < 12
+    assert jr.since(mark) == []
+    jr.gateway.audit.wait_for(lambda e: e.status == 408)
+
+
+def test_jr10_idle_and_slow_connections_do_not_hold_up_other_users(jr: Stack) -> None:
+    stop = threading.Event()
+    idle = [socket.create_connection((jr.host, jr.port), timeout=5) for _ in range(200)]
+    slow = []
+    senders = []
+    try:
+        for _ in range(20):
+            conn = socket.create_connection((jr.host, jr.port), timeout=5)
+            slow.append(conn)
+            head = request_head(jr, jr.token(), body_length=100) + b"\r\n"
+            sender = threading.Thread(target=_trickle, args=(conn, head, 0.2, stop), daemon=True)
+            sender.start()
+            senders.append(sender)
+        started = time.monotonic()
+        for _ in range(10):
+            assert jr.post(call("read_thing"), token=jr.token()).status_code == 200
+        assert time.monotonic() - started < 2
+    finally:
+        stop.set()
+        for conn in idle + slow:
+            conn.close()
+        for sender in senders:
+            sender.join(2)
+
+
+# Not here yet, because they fail for reasons outside the gateway's stages: a slow or idle
+# request head is never cut off (uvicorn arms no timer before a first request completes), and
+# the connection stays open after the 408 (the reply carries no `connection: close`, and every
+# trickled byte cancels uvicorn's keep-alive timer). Both need serving.py / replies.py.
