@@ -1,0 +1,312 @@
+"""The load bench: `bench/run` (which installs what it needs) or `python -m bench`.
+
+Starts every target on loopback, then for each workload runs rounds of A B C D E with wrk,
+prints a table per workload, measures idle SSE streams, 1 vs 2 gateway workers and the
+session sealer, and writes bench/out/results.json and bench/out/bench.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import goals as issue_goals
+from . import report
+from .issuer import LocalIssuer
+from .load import Sample, probe, run_wrk, wait_idle
+from .machine import describe
+from .sealing import measure_sealing
+from .streams import StreamSample, measure_idle_streams
+from .targets import REPO, Launcher, Target
+from .workloads import WORKERS, WORKLOADS, Workload
+
+OUT = REPO / "bench" / "out"
+
+
+@dataclass
+class Settings:
+    rounds: int
+    seconds: int
+    warmup: int  # seconds of unrecorded load per target before a workload's rounds (0: none)
+    streams: int
+    fastmcp_streams: int  # each FastMCP stream opens a whole upstream session: ~0.1 s of CPU apiece
+    probe_calls: int
+    quick: bool
+
+
+@dataclass
+class Run:
+    settings: Settings
+    targets: list[Target] = field(default_factory=list)
+    samples: dict[str, list[Sample]] = field(default_factory=dict)
+    streams: list[StreamSample] = field(default_factory=list)
+    probes: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def names(self) -> dict[str, str]:
+        return {t.key: t.name for t in self.targets}
+
+    def section(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.started:4.0f} s] == {text}", flush=True)
+
+    def problem(self, text: str) -> None:
+        self.problems.append(text)
+        print(f"  ! {text}", flush=True)
+
+
+def main() -> int:
+    args = _parser().parse_args()
+    settings = (
+        Settings(rounds=1, seconds=1, warmup=0, streams=100, fastmcp_streams=50, probe_calls=5, quick=True)
+        if args.quick
+        else Settings(
+            rounds=args.rounds,
+            seconds=args.seconds,
+            warmup=1,
+            streams=args.streams,
+            fastmcp_streams=min(args.streams, args.fastmcp_streams),
+            probe_calls=10,
+            quick=False,
+        )
+    )
+    _raise_file_limit()
+    OUT.mkdir(parents=True, exist_ok=True)
+    for stale in (*OUT.glob("audit-*.jsonl"), *OUT.glob("logs/*.log")):
+        stale.unlink()
+    machine = describe()
+    note = (
+        f"{machine['nproc']} cores ({machine['cpu_model']}) shared by wrk (1 thread), the target and its "
+        "fixture upstream: absolute numbers vary between runs, compare ratios within one run"
+    )
+    dirty = " + uncommitted changes in src/" if machine["uncommitted_changes"] else ""
+    print(f"mcp-bastion load bench — gateway at commit {machine['commit']}{dirty}\n{note}\n", flush=True)
+    issuer = LocalIssuer().start()
+    run = Run(settings)
+    started = time.monotonic()
+    try:
+        run.section("starting the targets")
+        _start_targets(run, Launcher(OUT, issuer), args.skip_fastmcp)
+        _idle_streams(run)
+        for workload in WORKLOADS:
+            _workload(run, workload, run.targets)
+        _workers(run, Launcher(OUT, issuer))
+    finally:
+        for target in run.targets:
+            target.stop()
+        issuer.stop()
+    sealing = measure_sealing(number=5_000 if settings.quick else 20_000)
+    print(
+        f"\nSession sealing (SessionSealer, timeit): seal {sealing['seal_us']} µs, unseal {sealing['unseal_us']} µs"
+    )
+    _finish(run, machine, note, sealing, time.monotonic() - started)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="a ~1-minute smoke run: 1 round of 1 s, 200 streams"
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of A B C D E per workload (default 3)")
+    parser.add_argument("--seconds", type=int, default=3, help="seconds per measurement (default 3)")
+    parser.add_argument(
+        "--streams", type=int, default=1000, help="idle SSE streams held at once (default 1000)"
+    )
+    parser.add_argument(
+        "--fastmcp-streams",
+        type=int,
+        default=200,
+        help="idle streams for FastMCP, which opens an upstream session per stream (default 200)",
+    )
+    parser.add_argument("--skip-fastmcp", action="store_true", help="leave out target E")
+    return parser
+
+
+def _raise_file_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65_536 if hard == resource.RLIM_INFINITY else min(65_536, hard)
+    if soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))  # inherited by every server we start
+
+
+def _start_targets(run: Run, launcher: Launcher, skip_fastmcp: bool) -> None:
+    starters: list[tuple[str, Callable[[], Target]]] = [
+        ("A", launcher.direct),
+        ("B", launcher.nginx),
+        ("C", lambda: launcher.bastion("C", auth=True)),
+        ("D", lambda: launcher.bastion("D", auth=False)),
+    ]
+    if not skip_fastmcp:
+        starters.append(("E", launcher.fastmcp))
+    with ThreadPoolExecutor(len(starters)) as pool:  # FastMCP alone takes seconds to import
+        futures = [(key, pool.submit(start)) for key, start in starters]
+    for key, future in futures:
+        try:
+            target = future.result()
+        except Exception as exc:
+            run.problem(f"target {key} did not start: {exc}")
+            continue
+        try:
+            target.open_session()
+        except Exception as exc:
+            run.problem(
+                f"target {key}: could not open a session ({exc}); session-era workloads run without one"
+            )
+        run.targets.append(target)
+        print(f"  {target.key} {target.name:<15} {target.title} at {target.url} (pid {target.process.pid})")
+    print(flush=True)
+
+
+def _idle_streams(run: Run) -> None:
+    run.section("concurrent idle SSE streams (memory per stream: RSS delta / streams)")
+    for target in run.targets:
+        count = run.settings.fastmcp_streams if target.key == "E" else run.settings.streams
+        try:
+            sample = measure_idle_streams(target, count, prime=not run.settings.quick)
+        except Exception as exc:
+            run.problem(f"idle streams on {target.key}: {exc}")
+            continue
+        finally:
+            wait_idle(target.cpu_seconds)
+        run.streams.append(sample)
+        if sample.opened < count or not sample.settled:
+            run.problem(
+                f"idle streams on {target.key}: {sample.opened} of {count} opened, settled: {sample.settled}"
+            )
+    print(report.render(report.stream_table(run.streams, run.names), report.STREAM_HEADER) + "\n", flush=True)
+
+
+def _workload(run: Run, workload: Workload, targets: list[Target], warmup: int | None = None) -> None:
+    run.section(f"{workload.name}: {workload.title}")
+    alive = [t for t in targets if t.process.popen.poll() is None]
+    if run.settings.quick and workload.connections > 1 and any(t.key == "E" for t in alive):
+        print("  (quick: FastMCP needs ~2 s per answer at c=32, so it runs at c=1 only)")
+        alive = [t for t in alive if t.key != "E"]
+    warm = run.settings.warmup if warmup is None else warmup
+    probes = run.probes.setdefault(workload.name, {})
+    for target in alive:
+        if warm:
+            _measure(run, target, workload, -1, warm)
+        probes[target.key] = _probe(run, target, workload)
+    samples = run.samples.setdefault(workload.name, [])
+    for round_ in range(run.settings.rounds):
+        for target in alive:
+            sample = _measure(run, target, workload, round_, run.settings.seconds)
+            if sample is not None:
+                samples.append(sample)
+    rows = report.summarize(samples, [t.key for t in targets], probes)
+    print(report.render(report.table(rows, run.names)) + "\n", flush=True)
+
+
+def _probe(run: Run, target: Target, workload: Workload) -> float | None:
+    try:
+        value, failure = probe(
+            target.url, workload.request(target), target.upstream.stats, run.settings.probe_calls
+        )
+    except Exception as exc:
+        value, failure = None, str(exc)
+    if failure:
+        run.problem(f"{workload.name} on {target.key}: probe call failed: {failure}")
+    return value
+
+
+def _measure(run: Run, target: Target, workload: Workload, round_: int, seconds: int) -> Sample | None:
+    if workload.connections > 1:
+        # A target whose latency under load exceeds the run answers nothing: give it time.
+        seconds = max(seconds, target.min_seconds)
+    try:
+        sample = run_wrk(
+            target.url,
+            workload.request(target),
+            connections=workload.connections,
+            seconds=seconds,
+            cpu=target.cpu_seconds,
+            upstream=target.upstream.stats,
+            upstream_cpu=None if target.key == "A" else target.upstream.process.cpu_seconds,
+            target=target.key,
+            workload=workload.name,
+            round_=round_,
+        )
+    except Exception as exc:
+        run.problem(f"{workload.name} on {target.key}: {exc}")
+        wait_idle(target.cpu_seconds)
+        return None
+    stage = "warm-up (not recorded)" if round_ < 0 else f"round {round_ + 1}"
+    if sample.errors:
+        first = f": first failure {sample.sample_error!r}" if sample.sample_error else ""
+        run.problem(
+            f"{workload.name} on {target.key}, {stage}: {sample.errors} errors of {sample.requests}{first}"
+        )
+    elif sample.requests == 0:
+        run.problem(f"{workload.name} on {target.key}, {stage}: no answer within {seconds} s")
+    return sample
+
+
+def _workers(run: Run, launcher: Launcher) -> None:
+    one = next((t for t in run.targets if t.key == "C"), None)
+    if one is None:
+        return
+    try:
+        two = launcher.bastion("C2", auth=True, workers=2)
+        two.open_session()
+    except Exception as exc:
+        run.problem(f"could not start the 2-worker gateway: {exc}")
+        return
+    print(f"  C2 {two.name:<15} {two.title} at {two.url} (pid {two.process.pid})", flush=True)
+    run.targets.append(two)
+    try:
+        # Always warm up: a fresh worker's first calls are the ones that load the tool catalog.
+        _workload(run, WORKERS, [one, two], warmup=max(1, run.settings.warmup))
+    finally:
+        two.stop()  # stopping again at the end is harmless; it stays listed for the report
+
+
+def _finish(run: Run, machine: dict[str, Any], note: str, sealing: dict[str, float], elapsed: float) -> None:
+    names = run.names
+    workloads = [w.name for w in WORKLOADS] + [WORKERS.name]
+    keys = ["A", "B", "C", "D", "E", "C2"]
+    rows = {w: report.summarize(run.samples.get(w, []), keys, run.probes.get(w)) for w in workloads}
+    goals = issue_goals.goals(rows, run.samples, run.streams, sealing, int(machine["nproc"] or 1))
+    print("\nIssue 4 targets (gateway C, full auth):")
+    print(report.render(issue_goals.goal_table(goals), issue_goals.GOAL_HEADER))
+    results = {
+        "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": "bench/run" + (" --quick" if run.settings.quick else ""),
+        "settings": run.settings.__dict__,
+        "elapsed_seconds": round(elapsed, 1),
+        "machine": machine,
+        "note": note,
+        "targets": {t.key: {"name": t.name, "title": t.title} for t in run.targets},
+        "workloads": {w.name: w.title for w in (*WORKLOADS, WORKERS)},
+        "results": {w: [r.to_json() for r in rows[w]] for w in workloads},
+        "samples": {w: [s.to_json() for s in run.samples.get(w, [])] for w in workloads},
+        "idle_streams": [s.to_json() for s in run.streams],
+        "upstream_probes": run.probes,
+        "sealing": sealing,
+        "goals": goals,
+        "problems": run.problems,
+    }
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (OUT / "tables.md").write_text(
+        report.markdown(results, rows, run.streams, names, issue_goals.goal_table(goals))
+    )
+    try:
+        report.plot(str(OUT / "bench.png"), [w.name for w in WORKLOADS], rows, names, note)
+    except Exception as exc:  # matplotlib missing: the numbers still stand
+        run.problem(f"no plot: {exc}")
+    print(f"\nWrote {OUT / 'results.json'}, {OUT / 'tables.md'} and {OUT / 'bench.png'} in {elapsed:.0f} s.")
+    if run.problems:
+        print(f"{len(run.problems)} problem(s) noted above; they are listed in results.json.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The targets under test, each started as its own process with its own fixture upstream.
+
+    A  direct           the fixture upstream itself: the limit
+    B  nginx            Debian's nginx, one proxy_pass hop (keepalive upstream, buffering off)
+    C  bastion          mcp-bastion, full auth: JWT, scopes, tools/list filtering, audit to a file
+    D  bastion-noauth   mcp-bastion with `auth: false` for the server: the proxy cost alone
+    E  fastmcp          FastMCP's proxy (`create_proxy`) with its JWTVerifier, as shipped
+    C2 bastion-2w       C under `serve --workers 2` (the worker-scaling workload only)
+
+Giving every target its own upstream keeps each upstream's request counter its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from .issuer import LocalIssuer
+from .nginx import nginx_argv, write_nginx_config
+from .procs import Process, free_port
+from .tools import FILTERED_COUNT, GRANTED_SCOPES, TOOL_COUNT
+
+REPO = Path(__file__).resolve().parent.parent
+VENV_BIN = Path(sys.executable).parent
+FASTMCP_PYTHON = REPO / "bench" / ".venv-fastmcp" / "bin" / "python"
+LEGACY = "2025-11-25"
+BASE_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+@dataclass
+class Upstream:
+    process: Process
+    port: int
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/mcp"
+
+    def stats(self) -> dict[str, int]:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/__stats", timeout=5) as reply:
+            return dict(json.loads(reply.read()))
+
+    def requests(self) -> int:
+        return self.stats()["requests"]
+
+
+@dataclass
+class Target:
+    key: str
+    name: str
+    title: str
+    url: str
+    process: Process
+    upstream: Upstream
+    token: str | None = None
+    expected_tools: int = TOOL_COUNT
+    session: str | None = None
+    min_seconds: int = 1  # shortest wrk run that still gets answers back at c=32
+    extra: list[Process] = field(default_factory=list)
+
+    def headers(self, era: str) -> dict[str, str]:
+        """Request headers for a workload's era: legacy (with session), modern, or initialize."""
+        headers = dict(BASE_HEADERS)
+        if self.token is not None:
+            headers["Authorization"] = f"Bearer {self.token}"
+        if era == "legacy":
+            headers["MCP-Protocol-Version"] = LEGACY
+            if self.session is not None:
+                headers["Mcp-Session-Id"] = self.session
+        elif era == "modern":
+            headers.update(
+                {"MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+            )
+        return headers
+
+    def open_session(self) -> None:
+        """Initialize once through the target, as a client would: initialize, initialized, tools/list.
+
+        Session-era workloads reuse the id. The tools/list also teaches a gateway the tools'
+        annotations before load arrives: on a cold mcp-bastion, calls that arrive while its
+        first catalog fetch is under way are refused 403 (see docs/performance.md).
+        """
+        body = {
+            "jsonrpc": "2.0",
+            "id": 0,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": LEGACY,
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "1"},
+            },
+        }
+        with httpx.Client(timeout=30, trust_env=False) as client:
+            reply = client.post(self.url, json=body, headers=self.headers("initialize"))
+            if reply.status_code != 200 or "mcp-session-id" not in reply.headers:
+                raise RuntimeError(
+                    f"{self.name}: initialize answered {reply.status_code}: {reply.text[:300]}"
+                )
+            self.session = reply.headers["mcp-session-id"]
+            note = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+            reply = client.post(self.url, json=note, headers=self.headers("legacy"))
+            if reply.status_code not in (200, 202):
+                raise RuntimeError(f"{self.name}: notifications/initialized answered {reply.status_code}")
+            listing = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+            reply = client.post(self.url, json=listing, headers=self.headers("legacy"))
+            if reply.status_code != 200 or reply.text.count('"inputSchema"') != self.expected_tools:
+                raise RuntimeError(
+                    f"{self.name}: tools/list answered {reply.status_code}: {reply.text[:300]}"
+                )
+
+    def cpu_seconds(self) -> float:
+        return self.process.cpu_seconds()
+
+    def stop(self) -> None:
+        for process in (self.process, *self.extra, self.upstream.process):
+            process.stop()
+
+
+class Launcher:
+    """Starts targets; everything they write goes under ``out``."""
+
+    def __init__(self, out: Path, issuer: LocalIssuer) -> None:
+        self.out = out
+        self.logs = out / "logs"
+        self.issuer = issuer
+        self.session_key = base64.b64encode(os.urandom(32)).decode()
+
+    def upstream(self, key: str) -> Upstream:
+        port = free_port()
+        argv = [sys.executable, "-m", "bench.upstream", "--port", str(port)]
+        process = Process(f"upstream-{key}", argv, self.logs / f"upstream-{key}.log", cwd=REPO)
+        process.wait_for_port(port)
+        return Upstream(process, port)
+
+    def direct(self) -> Target:
+        upstream = self.upstream("A")
+        title = "the fixture upstream, directly"
+        return Target("A", "direct", title, upstream.url, upstream.process, upstream)
+
+    def nginx(self) -> Target:
+        upstream = self.upstream("B")
+        port = free_port()
+        config = write_nginx_config(self.out / "nginx", port, upstream.port)
+        process = Process("nginx", nginx_argv(config), self.logs / "nginx.log")
+        process.wait_for_port(port)
+        title = "nginx proxy_pass hop"
+        return Target("B", "nginx", title, f"http://127.0.0.1:{port}/mcp", process, upstream)
+
+    def bastion(self, key: str, *, auth: bool, workers: int = 1) -> Target:
+        upstream = self.upstream(key)
+        port = free_port()
+        path = self.out / f"bastion-{key}.yaml"
+        path.write_text(json.dumps(self._bastion_config(key, port, upstream.url, auth), indent=2))
+        argv = [str(VENV_BIN / "mcp-bastion"), "serve", "--config", str(path), "--workers", str(workers)]
+        env = dict(os.environ, BENCH_SESSION_KEY=self.session_key)
+        process = Process(f"bastion-{key}", argv, self.logs / f"bastion-{key}.log", env=env, cwd=REPO)
+        process.wait_for_port(port)
+        url = f"http://127.0.0.1:{port}/bench/mcp"
+        if not auth:
+            return Target(key, "bastion-noauth", "mcp-bastion, auth: false", url, process, upstream)
+        name = "bastion" if workers == 1 else f"bastion-{workers}w"
+        title = f"mcp-bastion, full auth, {workers} worker{'s' if workers > 1 else ''}"
+        token = self.issuer.token(url, GRANTED_SCOPES)
+        return Target(key, name, title, url, process, upstream, token=token, expected_tools=FILTERED_COUNT)
+
+    def fastmcp(self) -> Target:
+        upstream = self.upstream("E")
+        port = free_port()
+        url = f"http://127.0.0.1:{port}/mcp"
+        argv = [
+            str(FASTMCP_PYTHON),
+            str(REPO / "bench" / "fastmcp_proxy.py"),
+            "--port",
+            str(port),
+            "--upstream",
+            upstream.url,
+            "--jwks-uri",
+            self.issuer.jwks_uri,
+            "--issuer",
+            self.issuer.url,
+            "--audience",
+            url,
+        ]
+        env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH")}
+        process = Process("fastmcp", argv, self.logs / "fastmcp.log", env=env, cwd=self.out)
+        process.wait_for_port(port, timeout=60)
+        token = self.issuer.token(url, GRANTED_SCOPES)
+        title = "FastMCP create_proxy + JWTVerifier"
+        # ~2 s per answer at c=32: a 1 s run would see none.
+        return Target("E", "fastmcp", title, url, process, upstream, token=token, min_seconds=3)
+
+    def _bastion_config(self, key: str, port: int, upstream: str, auth: bool) -> dict[str, object]:
+        return {
+            "public_base_url": f"http://127.0.0.1:{port}",
+            "listen": {"host": "127.0.0.1", "port": port},
+            "identity_providers": [
+                {
+                    "name": "bench",
+                    "issuer": self.issuer.url,
+                    "discovery": False,
+                    "jwks_uri": self.issuer.jwks_uri,
+                    "algorithms": ["ES256"],
+                    "allow_insecure_http": True,
+                }
+            ],
+            "servers": [
+                {
+                    "name": "bench",
+                    "upstream": upstream,
+                    "auth": auth,
+                    # Destructive tools need admin, which the bench token lacks: tools/list is filtered.
+                    "destructive_scopes": ["admin"],
+                }
+            ],
+            # The idle-stream workload holds 1,000 upstream streams open at once; the default pool is 100.
+            "limits": {"upstream_pool_size": 2048},
+            "audit": {"sink": "file", "path": str(self.out / f"audit-{key}.jsonl")},
+            "sessions": {"key": {"env": "BENCH_SESSION_KEY"}},
+        }
