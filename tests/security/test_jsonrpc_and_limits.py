@@ -330,3 +330,60 @@ def test_jr10_idle_and_slow_connections_do_not_hold_up_other_users(jr: Stack) ->
 # request head is never cut off (uvicorn arms no timer before a first request completes), and
 # the connection stays open after the 408 (the reply carries no `connection: close`, and every
 # trickled byte cancels uvicorn's keep-alive timer). Both need serving.py / replies.py.
+
+
+# --- JR-12 ---------------------------------------------------------------------------------
+
+
+def test_jr12_client_gone_during_an_upstream_call_cancels_it(jr: Stack) -> None:
+    body = json.dumps(call("hang", "gone-1")).encode()
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(request_head(jr, jr.token(), body_length=len(body)) + b"\r\n" + body)
+        assert jr.upstream.cancelled.is_set() is False
+        event = threading.Event()
+        deadline = time.monotonic() + 5
+        while not any(r.json["params"]["name"] == "hang" for r in jr.upstream.calls("tools/call")):
+            assert time.monotonic() < deadline, "the call never reached the upstream"
+            event.wait(0.01)
+    assert jr.upstream.cancelled.wait(5), "the upstream call outlived its client"
+    gone = jr.gateway.audit.wait_for(lambda e: e.reason == "client disconnected")
+    assert gone.target == "hang"
+
+
+def test_jr12_client_gone_during_a_key_fetch_does_not_cancel_it_for_others() -> None:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from .support import es256_header, forge, standard_claims
+    from .test_token_validation import ec_jwk, ec_signer
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    with stack(idp={"jwks_refetch_cooldown_seconds": 0}) as s:
+        assert s.post(rpc("ping"), token=s.token()).status_code == 200
+        s.idp.keys.extra_keys.append(ec_jwk(key, "k-new", alg="ES256", use="sig"))
+        gate = s.idp.gate = threading.Event()
+        fetches = s.idp.jwks_requests
+        body = json.dumps(rpc("ping", id="leaver")).encode()
+        leaver = forge(es256_header(s.idp, kid="k-new"), standard_claims(s), signer=ec_signer(key))
+        with socket.create_connection((s.host, s.port), timeout=5) as conn:
+            conn.sendall(request_head(s, leaver, body_length=len(body)) + b"\r\n" + body)
+            s.idp.wait_hits("/jwks", fetches + 1)  # its unknown kid started the fetch; now it leaves
+        stayer = forge(es256_header(s.idp, kid="k-new"), standard_claims(s), signer=ec_signer(key))
+        result: list[int] = []
+        waiting = threading.Thread(
+            target=lambda: result.append(s.post(rpc("ping"), token=stayer).status_code)
+        )
+        calls = s.clock.calls
+        waiting.start()
+        # The gateway reads its clock in verify() and in the key lookup: the stayer now waits on
+        # the same held fetch.
+        deadline = time.monotonic() + 5
+        while s.clock.calls < calls + 2:
+            assert time.monotonic() < deadline
+            threading.Event().wait(0.005)
+        gate.set()
+        waiting.join(10)
+        assert result == [200]  # the shared fetch finished for the one who stayed
+        assert s.idp.jwks_requests == fetches + 1
+        # The leaver's request ended too (no task left behind): one audit event, never a 500.
+        left = s.gateway.audit.wait_for(lambda e: e.status == 499)
+        assert left.reason == "client went away"
