@@ -510,13 +510,6 @@ class EchoingUpstream:
         await send({"type": "http.response.body", "body": out})
 
 
-_RELAYED = pytest.mark.xfail(
-    strict=True,
-    reason="known gap (reported): a well-formed JSON-RPC answer is relayed as the upstream wrote it, "
-    "so an upstream that quotes its own credential hands the minted token to the client",
-)
-
-
 @pytest.fixture(scope="module")
 def echoing() -> Iterator[tuple[EchoingUpstream, Any, Any]]:
     upstream = EchoingUpstream()
@@ -532,8 +525,8 @@ def echoing() -> Iterator[tuple[EchoingUpstream, Any, Any]]:
         "html-502",
         "json-401",
         "text-200",
-        pytest.param("rpc-error-200", marks=_RELAYED),
-        pytest.param("rpc-error-sse", marks=_RELAYED),
+        "rpc-error-200",
+        "rpc-error-sse",
     ],
 )
 def test_sl02_an_upstream_quoting_its_credential_does_not_leak_it(

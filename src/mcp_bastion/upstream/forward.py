@@ -74,7 +74,7 @@ class Forward:
     async def _relay(self, ex: Exchange) -> None:
         method = ex.http_method
         timeout = None if method == "GET" else ex.route.config.timeout_seconds
-        headers = self._request_headers(ex)
+        headers, credential = self._request_headers(ex)
         upstream = await self._client.open(method, ex.route.upstream, headers, ex.body, timeout)
         try:
             status = upstream.status
@@ -89,9 +89,9 @@ class Forward:
             if status in (202, 204):
                 await self._stream(ex, upstream, None, cap)  # accepted notifications: no body to check
             elif content_type == "application/json":
-                await self._send_json(ex, upstream, self._guard(ex))
+                await self._send_json(ex, upstream, self._guard(ex, credential))
             elif content_type == "text/event-stream":
-                sse = SseRewriter(self._guard(ex).sse_data, max_event_bytes=self._max_event)
+                sse = SseRewriter(self._guard(ex, credential).sse_data, max_event_bytes=self._max_event)
                 await self._stream(ex, upstream, sse, cap)
             elif content_type:
                 raise UpstreamError("upstream answered with an unexpected content type")
@@ -100,7 +100,7 @@ class Forward:
         finally:
             self._client.close(upstream)
 
-    def _request_headers(self, ex: Exchange) -> list[tuple[bytes, bytes]]:
+    def _request_headers(self, ex: Exchange) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
         source = ex.headers
         headers: list[tuple[bytes, bytes]] = [
             (b"accept", (source.get("accept") or "application/json, text/event-stream").encode("latin-1")),
@@ -119,9 +119,12 @@ class Forward:
             headers.append((b"mcp-session-id", ex.upstream_session.encode("ascii")))
         assert ex.principal is not None
         credential = ex.route.credential.header(ex.principal, _call_scopes(ex))
-        if credential is not None:
-            headers.append(credential)
-        return headers
+        if credential is None:
+            return headers, None
+        headers.append(credential)
+        secret = credential[1]
+        # The secret part of the header value: what an upstream could quote back (SL-02).
+        return headers, secret.split(b" ", 1)[1] if secret[:7].lower() == b"bearer " else secret
 
     def _response_headers(
         self, ex: Exchange, upstream: UpstreamResponse, drop_length: bool
@@ -167,10 +170,10 @@ class Forward:
         ex.status = upstream.status
         await ex.send({"type": "http.response.body", "body": out, "more_body": False})
 
-    def _guard(self, ex: Exchange) -> ResponseGuard:
+    def _guard(self, ex: Exchange, credential: bytes | None) -> ResponseGuard:
         ids = {c.id for c in ex.calls if c.id is not None and c.method} if ex.http_method == "POST" else None
         listing = next((c.id for c in ex.calls if c.method == "tools/list"), None)
-        return ResponseGuard(ids, listing, lambda result: self._filter_tools(ex, result))
+        return ResponseGuard(ids, listing, lambda result: self._filter_tools(ex, result), credential)
 
     def _filter_tools(self, ex: Exchange, result: dict[str, Any]) -> None:
         tools = result["tools"]

@@ -27,16 +27,25 @@ _NO_ID: Final = object()
 
 class ResponseGuard:
     def __init__(
-        self, request_ids: set[str | int] | None, list_request: str | int | None, list_filter: ListFilter
+        self,
+        request_ids: set[str | int] | None,
+        list_request: str | int | None,
+        list_filter: ListFilter,
+        credential: bytes | None = None,
     ) -> None:
         # None: any id (a session-era GET stream, where a resumed stream replays responses to
         # earlier POSTs of the same session; the session itself is bound to the caller).
         self._outstanding = request_ids
         self._list_request = list_request
         self._list_filter = list_filter
+        # The secret the gateway sent with this request (minted token or static value): an
+        # upstream that quotes it back (an error echoing its Authorization header) must not
+        # hand it to the client (SL-02). It is credential material: base64url, dots, no quotes.
+        self._credential = credential if credential and len(credential) >= 16 else None
 
     def check_json(self, body: bytes) -> bytes:
         """The body to relay for an `application/json` answer, or UpstreamError."""
+        body = self._redact(body)
         try:
             doc = orjson.loads(body)
         except orjson.JSONDecodeError:
@@ -56,14 +65,23 @@ class ResponseGuard:
         """For one SSE event's data: None (relay as is), new bytes, or DROP."""
         if not data.strip():
             return None  # a priming event (an `id:` for resumption, empty data; SEP-1699)
+        redacted = self._redact(data)
         try:
-            doc = orjson.loads(data)
+            doc = orjson.loads(redacted)
         except orjson.JSONDecodeError:
             log.warning("dropped an SSE event that is not JSON")
             return DROP
         if self._admit(doc) is DROP:
             return DROP
-        return orjson.dumps(doc) if self._filtered([doc]) else None
+        if self._filtered([doc]):
+            return orjson.dumps(doc)
+        return redacted if redacted is not data else None
+
+    def _redact(self, data: bytes) -> bytes:
+        if self._credential is not None and self._credential in data:
+            log.warning("upstream echoed the gateway's credential; redacted before relaying")
+            return data.replace(self._credential, b"[redacted]")
+        return data
 
     def _admit(self, message: Any) -> object:
         if not isinstance(message, dict):
