@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import uvicorn
@@ -12,11 +13,24 @@ from .config import LoadedConfig, load_config
 __all__ = ["create_app", "serve"]
 
 _CONFIG_ENV = "MCP_BASTION_CONFIG"
+log = logging.getLogger("mcp_bastion")
 
 
 def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
-    listen = loaded.config.listen
+    config = loaded.config
+    listen = config.listen
     count = workers or listen.workers
+    for server in config.servers:
+        resource = f"{config.public_base_url}/{server.name}/mcp"
+        auth = "auth on" if server.auth else "AUTH OFF"
+        log.info(
+            "protecting %s -> %s (%s, upstream auth %s)",
+            resource,
+            server.upstream,
+            auth,
+            server.upstream_auth.type,
+        )
+    log.info("listening on %s:%d with %d worker(s)", listen.host, listen.port, count)
     options = dict(
         host=listen.host,
         port=listen.port,
