@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 SCALE = float(os.environ.get("BASTION_PROPERTY_SCALE", "1"))
 
 
-def budget(examples: int, *, deadline_ms: int = 500) -> settings:
+def budget(examples: int, *, deadline_ms: int = 1000) -> settings:
     """Settings for one property: `examples` times the scale, a per-example time bound.
 
     The deadline is the "bounded time" half of each property: a parser that goes quadratic
