@@ -20,7 +20,7 @@ from typing import Any
 from . import goals as issue_goals
 from . import report
 from .issuer import LocalIssuer
-from .load import Sample, probe, run_wrk, wait_idle
+from .load import Sample, machine_load, probe, run_wrk, wait_idle
 from .machine import describe
 from .sealing import measure_sealing
 from .streams import StreamSample, measure_idle_streams
@@ -28,6 +28,7 @@ from .targets import REPO, Launcher, Target
 from .workloads import WORKERS, WORKLOADS, Workload
 
 OUT = REPO / "bench" / "out"
+QUIET_CORES = 0.25
 
 
 @dataclass
@@ -48,6 +49,7 @@ class Run:
     samples: dict[str, list[Sample]] = field(default_factory=dict)
     streams: list[StreamSample] = field(default_factory=list)
     probes: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    starters: dict[str, Callable[[], Target]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.monotonic)
 
@@ -83,6 +85,7 @@ def main() -> int:
     for stale in (*OUT.glob("audit-*.jsonl"), *OUT.glob("logs/*.log")):
         stale.unlink()
     machine = describe()
+    machine["load_before_start_cores"] = _background(args.wait_quiet)
     note = (
         f"{machine['nproc']} cores ({machine['cpu_model']}) shared by wrk (1 thread), the target and its "
         "fixture upstream: absolute numbers vary between runs, compare ratios within one run"
@@ -114,7 +117,9 @@ def main() -> int:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__)
     parser.add_argument(
-        "--quick", action="store_true", help="a ~1-minute smoke run: 1 round of 1 s, 200 streams"
+        "--quick",
+        action="store_true",
+        help="a ~1.5-minute smoke run: 1 round of 1 s, 100 idle streams, FastMCP at c=1 only",
     )
     parser.add_argument("--rounds", type=int, default=3, help="rounds of A B C D E per workload (default 3)")
     parser.add_argument("--seconds", type=int, default=3, help="seconds per measurement (default 3)")
@@ -128,7 +133,29 @@ def _parser() -> argparse.ArgumentParser:
         help="idle streams for FastMCP, which opens an upstream session per stream (default 200)",
     )
     parser.add_argument("--skip-fastmcp", action="store_true", help="leave out target E")
+    parser.add_argument(
+        "--wait-quiet",
+        type=int,
+        default=0,
+        metavar="SECONDS",
+        help="wait up to SECONDS for other processes to leave the cores idle before starting",
+    )
     return parser
+
+
+def _background(wait: int) -> float:
+    """Cores other processes keep busy before we start; with --wait-quiet, wait for them to stop."""
+    deadline = time.monotonic() + wait
+    load = machine_load()
+    while load > QUIET_CORES and time.monotonic() < deadline:
+        print(f"  waiting for a quiet machine: other processes use {load:.2f} cores", flush=True)
+        time.sleep(10)
+        load = machine_load()
+    if load > QUIET_CORES:
+        print(
+            f"  warning: other processes use {load:.2f} cores: throughput and latency will suffer", flush=True
+        )
+    return round(load, 2)
 
 
 def _raise_file_limit() -> None:
@@ -147,6 +174,7 @@ def _start_targets(run: Run, launcher: Launcher, skip_fastmcp: bool) -> None:
     ]
     if not skip_fastmcp:
         starters.append(("E", launcher.fastmcp))
+    run.starters = dict(starters)
     with ThreadPoolExecutor(len(starters)) as pool:  # FastMCP alone takes seconds to import
         futures = [(key, pool.submit(start)) for key, start in starters]
     for key, future in futures:
@@ -178,11 +206,32 @@ def _idle_streams(run: Run) -> None:
         finally:
             wait_idle(target.cpu_seconds)
         run.streams.append(sample)
+        if sample.left_open_upstream:
+            _restart(
+                run,
+                target,
+                f"it kept {sample.left_open_upstream} upstream streams open after the clients left",
+            )
         if sample.opened < count or not sample.settled:
             run.problem(
                 f"idle streams on {target.key}: {sample.opened} of {count} opened, settled: {sample.settled}"
             )
     print(report.render(report.stream_table(run.streams, run.names), report.STREAM_HEADER) + "\n", flush=True)
+
+
+def _restart(run: Run, target: Target, why: str) -> None:
+    """Replace a target with a fresh one, so what the last test left behind weighs on nothing else."""
+    run.problem(f"{target.key}: {why}; restarting it for the load runs")
+    target.stop()
+    index = run.targets.index(target)
+    try:
+        fresh = run.starters[target.key]()
+        fresh.open_session()
+    except Exception as exc:
+        run.problem(f"{target.key} did not restart: {exc}")
+        run.targets.pop(index)
+        return
+    run.targets[index] = fresh
 
 
 def _workload(run: Run, workload: Workload, targets: list[Target], warmup: int | None = None) -> None:

@@ -7,6 +7,7 @@ requests per call next to wrk's throughput and latency.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -23,6 +24,9 @@ import httpx
 from .procs import CLOCK_TICKS
 
 LUA = Path(__file__).with_name("verify.lua")
+# Each run (wrk or probe) numbers its requests from its own base: ids never repeat in a bench run.
+_ID_BLOCK = 10_000_000
+_id_bases = itertools.count(_ID_BLOCK, _ID_BLOCK)
 
 
 @dataclass(frozen=True)
@@ -141,6 +145,7 @@ def _argv(url: str, request: Request, connections: int, seconds: float) -> list[
 def _env(request: Request) -> dict[str, str]:
     return dict(
         os.environ,
+        BENCH_ID_BASE=str(next(_id_bases)),
         BENCH_BODY=request.body,
         BENCH_CHECK=request.check,
         BENCH_TOOLS=str(request.expected_tools),
@@ -153,6 +158,13 @@ def _machine_busy() -> float:
         fields = [int(v) for v in stat.readline().split()[1:]]
     idle = fields[3] + fields[4]  # idle + iowait
     return (sum(fields[:8]) - idle) / CLOCK_TICKS
+
+
+def machine_load(seconds: float = 2.0) -> float:
+    """Busy cores on the machine over a short window (before the bench starts anything)."""
+    before, started = _machine_busy(), time.monotonic()
+    time.sleep(seconds)
+    return (_machine_busy() - before) / (time.monotonic() - started)
 
 
 def _children_cpu() -> float:
@@ -201,8 +213,9 @@ def probe(url: str, request: Request, upstream: Stats, count: int) -> tuple[floa
     the upstream but are not among wrk's answers); this is the figure the report uses.
     """
     before = upstream()["requests"]
+    base = next(_id_bases)
     with httpx.Client(timeout=30, trust_env=False) as client:
-        for n in range(1, count + 1):
+        for n in range(base + 1, base + count + 1):
             reply = client.post(
                 url, content=request.body.replace("@N@", str(n)), headers=dict(request.headers)
             )

@@ -279,7 +279,8 @@ def markdown(
         f"Command: `{results['command']}` — {settings['rounds']} round(s) of {settings['seconds']} s per target "
         f"per workload, commit {results['machine']['commit']}, {results['generated']}.",
         "",
-        f"_{results['note']}._",
+        f"_{results['note']}._ Other processes kept {results['machine']['load_before_start_cores']} cores "
+        "busy when the run started; the last column of each table gives the most any sample saw.",
         "",
     ]
     for name, title in results["workloads"].items():

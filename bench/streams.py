@@ -10,6 +10,7 @@ the target's RSS, and reports (RSS with the streams - RSS before) / N.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,6 +22,8 @@ from .workloads import HOLD
 BATCH = 100
 PRIME = 10
 DRAIN_SECONDS = 3.0
+# Unique over the whole bench run and far from the load runs' ids (bench.load).
+_stream_ids = itertools.count(900_000_000_000)
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,7 @@ async def _measure(target: Target, count: int, timeout: float) -> StreamSample:
     try:
         for first in range(0, count, BATCH):
             results = await asyncio.gather(
-                *(_open(target, first + i, timeout) for i in range(min(BATCH, count - first))),
+                *(_open(target, next(_stream_ids), timeout) for _ in range(min(BATCH, count - first))),
                 return_exceptions=True,
             )
             for result in results:
@@ -93,7 +96,7 @@ async def _measure(target: Target, count: int, timeout: float) -> StreamSample:
 async def _open(target: Target, number: int, timeout: float) -> asyncio.StreamWriter:
     url = urlsplit(target.url)
     reader, writer = await asyncio.wait_for(asyncio.open_connection(url.hostname, url.port), timeout)
-    body = HOLD.replace("@N@", str(number + 1)).encode()
+    body = HOLD.replace("@N@", str(number)).encode()
     writer.write(_request(url.path, f"{url.hostname}:{url.port}", target.headers("legacy"), body))
     head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
     if not head.startswith(b"HTTP/1.1 200"):

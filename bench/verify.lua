@@ -2,6 +2,8 @@
 --
 -- Environment (set by bench/load.py):
 --   BENCH_BODY   the body, with @N@ where the request number goes (the id and the echo argument)
+--   BENCH_ID_BASE added to the request number: ids stay unique across the runs of one bench,
+--                as JSON-RPC wants within a session (a proxy routes answers by id)
 --   BENCH_CHECK  echo     200, and the body's "id" equals the number in its "echo N" result
 --                list     200, the id is there, and exactly BENCH_TOOLS tools ("inputSchema") came back
 --                session  200, the id is there, a protocolVersion, and an Mcp-Session-Id header
@@ -12,6 +14,7 @@ local parts = {}
 local template = os.getenv("BENCH_BODY") or ""
 local check = os.getenv("BENCH_CHECK") or "echo"
 local expected_tools = tonumber(os.getenv("BENCH_TOOLS") or "0")
+local id_base = tonumber(os.getenv("BENCH_ID_BASE") or "0")
 
 local start = 1
 while true do
@@ -40,7 +43,7 @@ end
 
 function request()
   n = n + 1
-  return wrk.format("POST", nil, nil, table.concat(parts, tostring(n)))
+  return wrk.format("POST", nil, nil, table.concat(parts, string.format("%d", id_base + n)))
 end
 
 local function count(body, needle)
