@@ -27,7 +27,7 @@ from .auth.stage import Authenticate
 from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .edge import EdgeChecks, ReadBody
-from .errors import BastionError, ConfigError, RequestRejected
+from .errors import BastionError, ConfigError, KeySourceError, RequestRejected
 from .exchange import Exchange, read_headers
 from .mcp.sessions import SessionSealer
 from .mcp.stage import ParseMcp
@@ -72,7 +72,7 @@ def build_gateway(
     stages: tuple[Stage, ...] = (
         EdgeChecks(config),
         Authenticate(JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)),
-        ReadBody(config.limits.max_body_bytes),
+        ReadBody(config.limits.max_body_bytes, config.limits.body_read_timeout_seconds),
         ParseMcp(config.limits, sealer, clock),
         Authorize(registry, CatalogFetcher(upstream, clock)),
         Forward(
@@ -325,18 +325,33 @@ def _session_key(loaded: LoadedConfig) -> bytes:
 def _key_set(
     provider: IdentityProviderConfig, http: httpx.AsyncClient, clock: Callable[[], float]
 ) -> RemoteKeySet:
-    jwks_uri: list[str] = [provider.jwks_uri] if provider.jwks_uri else []
+    timeout = provider.fetch_timeout_seconds
+    insecure, private = provider.allow_insecure_http, provider.allow_private_network
+    discovered: list[str] = []
+
+    async def fetch(url: str) -> Any:
+        return await fetch_json(
+            http, url, timeout=timeout, allow_insecure_http=insecure, allow_private_network=private
+        )
 
     async def load() -> Any:
-        insecure = provider.allow_insecure_http
-        if not jwks_uri:
-            uri = await discover_jwks_uri(
-                http, provider.issuer, timeout=provider.fetch_timeout_seconds, allow_insecure_http=insecure
+        if provider.jwks_uri is not None:
+            return await fetch(provider.jwks_uri)
+        if not discovered:
+            discovered.append(
+                await discover_jwks_uri(
+                    http,
+                    provider.issuer,
+                    timeout=timeout,
+                    allow_insecure_http=insecure,
+                    allow_private_network=private,
+                )
             )
-            jwks_uri.append(uri)  # discovered once; the issuer check happened there
-        return await fetch_json(
-            http, jwks_uri[0], timeout=provider.fetch_timeout_seconds, allow_insecure_http=insecure
-        )
+        try:
+            return await fetch(discovered[0])
+        except KeySourceError:
+            discovered.clear()  # the IdP may have moved its keys: discover again next time
+            raise
 
     return RemoteKeySet(
         load, clock=clock, ttl=provider.jwks_ttl_seconds, cooldown=provider.jwks_refetch_cooldown_seconds

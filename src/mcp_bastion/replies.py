@@ -30,6 +30,7 @@ __all__ = ["error_reply", "send_reply"]
 REQUEST_TIMEOUT = -32001  # the code the MCP SDKs use for a request that timed out
 JSON = (b"content-type", b"application/json")
 Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+_CLOSE_AFTER = frozenset({408, 413, 431})
 
 
 def error_reply(route: ServerRoute, err: BastionError, ex: Exchange | None) -> Reply:
@@ -61,5 +62,8 @@ def error_reply(route: ServerRoute, err: BastionError, ex: Exchange | None) -> R
 async def send_reply(send: Any, reply: Reply) -> None:
     status, headers, body = reply
     headers = [*headers, (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
+    if status in _CLOSE_AFTER:
+        # The client may still be sending (a slow or oversized body): do not keep reading it.
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body, "more_body": False})

@@ -294,12 +294,6 @@ def test_a_document_over_the_cap_is_refused(extra: int) -> None:
     assert "over" in result.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="known bug: auth/fetch.check_fetch_url lets urlsplit's ValueError escape (reported); "
-    "a key refresh then fails with ValueError, which the chain answers with 500",
-)
 @pytest.mark.parametrize("jwks_uri", ["https://[::1", "https://[idp.example/jwks", "http://]/"])
 def test_discovery_refuses_a_jwks_uri_urlsplit_cannot_parse(jwks_uri: str) -> None:
     body = orjson.dumps({"issuer": ISSUER, "jwks_uri": jwks_uri})

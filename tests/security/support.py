@@ -33,7 +33,7 @@ from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
 
 from ..auth.tokens import sign
-from ..support.gateway import AuditFeed, RunningGateway, gateway_config
+from ..support.gateway import AuditFeed, RunningGateway, gateway_config, gateway_server_options
 from ..support.issuer import LocalIssuer
 from ..support.recording_upstream import RecordingUpstream
 from ..support.servers import RunningServer, bind_loopback, serve_asgi
@@ -329,13 +329,18 @@ def idp_entry(issuer: str, **options: Any) -> dict[str, Any]:
 
 
 @contextlib.contextmanager
-def serve_together(apps: list[tuple[Any, socket.socket]]) -> Iterator[None]:
+def serve_together(apps: list[tuple[Any, socket.socket, dict[str, Any]]]) -> Iterator[None]:
     """Run several ASGI apps under uvicorn at once, each on its bound socket; start and stop them
     in parallel (one uvicorn stop costs ~0.2 s, and a test suite pays it per server)."""
     servers = []
-    for app, sock in apps:
+    for app, sock, options in apps:
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="auto", timeout_graceful_shutdown=2, interface="asgi3"
+            app,
+            log_level="warning",
+            lifespan="auto",
+            timeout_graceful_shutdown=2,
+            interface="asgi3",
+            **options,
         )
         server = uvicorn.Server(config)
         server.install_signal_handlers = lambda: None  # type: ignore[method-assign]  # not the main thread
@@ -390,8 +395,13 @@ def stack(
         before_start(controlled)
     clock = ShiftedClock()
     feed = audit or AuditFeed()
-    gateway = build_gateway(LoadedConfig(parse_config(config), {}), clock=clock, audit=feed)
-    apps = [(controlled.app, idp_sock), (upstream, upstream_sock), (gateway, gateway_sock)]
+    parsed = parse_config(config)
+    gateway = build_gateway(LoadedConfig(parsed, {}), clock=clock, audit=feed)
+    apps = [
+        (controlled.app, idp_sock, {}),
+        (upstream, upstream_sock, {}),
+        (gateway, gateway_sock, gateway_server_options(parsed)),
+    ]
     try:
         with serve_together(apps), httpx.Client(timeout=10) as http:
             running = RunningGateway(RunningServer("127.0.0.1", gateway_sock.getsockname()[1]), gateway, feed)

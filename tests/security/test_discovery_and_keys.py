@@ -434,17 +434,17 @@ def test_dm06_names_resolving_to_internal_addresses_are_refused_at_connect_time(
 async def test_dm06_connection_that_lands_on_an_internal_address_is_dropped_before_sending() -> None:
     """DNS rebinding: the name passed the check, but the connection reached a loopback address.
     The peer address of the open connection is checked again, before any byte is written."""
-    from mcp_bastion.auth.fetch import _connection_guard
+    from mcp_bastion.auth.fetch import Reach, _connection_guard
 
     with connection_counter() as internal:
         stream = await httpcore.AnyIOBackend().connect_tcp("127.0.0.1", internal.port)
-        guard = _connection_guard(1.0, allow_loopback=False)
+        guard = _connection_guard(1.0, Reach(loopback=False, private=False))
         with pytest.raises(KeySourceError, match="non-public address"):
             await guard("connection.connect_tcp.complete", {"return_value": stream})
         assert stream.get_extra_info("socket").fileno() == -1  # closed by the guard
         # And the development-mode guard lets the same loopback connection through.
         stream = await httpcore.AnyIOBackend().connect_tcp("127.0.0.1", internal.port)
-        await _connection_guard(1.0, allow_loopback=True)(
+        await _connection_guard(1.0, Reach(loopback=True, private=False))(
             "connection.connect_tcp.complete", {"return_value": stream}
         )
         await stream.aclose()

@@ -10,6 +10,7 @@ challenge, and for the upstream seeing nothing.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime
 import hashlib
 import hmac
@@ -618,8 +619,7 @@ def test_tv15_control_characters_in_the_header_never_reach_the_gateway(tv: Stack
 # --- TV-16 ---------------------------------------------------------------------------------
 
 
-# 100 MB is left out: uvicorn's httptools parser buffers a header of any size before the gateway
-# sees it, in time that grows with the square of its size (16 s for 100 MB here): see the report.
+# The 100 MB case (and other users' latency meanwhile) is in test_jr10_connection_limits.py.
 @pytest.mark.parametrize(("size", "status"), [(10_000, 401), (1_000_000, 431), (10_000_000, 431)])
 def test_tv16_oversized_authorization_header(tv: Stack, size: int, status: int) -> None:
     mark, fetches = tv.mark(), tv.idp.jwks_requests
@@ -627,7 +627,9 @@ def test_tv16_oversized_authorization_header(tv: Stack, size: int, status: int) 
     token = ("eyJ" + "A" * size)[:size]
     started = time.monotonic()
     with socket.create_connection((tv.host, tv.port), timeout=30) as conn:
-        conn.sendall(request_head(tv, token, body_length=len(body)) + b"\r\n" + body)
+        # Past the header cap the gateway answers 431 and hangs up while we are still sending.
+        with contextlib.suppress(ConnectionResetError, BrokenPipeError):
+            conn.sendall(request_head(tv, token, body_length=len(body)) + b"\r\n" + body)
         got, headers, reply = read_response(conn, timeout=30)
     assert got == status
     if status == 401:

@@ -10,7 +10,8 @@ from typing import Any
 
 from mcp_bastion.app import Gateway, build_gateway
 from mcp_bastion.audit import AuditEvent, MemorySink
-from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.config import BastionConfig, LoadedConfig, parse_config
+from mcp_bastion.serving import uvicorn_options
 
 from .servers import RunningServer, bind_loopback, serve_asgi
 
@@ -71,5 +72,14 @@ def running_gateway(
     config = parse_config(gateway_config(base, issuer, upstreams, **overrides))
     audit = AuditFeed()
     gateway = build_gateway(LoadedConfig(config, dict(secrets or {})), audit=audit)
-    with serve_asgi(gateway, sock=sock) as server:
+    with serve_asgi(gateway, sock=sock, **gateway_server_options(config)) as server:
         yield RunningGateway(server, gateway, audit)
+
+
+def gateway_server_options(config: BastionConfig) -> dict[str, Any]:
+    """uvicorn options as `mcp-bastion serve` uses them (the connection protocol with its head
+    deadline and size cap, keep-alive, concurrency limit), minus what the test decides itself."""
+    options = uvicorn_options(config)
+    for decided_by_test in ("host", "port", "loop", "lifespan", "access_log"):
+        options.pop(decided_by_test)
+    return options

@@ -36,18 +36,34 @@ def metadata_urls(issuer: str) -> tuple[str, ...]:
 
 
 async def discover_jwks_uri(
-    http: httpx.AsyncClient, issuer: str, *, timeout: float, allow_insecure_http: bool
+    http: httpx.AsyncClient,
+    issuer: str,
+    *,
+    timeout: float,
+    allow_insecure_http: bool,
+    allow_private_network: bool = False,
 ) -> str:
     last: KeySourceError | None = None
     for url in metadata_urls(issuer):
         try:
-            document = await fetch_json(http, url, timeout=timeout, allow_insecure_http=allow_insecure_http)
+            document = await fetch_json(
+                http,
+                url,
+                timeout=timeout,
+                allow_insecure_http=allow_insecure_http,
+                allow_private_network=allow_private_network,
+            )
         except KeySourceError as exc:
             last = exc
             continue
         jwks_uri = _jwks_uri_of(document, issuer, allow_insecure_http)
         # A document naming an internal address is refused whole, like a mismatching issuer.
-        await check_fetch_target(jwks_uri, timeout=timeout, allow_insecure_http=allow_insecure_http)
+        await check_fetch_target(
+            jwks_uri,
+            timeout=timeout,
+            allow_insecure_http=allow_insecure_http,
+            allow_private_network=allow_private_network,
+        )
         return jwks_uri
     raise last or KeySourceError("no metadata document found")
 

@@ -8,7 +8,9 @@ link-local, shared, reserved or multicast, also when wrapped in IPv4-mapped, NAT
 Teredo IPv6 forms); once connected, the peer address itself is checked again, before a
 single byte is sent, so a DNS answer that changes between the two (rebinding) is caught.
 The name stays in the URL, so `Host`, TLS SNI and certificate checks are unchanged.
-Development mode (`allow_insecure_http`) also admits loopback addresses, and nothing else.
+Development mode (`allow_insecure_http`) also admits loopback addresses; `allow_private_network`
+admits private (RFC 1918, ULA) addresses for an on-premises IdP; link-local addresses (cloud
+metadata services) are never fetched from.
 
 httpx errors are translated here into KeySourceError and go no further.
 """
@@ -19,7 +21,7 @@ import asyncio
 import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 import httpx
@@ -32,22 +34,37 @@ __all__ = ["MAX_DOCUMENT_BYTES", "check_fetch_target", "check_fetch_url", "fetch
 
 MAX_DOCUMENT_BYTES = 1_048_576  # DM-03: a 50 MB JWKS is an attack, not a key set
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class Reach(NamedTuple):
+    """Which non-public addresses an IdP fetch may go to."""
+
+    loopback: bool  # development mode (`allow_insecure_http`)
+    private: bool  # an on-premises IdP (`allow_private_network`); never link-local
+
+
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def check_fetch_url(url: str, *, allow_insecure_http: bool) -> None:
     """HTTPS only; plain http only to loopback when explicitly allowed (DM-06)."""
-    parts = urlsplit(url)
-    if not parts.hostname or parts.username or parts.password:
+    try:
+        parts = urlsplit(url)
+        hostname = parts.hostname  # parsing of the netloc (brackets, port) happens here
+    except ValueError:
+        raise KeySourceError("refusing a URL that does not parse") from None
+    if not hostname or parts.username or parts.password:
         raise KeySourceError("refusing a URL without a host or with credentials")
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and allow_insecure_http and _is_loopback(parts.hostname):
+    if parts.scheme == "http" and allow_insecure_http and _is_loopback(hostname):
         return
-    raise KeySourceError(f"refusing to fetch a non-https URL from {parts.hostname}")
+    raise KeySourceError(f"refusing to fetch a non-https URL from {hostname}")
 
 
-async def check_fetch_target(url: str, *, timeout: float, allow_insecure_http: bool) -> None:
+async def check_fetch_target(
+    url: str, *, timeout: float, allow_insecure_http: bool, allow_private_network: bool = False
+) -> None:
     """check_fetch_url, and the host may not resolve to an address we refuse to fetch from: for
     a URL learned from a document, so a bad one is refused before it is ever used (DM-06). A
     name that does not resolve now is left to the fetch, which checks again when it connects."""
@@ -58,11 +75,16 @@ async def check_fetch_target(url: str, *, timeout: float, allow_insecure_http: b
         addresses = await _resolve(parts.hostname, parts.port or 443, timeout)
     except KeySourceError:
         return
-    _refuse_internal(parts.hostname, addresses, allow_insecure_http)
+    _refuse_internal(parts.hostname, addresses, Reach(allow_insecure_http, allow_private_network))
 
 
 async def fetch_json(
-    client: httpx.AsyncClient, url: str, *, timeout: float, allow_insecure_http: bool
+    client: httpx.AsyncClient,
+    url: str,
+    *,
+    timeout: float,
+    allow_insecure_http: bool,
+    allow_private_network: bool = False,
 ) -> Any:
     check_fetch_url(url, allow_insecure_http=allow_insecure_http)
     try:
@@ -72,7 +94,9 @@ async def fetch_json(
             timeout=timeout,
             follow_redirects=False,
             headers={"accept": "application/json"},
-            extensions={"trace": _connection_guard(timeout, allow_insecure_http)},
+            extensions={
+                "trace": _connection_guard(timeout, Reach(allow_insecure_http, allow_private_network))
+            },
         ) as response:
             if response.status_code != 200:
                 raise KeySourceError(f"{_host(url)} answered HTTP {response.status_code}")
@@ -91,29 +115,27 @@ async def fetch_json(
         raise KeySourceError(f"{_host(url)} sent a document that is not JSON") from None
 
 
-def _connection_guard(
-    timeout: float, allow_loopback: bool
-) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
+def _connection_guard(timeout: float, reach: Reach) -> Callable[[str, dict[str, Any]], Awaitable[None]]:
     """An httpcore trace hook: vets the host before each new connection and the peer after it."""
 
     async def guard(event: str, info: dict[str, Any]) -> None:
         if event == "connection.connect_tcp.started":
-            await fetchable_address(info["host"], info["port"], timeout, allow_loopback=allow_loopback)
+            await fetchable_address(info["host"], info["port"], timeout, reach=reach)
         elif event == "connection.connect_tcp.complete":
             stream = info["return_value"]
             peer = stream.get_extra_info("server_addr")
             address = _literal(str(peer[0])) if isinstance(peer, tuple) and peer else None
-            if address is None or not _fetchable(address, allow_loopback):
+            if address is None or not _fetchable(address, reach):
                 await stream.aclose()
                 raise KeySourceError("refusing to fetch: the connection went to a non-public address")
 
     return guard
 
 
-async def fetchable_address(host: str, port: int, timeout: float, *, allow_loopback: bool) -> IPAddress:
+async def fetchable_address(host: str, port: int, timeout: float, *, reach: Reach) -> IPAddress:
     """The first address of `host`, when every address it resolves to may be fetched from."""
     addresses = await _resolve(host, port, timeout)
-    _refuse_internal(host, addresses, allow_loopback)
+    _refuse_internal(host, addresses, reach)
     return addresses[0]
 
 
@@ -134,8 +156,8 @@ async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
     return addresses
 
 
-def _refuse_internal(host: str, addresses: list[IPAddress], allow_loopback: bool) -> None:
-    if not all(_fetchable(a, allow_loopback) for a in addresses):
+def _refuse_internal(host: str, addresses: list[IPAddress], reach: Reach) -> None:
+    if not all(_fetchable(a, reach) for a in addresses):
         raise KeySourceError(f"refusing to fetch from {host}: it resolves to a non-public address")
 
 
@@ -146,13 +168,17 @@ def _literal(host: str) -> IPAddress | None:
         return None
 
 
-def _fetchable(address: IPAddress, allow_loopback: bool) -> bool:
+def _fetchable(address: IPAddress, reach: Reach) -> bool:
     embedded = _embedded_ipv4(address)
     if embedded is not None:
-        return _fetchable(embedded, allow_loopback)
+        return _fetchable(embedded, reach)
     if address.is_loopback:
-        return allow_loopback
-    return address.is_global and not address.is_multicast
+        return reach.loopback
+    if address.is_link_local or address.is_multicast or address.is_unspecified:
+        return False  # cloud metadata (169.254.169.254) and friends: never, whatever the config
+    if reach.private and address.is_private:
+        return True  # an on-premises IdP, allowed by `allow_private_network`
+    return address.is_global
 
 
 def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:

@@ -97,6 +97,11 @@ class IdentityProviderConfig(_Model):
     jwks_ttl_seconds: float = Field(default=300, gt=0, le=86_400)
     jwks_refetch_cooldown_seconds: float = Field(default=30, ge=0, le=3600)
     fetch_timeout_seconds: float = Field(default=5, gt=0, le=60)
+    allow_private_network: bool = Field(
+        default=False,
+        description="Allow metadata and JWKS fetches to private (RFC 1918 / ULA) addresses: an on-premises IdP. "
+        "Link-local addresses (cloud metadata services) stay refused.",
+    )
     allow_insecure_http: bool = Field(
         default=False,
         description="Allow http:// issuer and JWKS URLs on loopback addresses (development only).",
@@ -190,6 +195,11 @@ class LimitsConfig(_Model):
     # JR-10 (slowloris): uvicorn bounds no body read time; 1 MiB at 100 kB/s still fits in 10 s.
     body_read_timeout_seconds: float = Field(default=10, gt=0, le=300)
     max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
+    # JR-10 (slowloris, idle connections): uvicorn arms no timer before a first response.
+    header_read_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    keep_alive_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    # Open connections per worker; beyond this uvicorn answers 503 instead of accepting work.
+    max_connections: int = Field(default=4096, ge=16, le=1_000_000)
     # RFC 8725 §3.x / TV-16: refuse absurd tokens before decoding them.
     max_token_bytes: int = Field(default=8_192, ge=512, le=65_536)
     max_json_depth: int = Field(default=64, ge=4, le=512)

@@ -78,7 +78,10 @@ async def read_form(request: Request) -> Params:
 async def read_capped_body(request: Request) -> bytes:
     """The body, refusing (413) a declared or actual size above the cap without reading on."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit() and len(declared) <= 20)
+        or int(declared) > MAX_BODY_BYTES
+    ):
         raise OAuthError("invalid_request", "request body too large", status=413)
     chunks: list[bytes] = []
     size = 0

@@ -71,7 +71,10 @@ def _check_post(ex: Exchange, accept: str, max_body: int) -> None:
     if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
         raise RequestRejected("Accept must list application/json and text/event-stream", status=406)
     length = ex.headers.get("content-length")
-    if length is not None and (not length.isdigit() or int(length) > max_body):
+    # isdigit() alone accepts "²" and 5,000-digit strings that int() refuses: ASCII, 20 digits max.
+    if length is not None and (
+        not (length.isascii() and length.isdigit() and len(length) <= 20) or int(length) > max_body
+    ):
         raise RequestRejected("request body too large", status=413)
 
 

@@ -1,0 +1,33 @@
+"""Which addresses an IdP fetch may go to, per provider setting (DM-06, allow_private_network)."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from mcp_bastion.auth.fetch import Reach, _fetchable
+
+PUBLIC, DEV, ON_PREM = Reach(False, False), Reach(True, False), Reach(False, True)
+
+
+@pytest.mark.parametrize(
+    ("address", "public", "dev", "on_prem"),
+    [
+        ("93.184.216.34", True, True, True),
+        ("127.0.0.1", False, True, False),
+        ("10.1.2.3", False, False, True),
+        ("192.168.0.10", False, False, True),
+        ("172.16.5.5", False, False, True),
+        ("fd00::1", False, False, True),
+        ("169.254.169.254", False, False, False),  # cloud metadata: never
+        ("fe80::1", False, False, False),
+        ("::ffff:169.254.169.254", False, False, False),
+        ("::ffff:10.0.0.1", False, False, True),
+        ("224.0.0.1", False, False, False),
+        ("0.0.0.0", False, False, False),
+    ],
+)
+def test_reach_table(address: str, public: bool, dev: bool, on_prem: bool) -> None:
+    ip = ipaddress.ip_address(address)
+    assert (_fetchable(ip, PUBLIC), _fetchable(ip, DEV), _fetchable(ip, ON_PREM)) == (public, dev, on_prem)
