@@ -29,6 +29,7 @@ from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .edge import EdgeChecks, ReadBody
 from .errors import BastionError, ConfigError, KeySourceError, RequestRejected
 from .exchange import Exchange, read_headers
+from .mcp.jsonrpc import INTERNAL_ERROR, error_body
 from .mcp.sessions import SessionSealer
 from .mcp.stage import ParseMcp
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
@@ -118,6 +119,7 @@ class Gateway:
         self._documents[GATEWAY_JWKS_PATH] = jwks
         self._stages = tuple(stages)
         self._audit = audit
+        self._refuse_unaudited = config.audit.on_failure == "refuse"
         self._closers = closers
         self._warmers = warmers
         self._background: set[asyncio.Task[Any]] = set()
@@ -153,6 +155,9 @@ class Gateway:
 
     async def _handle(self, route: ServerRoute, scope: dict[str, Any], receive: Any, send: Any) -> None:
         started = time.perf_counter()
+        if self._refuse_unaudited and not getattr(self._audit, "healthy", True):
+            await send_reply(send, (503, [JSON], error_body(None, INTERNAL_ERROR, "audit unavailable")))
+            return
         try:
             headers = read_headers(scope["headers"], self.config.limits.max_header_bytes)
         except RequestRejected as err:
@@ -216,9 +221,10 @@ class Gateway:
 
     async def _document(self, scope: dict[str, Any], send: Any) -> None:
         path = scope["path"]
-        document = self._documents.get(path)
         if path == "/healthz":
-            document = b'{"status":"ok"}'
+            await self._health(send)
+            return
+        document = self._documents.get(path)
         if document is None or scope["method"] not in ("GET", "HEAD"):
             status, body = (
                 (404, b'{"error":"not_found"}')
@@ -234,6 +240,13 @@ class Gateway:
         ]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": document if scope["method"] == "GET" else b""})
+
+    async def _health(self, send: Any) -> None:
+        # The audit feed is part of health: a gateway that cannot record decisions is degraded.
+        if getattr(self._audit, "healthy", True):
+            await send_reply(send, (200, [JSON], b'{"status":"ok"}'))
+        else:
+            await send_reply(send, (503, [JSON], b'{"status":"degraded","audit":"failing"}'))
 
     async def _lifespan(self, receive: Any, send: Any) -> None:
         while True:

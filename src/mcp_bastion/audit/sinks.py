@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import sys
 from typing import BinaryIO, Protocol
 
@@ -11,34 +12,81 @@ from .events import AuditEvent
 
 __all__ = ["AuditSink", "FileSink", "MemorySink", "NullSink", "StreamSink", "sink_for"]
 
+log = logging.getLogger("mcp_bastion.audit")
+
 
 class AuditSink(Protocol):
     def emit(self, event: AuditEvent) -> None: ...
 
 
+MAX_PENDING_BYTES = 64 * 1_048_576  # while the sink is down, this much waits in memory
+RETRY_SECONDS = 1.0
+
+
 class StreamSink:
     """Writes each event as one line. Events emitted within one event-loop turn share one
     write (under load that is one syscall for many requests); nothing waits longer than the
-    current turn, and `flush()` writes whatever is pending."""
+    current turn, and `flush()` writes whatever is pending.
+
+    When the stream fails (disk full, pipe closed: SL-04) nothing is dropped silently: lines
+    wait in a bounded buffer and are retried every second; the failure is logged as an error
+    when it starts, `healthy` turns false (the gateway's /healthz reports it, and with
+    `audit.on_failure: refuse` MCP requests are refused), and if the buffer overflows, the
+    oldest lines go with an error log counting them.
+    """
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
         self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._retry: asyncio.TimerHandle | None = None
+        self.healthy = True
+        self.dropped = 0
 
     def emit(self, event: AuditEvent) -> None:
-        self._pending.append(event.to_json())
-        if len(self._pending) > 1:
-            return  # a flush is already scheduled for this turn
+        line = event.to_json()
+        self._pending.append(line)
+        self._pending_bytes += len(line)
+        if len(self._pending) > 1 or self._retry is not None:
+            self._bound()
+            return  # a flush is already scheduled (this turn, or the next retry)
         try:
             asyncio.get_running_loop().call_soon(self.flush)
         except RuntimeError:
             self.flush()  # no loop running: write now
 
     def flush(self) -> None:
-        if self._pending:
-            lines, self._pending = b"".join(self._pending), []
+        self._retry = None
+        if not self._pending:
+            return
+        lines = b"".join(self._pending)
+        try:
             self._stream.write(lines)
             self._stream.flush()
+        except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            self._failed(exc)
+            return
+        self._pending, self._pending_bytes = [], 0
+        if not self.healthy:
+            log.error("audit sink recovered; pending events written")
+            self.healthy = True
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.healthy:
+            log.error("audit sink failing (%s); holding events in memory and retrying", type(exc).__name__)
+            self.healthy = False
+        self._bound()
+        try:
+            self._retry = asyncio.get_running_loop().call_later(RETRY_SECONDS, self.flush)
+        except RuntimeError:
+            self._retry = None  # no loop: the next emit or flush retries
+
+    def _bound(self) -> None:
+        while self._pending_bytes > MAX_PENDING_BYTES and self._pending:
+            self._pending_bytes -= len(self._pending.pop(0))
+            self.dropped += 1
+            if self.dropped % 1000 == 1:
+                log.error("audit buffer full: %d events dropped so far", self.dropped)
 
 
 class FileSink(StreamSink):

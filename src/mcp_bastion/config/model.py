@@ -215,6 +215,9 @@ class LimitsConfig(_Model):
 class AuditConfig(_Model):
     sink: Literal["stdout", "file", "none"] = "stdout"
     path: str | None = None
+    # SL-04: while the sink fails, events wait in a bounded buffer ("buffer"), or MCP requests
+    # are refused with 503 until it recovers ("refuse": no decision goes unrecorded).
+    on_failure: Literal["buffer", "refuse"] = "buffer"
 
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditConfig:

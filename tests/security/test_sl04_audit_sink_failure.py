@@ -1,0 +1,108 @@
+"""SL-04: the audit sink full or down. Never a silent drop: a bounded buffer plus an alert
+(and /healthz says so), or, with `audit.on_failure: refuse`, no request served unrecorded."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from mcp_bastion.app import build_gateway
+from mcp_bastion.audit import StreamSink
+from mcp_bastion.config import LoadedConfig, parse_config
+
+from ..support.gateway import gateway_config, gateway_server_options
+from ..support.issuer import LocalIssuer, running_issuer
+from ..support.recording_upstream import RecordingUpstream
+from ..support.servers import bind_loopback, serve_asgi
+
+HEADERS = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
+
+
+class BrokenDisk(io.RawIOBase):
+    """A stream that fails like a full disk until repaired."""
+
+    def __init__(self) -> None:
+        self.broken = True
+        self.written = bytearray()
+        self.lock = threading.Lock()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        with self.lock:
+            if self.broken:
+                raise OSError(28, "No space left on device")
+            self.written += bytes(data)
+            return len(data)
+
+
+@contextlib.contextmanager
+def gateway_with(disk: BrokenDisk, on_failure: str) -> Iterator[tuple[LocalIssuer, str, httpx.Client]]:
+    with running_issuer() as issuer, serve_asgi(RecordingUpstream()) as up:
+        sock = bind_loopback()
+        base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        config = parse_config(
+            gateway_config(
+                base,
+                issuer.issuer,
+                {"rec": f"{up.base_url}/mcp"},
+                audit={"sink": "stdout", "on_failure": on_failure},
+            )
+        )
+        gateway = build_gateway(LoadedConfig(config, {}), audit=StreamSink(disk))  # type: ignore[arg-type]
+        with (
+            serve_asgi(gateway, sock=sock, **gateway_server_options(config)),
+            httpx.Client(timeout=10) as http,
+        ):
+            yield issuer, base, http
+
+
+def _ping(issuer: LocalIssuer, base: str, http: httpx.Client, rid: int) -> httpx.Response:
+    token = issuer.token(audience=f"{base}/rec/mcp")
+    body = json.dumps({"jsonrpc": "2.0", "id": rid, "method": "ping"})
+    return http.post(f"{base}/rec/mcp", content=body, headers={**HEADERS, "authorization": f"Bearer {token}"})
+
+
+def _wait(condition: Any, timeout: float = 5.0) -> bool:
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return True
+        pause.wait(0.02)
+    return bool(condition())
+
+
+def test_sl04_buffered_while_down_alerted_and_written_once_back(caplog: pytest.LogCaptureFixture) -> None:
+    disk = BrokenDisk()
+    caplog.set_level(logging.ERROR, logger="mcp_bastion.audit")
+    with gateway_with(disk, "buffer") as (issuer, base, http):
+        assert [_ping(issuer, base, http, i).status_code for i in (1, 2, 3)] == [200, 200, 200]
+        assert _wait(lambda: http.get(f"{base}/healthz").status_code == 503)
+        assert http.get(f"{base}/healthz").json() == {"status": "degraded", "audit": "failing"}
+        assert any("audit sink failing" in r.getMessage() for r in caplog.records)
+        disk.broken = False  # the disk is repaired: the retry writes everything that waited
+        assert _wait(lambda: disk.written.count(b"\n") >= 3)
+        assert http.get(f"{base}/healthz").status_code == 200
+    lines = [json.loads(line) for line in disk.written.splitlines()]
+    assert [line["method"] for line in lines] == ["ping", "ping", "ping"]
+
+
+def test_sl04_refuse_mode_serves_nothing_unrecorded() -> None:
+    disk = BrokenDisk()
+    with gateway_with(disk, "refuse") as (issuer, base, http):
+        assert _ping(issuer, base, http, 1).status_code == 200  # its event is what fails to write
+        assert _wait(lambda: http.get(f"{base}/healthz").status_code == 503)
+        refused = _ping(issuer, base, http, 2)
+        assert refused.status_code == 503
+        assert refused.json()["error"]["message"] == "audit unavailable"
+        disk.broken = False
+        assert _wait(lambda: _ping(issuer, base, http, 3).status_code == 200)
