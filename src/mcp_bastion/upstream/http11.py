@@ -54,6 +54,7 @@ class _Connection(asyncio.Protocol):
         self._parser = httptools.HttpResponseParser(self)
         self._header_name = b""
         self.closed = False
+        self.received = False
         self.response: RawResponse | None = None
 
     # asyncio.Protocol
@@ -62,6 +63,7 @@ class _Connection(asyncio.Protocol):
         self.transport = cast("asyncio.Transport", transport)
 
     def data_received(self, data: bytes) -> None:
+        self.received = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -106,6 +108,7 @@ class _Connection(asyncio.Protocol):
     # ours
     def start(self, response: RawResponse) -> None:
         self.response = response
+        self.received = False  # no byte of this response yet
         self._parser = httptools.HttpResponseParser(self)
 
     def _fail(self, reason: str) -> None:
@@ -255,17 +258,31 @@ class Http11Pool:
         body: bytes,
         timeout: float | None,
     ) -> RawResponse:
-        connection = await self._acquire(origin)
-        response = RawResponse(connection)
-        connection.start(response)
-        assert connection.transport is not None
-        connection.transport.write(_serialize(origin, method, headers, body))
-        try:
-            await response.wait_headers(timeout)
-        except BaseException:
-            self.discard(response)
-            raise
-        return response
+        request = _serialize(origin, method, headers, body)
+        for attempt in (1, 2):
+            connection, reused = await self._acquire(origin)
+            response = RawResponse(connection)
+            connection.start(response)
+            assert connection.transport is not None
+            connection.transport.write(request)
+            try:
+                await response.wait_headers(timeout)
+            except UpstreamTimeout:
+                self.discard(response)
+                raise
+            except UpstreamError:
+                self.discard(response)
+                # A kept-alive connection the upstream closed while it sat idle (its keep-alive
+                # timeout) fails before a single response byte: the request never reached the
+                # application, so it is sent once more on a fresh connection.
+                if reused and attempt == 1 and not connection.received:
+                    continue
+                raise
+            except BaseException:
+                self.discard(response)
+                raise
+            return response
+        raise AssertionError("unreachable: the second attempt returns or raises")
 
     def release(self, response: RawResponse) -> None:
         """Give the connection back if the response was read to its end and may be reused."""
@@ -294,7 +311,7 @@ class Http11Pool:
                     connection.transport.close()
         self._idle.clear()
 
-    async def _acquire(self, origin: Origin) -> _Connection:
+    async def _acquire(self, origin: Origin) -> tuple[_Connection, bool]:
         idle = self._idle.get((origin.scheme, origin.host, origin.port))
         while idle:
             connection = idle.pop()
@@ -303,8 +320,8 @@ class Http11Pool:
                 and connection.transport is not None
                 and not connection.transport.is_closing()
             ):
-                return connection
-        return await self._connect(origin)
+                return connection, True
+        return await self._connect(origin), False
 
     async def _connect(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()
