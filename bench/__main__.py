@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from . import goals as issue_goals
@@ -67,6 +69,8 @@ class Run:
 
 def main() -> int:
     args = _parser().parse_args()
+    if args.from_json:
+        return _rerender(Path(args.from_json))
     settings = (
         Settings(rounds=1, seconds=1, warmup=0, streams=100, fastmcp_streams=50, probe_calls=5, quick=True)
         if args.quick
@@ -133,6 +137,11 @@ def _parser() -> argparse.ArgumentParser:
         help="idle streams for FastMCP, which opens an upstream session per stream (default 200)",
     )
     parser.add_argument("--skip-fastmcp", action="store_true", help="leave out target E")
+    parser.add_argument(
+        "--from-json",
+        metavar="FILE",
+        help="measure nothing: re-render tables, goals and plot from a results.json",
+    )
     parser.add_argument(
         "--wait-quiet",
         type=int,
@@ -320,41 +329,58 @@ def _workers(run: Run, launcher: Launcher) -> None:
 
 
 def _finish(run: Run, machine: dict[str, Any], note: str, sealing: dict[str, float], elapsed: float) -> None:
-    names = run.names
-    workloads = [w.name for w in WORKLOADS] + [WORKERS.name]
-    keys = ["A", "B", "C", "D", "E", "C2"]
-    rows = {w: report.summarize(run.samples.get(w, []), keys, run.probes.get(w)) for w in workloads}
-    goals = issue_goals.goals(rows, run.samples, run.streams, sealing, int(machine["nproc"] or 1))
-    print("\nIssue 4 targets (gateway C, full auth):")
-    print(report.render(issue_goals.goal_table(goals), issue_goals.GOAL_HEADER))
     results = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "command": "bench/run" + (" --quick" if run.settings.quick else ""),
+        "command": os.environ.get("BENCH_COMMAND", "python -m bench " + " ".join(sys.argv[1:])).strip(),
         "settings": run.settings.__dict__,
         "elapsed_seconds": round(elapsed, 1),
         "machine": machine,
         "note": note,
         "targets": {t.key: {"name": t.name, "title": t.title} for t in run.targets},
         "workloads": {w.name: w.title for w in (*WORKLOADS, WORKERS)},
-        "results": {w: [r.to_json() for r in rows[w]] for w in workloads},
-        "samples": {w: [s.to_json() for s in run.samples.get(w, [])] for w in workloads},
+        "samples": {w: [s.to_json() for s in ss] for w, ss in run.samples.items()},
         "idle_streams": [s.to_json() for s in run.streams],
         "upstream_probes": run.probes,
         "sealing": sealing,
-        "goals": goals,
         "problems": run.problems,
     }
-    (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
-    (OUT / "tables.md").write_text(
-        report.markdown(results, rows, run.streams, names, issue_goals.goal_table(goals))
-    )
-    try:
-        report.plot(str(OUT / "bench.png"), [w.name for w in WORKLOADS], rows, names, note)
-    except Exception as exc:  # matplotlib missing: the numbers still stand
-        run.problem(f"no plot: {exc}")
+    _render(results)
     print(f"\nWrote {OUT / 'results.json'}, {OUT / 'tables.md'} and {OUT / 'bench.png'} in {elapsed:.0f} s.")
     if run.problems:
         print(f"{len(run.problems)} problem(s) noted above; they are listed in results.json.")
+
+
+def _render(results: dict[str, Any]) -> None:
+    """Summaries, goals, tables.md and the plot from the raw results (also: --from-json)."""
+    samples = {w: [Sample(**s) for s in ss] for w, ss in results["samples"].items()}
+    streams = [StreamSample(**s) for s in results["idle_streams"]]
+    names = {key: target["name"] for key, target in results["targets"].items()}
+    workloads = list(results["workloads"])
+    keys = ["A", "B", "C", "D", "E", "C2"]
+    rows = {
+        w: report.summarize(samples.get(w, []), keys, results["upstream_probes"].get(w)) for w in workloads
+    }
+    nproc = int(results["machine"]["nproc"] or 1)
+    goals = issue_goals.goals(rows, samples, streams, results["sealing"], nproc)
+    print("\nIssue 4 targets (gateway C, full auth):")
+    print(report.render(issue_goals.goal_table(goals), issue_goals.GOAL_HEADER))
+    results["results"] = {w: [r.to_json() for r in rows[w]] for w in workloads}
+    results["goals"] = goals
+    (OUT / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    (OUT / "tables.md").write_text(
+        report.markdown(results, rows, streams, names, issue_goals.goal_table(goals))
+    )
+    try:
+        report.plot(str(OUT / "bench.png"), [w.name for w in WORKLOADS], rows, names, results["note"])
+    except Exception as exc:  # matplotlib missing: the numbers still stand
+        print(f"  ! no plot: {exc}")
+
+
+def _rerender(path: Path) -> int:
+    results = json.loads(path.read_text())
+    _render(results)
+    print(f"Rendered {OUT / 'results.json'}, {OUT / 'tables.md'} and {OUT / 'bench.png'} from {path}.")
+    return 0
 
 
 if __name__ == "__main__":

@@ -153,7 +153,7 @@ HEADER = (
     "p50 ms",
     "p99 ms",
     "errors",
-    "CPU µs/req",
+    "CPU µs/call",
     "upstream req/call",
     "vs direct req/s",
     "vs nginx req/s",
@@ -252,7 +252,7 @@ def plot(
         axes[1].bar(cpu_xs, cpu, width, label=label)
     for ax, title in (
         (axes[0], "Throughput, verified answers per second (median, min-max over rounds)"),
-        (axes[1], "Server CPU per request, µs (median over rounds)"),
+        (axes[1], "Target's own CPU per call, µs (median over rounds)"),
     ):
         ax.set_yscale("log")
         ax.set_xticks(range(len(workloads)))
