@@ -367,3 +367,21 @@ def _eventually(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
             return True
         pause.wait(0.01)
     return condition()
+
+
+def test_calls_arriving_during_the_first_catalog_fetch_wait_for_it(stack: Stack) -> None:
+    """A fresh replica: 20 read-only calls at once, before any tools/list went through. None may
+    be decided without annotations (which would demand the write scope)."""
+    import concurrent.futures
+
+    token = stack.token("tools.read")
+
+    def one(i: int) -> int:
+        return stack.post(
+            rpc("tools/call", {"name": "read_thing", "arguments": {}}, id=i), token=token
+        ).status_code
+
+    with concurrent.futures.ThreadPoolExecutor(20) as pool:
+        statuses = list(pool.map(one, range(20)))
+    assert statuses == [200] * 20
+    assert len(stack.upstream.calls("tools/list")) == 1

@@ -6,6 +6,7 @@ scopes, and per-tool config always wins (see ServerPolicy). The catalog is bound
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,7 @@ class ToolCatalog:
     def __init__(self) -> None:
         self._tools: dict[str, ToolAnnotations] = {}
         self.refreshed_at: float | None = None
+        self.loading: asyncio.Future[None] | None = None  # the fetch under way, shared by waiters
 
     def get(self, name: str) -> ToolAnnotations | None:
         return self._tools.get(name)

@@ -7,6 +7,7 @@ fetch is rate-limited per server so unknown tool names cannot make it an amplifi
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -33,18 +34,30 @@ class CatalogFetcher:
 
     async def __call__(self, ex: Exchange) -> None:
         catalog = ex.route.catalog
+        if catalog.loading is not None:
+            # A fetch is under way (a fresh replica's first calls arrive together): wait for it
+            # rather than decide without annotations. Shielded: one caller leaving must not
+            # cancel the fetch the others wait on.
+            await asyncio.shield(catalog.loading)
+            return
         now = self._clock()
         if catalog.refreshed_at is not None and now - catalog.refreshed_at < MIN_INTERVAL_S:
             return
         catalog.refreshed_at = now
+        task = catalog.loading = asyncio.ensure_future(self._load(ex))
+        task.add_done_callback(lambda _: setattr(catalog, "loading", None))
+        await asyncio.shield(task)
+
+    async def _load(self, ex: Exchange) -> None:
+        catalog = ex.route.catalog
         try:
-            tools = await self._modern(ex)
-        except BastionError:
             try:
+                tools = await self._modern(ex)
+            except BastionError:
                 tools = await self._legacy(ex)
-            except BastionError as exc:
-                log.warning("could not load the tool list of %s: %s", ex.route.name, exc.message)
-                return
+        except BastionError as exc:
+            log.warning("could not load the tool list of %s: %s", ex.route.name, exc.message)
+            return
         catalog.learn(tools)
 
     async def _modern(self, ex: Exchange) -> list[Any]:
