@@ -106,3 +106,39 @@ def test_sl04_refuse_mode_serves_nothing_unrecorded() -> None:
         assert refused.json()["error"]["message"] == "audit unavailable"
         disk.broken = False
         assert _wait(lambda: _ping(issuer, base, http, 3).status_code == 200)
+
+
+class FillingDisk(io.RawIOBase):
+    """Takes 10 bytes of the first write, then fails (a disk filling up), until repaired."""
+
+    def __init__(self) -> None:
+        self.room: int | None = 10
+        self.written = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        if self.room is None:
+            self.written += bytes(data)
+            return len(data)
+        if self.room == 0:
+            raise OSError(28, "No space left on device")
+        taken = bytes(data)[: self.room]
+        self.room -= len(taken)
+        self.written += taken
+        return len(taken)
+
+
+def test_sl04_a_short_write_is_completed_after_recovery() -> None:
+    from mcp_bastion.audit import AuditEvent
+
+    disk = FillingDisk()
+    sink = StreamSink(disk)  # type: ignore[arg-type]
+    for i in range(3):
+        sink.emit(AuditEvent(0.0, "t" * 32, "s", "ping", None, "allow", "ok", 200, 1.0, subject=f"u{i}"))
+    assert not sink.healthy
+    disk.room = None  # space again
+    sink.flush()
+    assert sink.healthy
+    assert [json.loads(line)["subject"] for line in disk.written.splitlines()] == ["u0", "u1", "u2"]

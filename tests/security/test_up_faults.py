@@ -116,7 +116,7 @@ def test_up02_an_endless_sse_answer_is_cut_off(stack: Stack) -> None:
     assert stack.gateway.audit.wait_for(lambda e: e.target == "endless_sse").decision == "error"
 
 
-@pytest.mark.parametrize("fault", ["html_502", "stack_trace_500", "invalid_json"])
+@pytest.mark.parametrize("fault", ["html_502", "stack_trace_500", "invalid_json", "untyped_body"])
 def test_up03_upstream_garbage_becomes_a_sanitized_error(stack: Stack, fault: str) -> None:
     error = _gateway_error(stack.call(fault), 502, 41)
     assert error["code"] == -32603
@@ -144,3 +144,9 @@ def test_a_well_behaved_answer_still_passes_unchanged(stack: Stack) -> None:
         "id": 41,
         "result": {"content": [{"type": "text", "text": "fine"}]},
     }
+
+
+def test_up03_an_accepted_answer_carries_no_upstream_body(stack: Stack) -> None:
+    response = stack.call("accepted_with_body")
+    assert response.status_code == 202
+    assert response.content == b""

@@ -47,6 +47,13 @@ class FaultyUpstream:
             )
         elif fault == "invalid_json":
             await _raw(send, 200, b"application/json", f"{{not json {SECRET_HOST}".encode())
+        elif fault == "untyped_body":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send(
+                {"type": "http.response.body", "body": f"Authorization was ... {SECRET_HOST}".encode()}
+            )
+        elif fault == "accepted_with_body":
+            await _raw(send, 202, b"application/json", f'{{"leak": "{SECRET_HOST}"}}'.encode())
         elif fault == "wrong_id":
             await _json(send, 200, {"jsonrpc": "2.0", "id": "someone-else", "result": {"content": []}})
         elif fault == "sse_wrong_and_duplicate_ids":
@@ -117,6 +124,8 @@ class FaultyUpstream:
 
 
 FAULTS = (
+    "untyped_body",
+    "accepted_with_body",
     "html_502",
     "stack_trace_500",
     "invalid_json",

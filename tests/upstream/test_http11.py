@@ -118,3 +118,12 @@ async def test_a_body_past_the_cap_is_not_collected() -> None:
         assert await response.read_all(2, 1_000_000) is None
         pool.release(response)  # not read to the end: the connection is closed, not pooled
         await pool.aclose()
+
+
+async def test_an_endless_response_head_fails_instead_of_filling_memory() -> None:
+    flood = b"HTTP/1.1 200 OK\r\n" + b"x-flood: " + b"a" * 100 + b"\r\n" * 1 + (b"x-more: yes\r\n" * 50_000)
+    async for _, origin in _serve(lambda conn, n: flood):
+        pool = Http11Pool(max_per_origin=4, connect_timeout=2)
+        with pytest.raises(UpstreamError, match="too many response headers"):
+            await _call(pool, origin)
+        await pool.aclose()

@@ -59,11 +59,17 @@ class StreamSink:
         self._retry = None
         if not self._pending:
             return
-        lines = b"".join(self._pending)
+        lines = memoryview(b"".join(self._pending))
+        written = 0
         try:
-            self._stream.write(lines)
+            while written < len(lines):
+                # An unbuffered file may take part of a write (a disk filling up): go on from there.
+                count = self._stream.write(lines[written:])
+                written += len(lines) - written if count is None else count
             self._stream.flush()
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+            rest = bytes(lines[written:])  # the unwritten tail, so a line is never left half-done
+            self._pending, self._pending_bytes = ([rest] if rest else []), len(rest)
             self._failed(exc)
             return
         self._pending, self._pending_bytes = [], 0

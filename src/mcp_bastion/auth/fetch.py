@@ -88,16 +88,21 @@ async def fetch_json(
 ) -> Any:
     check_fetch_url(url, allow_insecure_http=allow_insecure_http)
     try:
-        async with client.stream(
-            "GET",
-            url,
-            timeout=timeout,
-            follow_redirects=False,
-            headers={"accept": "application/json"},
-            extensions={
-                "trace": _connection_guard(timeout, Reach(allow_insecure_http, allow_private_network))
-            },
-        ) as response:
+        # One deadline for the whole fetch: httpx's timeout applies per step, and a JWKS sent a
+        # byte at a time would otherwise hold every request waiting on this shared fetch.
+        async with (
+            asyncio.timeout(timeout),
+            client.stream(
+                "GET",
+                url,
+                timeout=timeout,
+                follow_redirects=False,
+                headers={"accept": "application/json"},
+                extensions={
+                    "trace": _connection_guard(timeout, Reach(allow_insecure_http, allow_private_network))
+                },
+            ) as response,
+        ):
             if response.status_code != 200:
                 raise KeySourceError(f"{_host(url)} answered HTTP {response.status_code}")
             body = bytearray()
@@ -105,7 +110,7 @@ async def fetch_json(
                 body += chunk
                 if len(body) > MAX_DOCUMENT_BYTES:
                     raise KeySourceError(f"{_host(url)} sent a document over {MAX_DOCUMENT_BYTES} bytes")
-    except httpx.TimeoutException:
+    except (httpx.TimeoutException, TimeoutError):
         raise KeySourceError(f"{_host(url)} did not answer within {timeout:g} s") from None
     except httpx.HTTPError as exc:
         raise KeySourceError(f"cannot reach {_host(url)} ({type(exc).__name__})") from None

@@ -87,7 +87,7 @@ class Forward:
             # GET streams are long-lived notification channels: no byte cap, just the read loop.
             cap = self._max_response if method == "POST" else None
             if status in (202, 204):
-                await self._stream(ex, upstream, None, cap)  # accepted notifications: no body to check
+                await self._send_empty(ex, upstream)  # accepted notifications carry no body
             elif content_type == "application/json":
                 await self._send_json(ex, upstream, self._guard(ex, credential))
             elif content_type == "text/event-stream":
@@ -96,7 +96,7 @@ class Forward:
             elif content_type:
                 raise UpstreamError("upstream answered with an unexpected content type")
             else:
-                await self._stream(ex, upstream, None, cap)  # 202 Accepted and other empty answers
+                await self._send_untyped(ex, upstream)
         finally:
             self._client.close(upstream)
 
@@ -158,6 +158,20 @@ class Forward:
                 await ex.send({"type": "http.response.body", "body": out, "more_body": True})
         tail = sse.finish() if sse is not None else b""
         await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
+
+    async def _send_empty(self, ex: Exchange, upstream: UpstreamResponse) -> None:
+        headers = self._response_headers(ex, upstream, drop_length=True)
+        await ex.send({"type": "http.response.start", "status": upstream.status, "headers": headers})
+        ex.status = upstream.status
+        await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _send_untyped(self, ex: Exchange, upstream: UpstreamResponse) -> None:
+        """An answer without Content-Type may only be empty (a 405 to GET, say): a body of
+        unknown type is never relayed (UP-03; it could quote the gateway's credential)."""
+        body = await upstream.read_all(self._max_response)
+        if body:
+            raise UpstreamError("upstream answered with a body of no declared type")
+        await self._send_empty(ex, upstream)
 
     async def _send_json(self, ex: Exchange, upstream: UpstreamResponse, guard: ResponseGuard) -> None:
         body = await upstream.read_all(self._max_response)

@@ -23,6 +23,8 @@ from ..errors import UpstreamError, UpstreamTimeout
 
 __all__ = ["Http11Pool", "Origin", "RawResponse"]
 
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024  # an upstream's response head; beyond it the answer fails
+MAX_RESPONSE_HEADERS = 256
 HIGH_WATER = 256 * 1024  # pause reading from the upstream when this much is unread (back-pressure)
 LOW_WATER = 64 * 1024
 
@@ -83,8 +85,13 @@ class _Connection(asyncio.Protocol):
 
     # httptools callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
-        assert self.response is not None
-        self.response.headers.append((name.lower(), value))
+        response = self.response
+        assert response is not None
+        response.header_bytes += len(name) + len(value)
+        if response.header_bytes > MAX_RESPONSE_HEADER_BYTES or len(response.headers) >= MAX_RESPONSE_HEADERS:
+            self._fail("upstream sent too many response headers")  # an endless head is not buffered
+            return
+        response.headers.append((name.lower(), value))
 
     def on_headers_complete(self) -> None:
         response = self.response
@@ -130,6 +137,7 @@ class RawResponse:
         "_paused",
         "_waiter",
         "complete",
+        "header_bytes",
         "headers",
         "headers_done",
         "keep_alive",
@@ -141,6 +149,7 @@ class RawResponse:
         self._connection = connection
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
+        self.header_bytes = 0
         self.headers_done = False
         self.complete = False
         self.keep_alive = False
