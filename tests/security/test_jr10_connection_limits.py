@@ -22,8 +22,7 @@ from tests.security.test_jsonrpc_and_limits import _trickle
 
 
 def test_jr10_configured_body_read_timeout_applies() -> None:
-    """limits.body_read_timeout_seconds: 1 -> 408 after ~1 s. Fails: app.py builds
-    ReadBody(config.limits.max_body_bytes) without passing the timeout (default 10 s used)."""
+    """limits.body_read_timeout_seconds: 1 -> 408 after ~1 s (the configured value, not the default)."""
     with stack(limits={"body_read_timeout_seconds": 1}) as s:
         body = json.dumps(rpc("ping", {"pad": "x" * 200})).encode()
         stop = threading.Event()
@@ -41,9 +40,8 @@ def test_jr10_configured_body_read_timeout_applies() -> None:
 
 def test_jr10_slow_body_connection_is_closed_after_the_408() -> None:
     """After the 408 the client keeps trickling: the connection must be closed, not kept alive.
-    Fails: the 408 reply carries no `connection: close`, and uvicorn's keep-alive timer is
-    cancelled by every byte received, so the connection lives as long as the client trickles
-    (and, once it stops, forever: the timer is never re-armed)."""
+    (uvicorn's keep-alive timer is cancelled by every byte received: only `connection: close`
+    on the 408 ends it.)"""
     with stack() as s:
         body = json.dumps(rpc("ping", {"pad": "x" * 2000})).encode()
         stop = threading.Event()
@@ -60,8 +58,7 @@ def test_jr10_slow_body_connection_is_closed_after_the_408() -> None:
 
 def test_jr10_slow_request_head_is_cut_off() -> None:
     """Request head at one byte per 0.2 s: the server must close it within a header timeout.
-    Fails: uvicorn (httptools) arms no timer before the first request completes; the gateway
-    never sees the request. Needs serving.py (a protocol with a head-read deadline)."""
+    (uvicorn arms no timer before a first request completes: the gateway's protocol does.)"""
     with stack() as s:
         head = request_head(s, s.token(), body_length=2) + b"\r\n{}"
         stop = threading.Event()
@@ -74,7 +71,7 @@ def test_jr10_slow_request_head_is_cut_off() -> None:
 
 
 def test_jr10_idle_connection_is_cut_off() -> None:
-    """A connection that sends nothing at all. Fails for the same reason as above."""
+    """A connection that sends nothing at all is closed by the head deadline too."""
     with stack() as s, socket.create_connection((s.host, s.port), timeout=15) as conn:
         assert closed_by_peer(conn, 12), "an idle connection was never closed"
 

@@ -326,10 +326,8 @@ def test_jr10_idle_and_slow_connections_do_not_hold_up_other_users(jr: Stack) ->
             sender.join(2)
 
 
-# Not here yet, because they fail for reasons outside the gateway's stages: a slow or idle
-# request head is never cut off (uvicorn arms no timer before a first request completes), and
-# the connection stays open after the 408 (the reply carries no `connection: close`, and every
-# trickled byte cancels uvicorn's keep-alive timer). Both need serving.py / replies.py.
+# Slow or idle request heads, and closing the connection after a 408, are in
+# test_jr10_connection_limits.py (the gateway's connection protocol, not its stages).
 
 
 # --- JR-12 ---------------------------------------------------------------------------------
