@@ -150,3 +150,13 @@ def test_up03_an_accepted_answer_carries_no_upstream_body(stack: Stack) -> None:
     response = stack.call("accepted_with_body")
     assert response.status_code == 202
     assert response.content == b""
+
+
+def test_upstream_that_drops_mid_sse_ends_the_stream_and_is_audited(stack: Stack) -> None:
+    response = stack.call("sse_drop", rid=77)
+    assert response.status_code == 200
+    events = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    assert [e.get("method") for e in events] == ["notifications/progress"]  # what arrived, then the end
+    event = stack.gateway.audit.wait_for(lambda e: e.target == "sse_drop")
+    assert (event.decision, event.reason) == ("error", "upstream connection failed mid-response")
+    assert stack.call("fine").status_code == 200  # and the gateway carries on

@@ -12,6 +12,10 @@ import orjson
 SECRET_HOST = "db-7.internal.corp"  # must never reach a client
 
 
+class UpstreamDropped(Exception):
+    """Raised inside the fixture to make uvicorn abort the connection mid-response."""
+
+
 @dataclass
 class FaultyUpstream:
     requests: int = 0
@@ -47,6 +51,27 @@ class FaultyUpstream:
             )
         elif fault == "invalid_json":
             await _raw(send, 200, b"application/json", f"{{not json {SECRET_HOST}".encode())
+        elif fault == "sse_drop":
+            note = {
+                "jsonrpc": "2.0",
+                "method": "notifications/progress",
+                "params": {"progressToken": 1, "progress": 1},
+            }
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [(b"content-type", b"text/event-stream")],
+                }
+            )
+            await send(
+                {
+                    "type": "http.response.body",
+                    "body": b"data: " + orjson.dumps(note) + b"\n\n",
+                    "more_body": True,
+                }
+            )
+            raise UpstreamDropped("the upstream process dies mid-stream")  # uvicorn drops the connection
         elif fault == "untyped_body":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             await send(
@@ -124,6 +149,7 @@ class FaultyUpstream:
 
 
 FAULTS = (
+    "sse_drop",
     "untyped_body",
     "accepted_with_body",
     "html_502",
