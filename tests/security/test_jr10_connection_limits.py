@@ -83,15 +83,17 @@ def test_tv16_100_mb_header_is_refused_promptly_and_others_are_unaffected() -> N
         done = threading.Event()
         outcome: list[object] = []
 
+        body = json.dumps(rpc("ping")).encode()
+        # Built before the clock starts: copying 100 MB holds the GIL, which would stall the
+        # in-process server threads and be measured as the gateway's fault.
+        payload = request_head(s, "x" * 100_000_000, body_length=len(body)) + b"\r\n" + body
+
         def attack() -> None:
-            body = json.dumps(rpc("ping")).encode()
             try:
                 with socket.create_connection((s.host, s.port), timeout=60) as conn:
                     # The server hangs up mid-send (what we expect); its answer may still be readable.
                     with contextlib.suppress(OSError):
-                        conn.sendall(
-                            request_head(s, "x" * 100_000_000, body_length=len(body)) + b"\r\n" + body
-                        )
+                        conn.sendall(payload)
                     outcome.append(read_response(conn, timeout=10)[0])
             except OSError as exc:
                 outcome.append(type(exc).__name__)

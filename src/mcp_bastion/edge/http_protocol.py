@@ -24,6 +24,7 @@ __all__ = ["GatewayHttpProtocol", "bound_protocol"]
 
 REQUEST_LINE_ALLOWANCE = 8192  # the request line (method, target) is not part of the header cap
 LINGER_SECONDS = 1.0  # after a 431, input is discarded this long before the connection closes
+LINGER_MAX_BYTES = 1_048_576  # ... or until this much was discarded, whichever comes first
 
 
 class GatewayHttpProtocol(HttpToolsProtocol):
@@ -42,6 +43,7 @@ class GatewayHttpProtocol(HttpToolsProtocol):
         self._in_head = True  # a connection starts by waiting for a request head
         self._head_bytes = 0
         self._refused = False
+        self._discarded = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -53,7 +55,12 @@ class GatewayHttpProtocol(HttpToolsProtocol):
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
-            return  # lingering after a 431: what the client still sends is read and dropped
+            # Lingering after a 431: what the client still sends is read and dropped, up to a
+            # bound, so a client pushing 100 MB cannot keep the event loop busy draining it.
+            self._discarded += len(data)
+            if self._discarded > LINGER_MAX_BYTES and not self.transport.is_closing():
+                self.transport.close()
+            return
         counting = self._in_head
         if counting:
             self._head_bytes += len(data)
