@@ -8,8 +8,10 @@ sample upstreams listen on ephemeral loopback ports nobody else needs to know.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
+import os
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -86,7 +88,9 @@ def build_demo_stack(options: DemoOptions, upstream_urls: dict[str, str], *, por
         },
         source="<demo>",
     )
-    gateway = build_gateway(LoadedConfig(config, {}))
+    # A fresh session key per run: the demo is one process, so nothing needs to share it.
+    session_key = base64.b64encode(os.urandom(32)).decode()
+    gateway = build_gateway(LoadedConfig(config, {"sessions.key": session_key}))
     app = PrefixRouter([(idp.path_prefixes, idp.app)], fallback=gateway)
     return DemoStack(base, issuer, config, app, {})
 
