@@ -579,3 +579,24 @@ def test_dm11_metadata_endpoints_on_other_hosts_are_never_contacted() -> None:
             assert s.post(rpc("ping"), token=s.token(ttl=-3600)).status_code == 401
             assert s.idp.jwks_requests >= 1
     assert elsewhere.accepted == 0
+
+
+def test_dm04_keys_moved_to_a_new_jwks_uri_are_found_by_discovering_again() -> None:
+    """A discovered `jwks_uri` is not cached forever: once a fetch from it fails, the next
+    attempt reads the metadata again and follows the IdP to its new key location."""
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    with stack() as s:
+        assert s.post(rpc("ping"), token=s.token()).status_code == 200
+        # The IdP moves its keys: /jwks is gone; the metadata names /keys-v2, holding a new key.
+        s.idp.routes["/jwks"] = raw(404, b"")
+        s.idp.routes["/keys-v2"] = json_body({"keys": [ec_jwk(new_key, "k2", alg="ES256", use="sig")]})
+        s.idp.metadata = {"issuer": s.idp.issuer, "jwks_uri": f"{s.idp.issuer}/keys-v2"}
+        new = forge(es256_header(s.idp, kid="k2"), standard_claims(s), signer=ec_signer(new_key))
+
+        s.clock.advance(31)  # past the cooldown: the unknown kid triggers a refetch at the old URI
+        assert s.post(call("read_thing"), token=new).status_code == 401
+        assert s.idp.hits["/keys-v2"] == 0
+
+        s.clock.advance(31)  # the next refetch discovers again
+        assert s.post(call("read_thing"), token=new).status_code == 200
+        assert s.idp.hits["/keys-v2"] == 1
