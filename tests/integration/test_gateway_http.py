@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from ..support.gateway import RunningGateway, running_gateway
+from ..support.gateway import RunningGateway, post_mcp, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 from ..support.recording_upstream import RecordingUpstream
 from ..support.servers import serve_asgi
@@ -42,12 +42,7 @@ class Stack:
     def post(
         self, body: object, *, token: str | None = None, headers: dict[str, str] | None = None
     ) -> httpx.Response:
-        h = {"content-type": "application/json", "accept": ACCEPT}
-        if token is not None:
-            h["authorization"] = f"Bearer {token}"
-        h.update(headers or {})
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.http.post(self.url, content=content, headers=h)
+        return post_mcp(self.http, self.url, body, token=token, headers=headers)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from ..support.gateway import RunningGateway, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 from ..support.recording_upstream import TOOLS
-from ..support.servers import serve_asgi
+from ..support.servers import read_body, serve_asgi
 from .strategies import SCALE, json_ish_bytes, json_values
 
 ACCEPT = "application/json, text/event-stream"
@@ -44,12 +44,7 @@ class SturdyUpstream:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = dict(scope["headers"])
         with self.lock:
             auth = headers.get(b"authorization")

@@ -33,7 +33,7 @@ from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
 
 from ..auth.tokens import sign
-from ..support.gateway import AuditFeed, RunningGateway, gateway_config, gateway_server_options
+from ..support.gateway import AuditFeed, RunningGateway, gateway_config, gateway_server_options, post_mcp
 from ..support.issuer import LocalIssuer
 from ..support.recording_upstream import RecordingUpstream
 from ..support.servers import RunningServer, bind_loopback, serve_asgi
@@ -304,12 +304,7 @@ class Stack:
     def post(
         self, body: object, *, token: str | None = None, headers: dict[str, str] | None = None
     ) -> httpx.Response:
-        h = {"content-type": "application/json", "accept": ACCEPT}
-        if token is not None:
-            h["authorization"] = f"Bearer {token}"
-        h.update(headers or {})
-        content = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return self.http.post(self.url, content=content, headers=h)
+        return post_mcp(self.http, self.url, body, token=token, headers=headers)
 
     def mark(self) -> int:
         """A point in the upstream's request log; `since(mark)` is what reached it afterwards."""

@@ -52,7 +52,7 @@ from ..e2e.sdk_oauth import (
 )
 from ..support.gateway import running_gateway
 from ..support.issuer import running_issuer
-from ..support.servers import bind_loopback, serve_asgi
+from ..support.servers import bind_loopback, read_body, serve_asgi
 
 pytestmark = pytest.mark.e2e
 
@@ -472,12 +472,7 @@ class EchoingUpstream:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         credential = dict(scope["headers"]).get(b"authorization", b"").decode()
         self.minted.append(credential.removeprefix("Bearer "))
         request_id = orjson.loads(body).get("id") if body else None

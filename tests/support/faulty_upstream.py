@@ -9,6 +9,8 @@ from typing import Any
 
 import orjson
 
+from .servers import read_body
+
 SECRET_HOST = "db-7.internal.corp"  # must never reach a client
 
 
@@ -24,12 +26,7 @@ class FaultyUpstream:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         self.requests += 1
         doc = orjson.loads(body)
         rid = doc.get("id")

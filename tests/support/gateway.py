@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
+
+import httpx
 
 from mcp_bastion.app import Gateway, build_gateway
 from mcp_bastion.audit import AuditEvent, MemorySink
@@ -74,6 +77,26 @@ def running_gateway(
     gateway = build_gateway(LoadedConfig(config, dict(secrets or {})), audit=audit)
     with serve_asgi(gateway, sock=sock, **gateway_server_options(config)) as server:
         yield RunningGateway(server, gateway, audit)
+
+
+MCP_ACCEPT = "application/json, text/event-stream"
+
+
+def post_mcp(
+    http: httpx.Client,
+    url: str,
+    body: object,
+    *,
+    token: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> httpx.Response:
+    """POST a JSON-RPC body (or raw bytes) to an MCP endpoint as a well-behaved client would."""
+    sent = {"content-type": "application/json", "accept": MCP_ACCEPT}
+    if token is not None:
+        sent["authorization"] = f"Bearer {token}"
+    sent.update(headers or {})
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return http.post(url, content=content, headers=sent)
 
 
 def gateway_server_options(config: BastionConfig) -> dict[str, Any]:

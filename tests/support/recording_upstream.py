@@ -12,6 +12,8 @@ from typing import Any
 
 import orjson
 
+from .servers import read_body
+
 TOOLS = [
     {"name": "read_thing", "inputSchema": {"type": "object"}, "annotations": {"readOnlyHint": True}},
     {
@@ -55,12 +57,7 @@ class RecordingUpstream:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await read_body(receive)
         headers = {k.decode(): v.decode() for k, v in scope["headers"]}
         self.seen.append(SeenRequest(scope["method"], headers, body))
         if scope["method"] != "POST":

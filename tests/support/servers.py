@@ -28,6 +28,16 @@ class RunningServer:
         return f"http://{self.host}:{self.port}"
 
 
+async def read_body(receive: Any) -> bytes:
+    """The whole request body of an ASGI HTTP request (test fixtures read everything)."""
+    body = b""
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return body
+
+
 def bind_loopback(host: str = "127.0.0.1") -> socket.socket:
     """A listening socket on an ephemeral loopback port (port known before the app is built)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
