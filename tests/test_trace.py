@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
@@ -70,3 +71,27 @@ def test_new_traces_and_spans_are_random() -> None:
     assert len({c.span_id for c in contexts}) == 100
     continued = [TraceContext.from_header(f"00-{TRACE}-{PARENT}-01") for _ in range(100)]
     assert len({c.span_id for c in continued}) == 100
+
+
+def test_ids_stay_distinct_across_buffer_refills() -> None:
+    """Ids come from a 4 KiB buffer of OS randomness: crossing refills must not repeat any."""
+    traces = [TraceContext.from_header(None) for _ in range(1000)]  # 24 bytes each: ~6 refills
+    ids = [t.trace_id for t in traces] + [t.span_id for t in traces]
+    assert len(set(ids)) == len(ids)
+    assert all(re.fullmatch(r"[0-9a-f]{32}", t.trace_id) for t in traces)
+    assert all(re.fullmatch(r"[0-9a-f]{16}", t.span_id) for t in traces)
+
+
+def test_a_forked_worker_does_not_repeat_its_parents_ids() -> None:
+    TraceContext.from_header(None)  # the buffer holds unused bytes now
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its next id, through the pipe
+        os.write(write_end, TraceContext.from_header(None).trace_id.encode())
+        os._exit(0)
+    os.close(write_end)
+    child_id = os.read(read_end, 64).decode()
+    os.close(read_end)
+    os.waitpid(pid, 0)
+    assert re.fullmatch(r"[0-9a-f]{32}", child_id)
+    assert child_id != TraceContext.from_header(None).trace_id

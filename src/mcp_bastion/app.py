@@ -28,7 +28,7 @@ from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .edge import EdgeChecks, ReadBody
 from .errors import BastionError, ConfigError, KeySourceError, RequestRejected
-from .exchange import Exchange, read_headers
+from .exchange import CYCLE_EXTENSION, Exchange, read_headers
 from .mcp.jsonrpc import INTERNAL_ERROR, error_body
 from .mcp.sessions import SessionSealer
 from .mcp.stage import ParseMcp
@@ -167,6 +167,9 @@ class Gateway:
             scope, receive, send, route, headers, TraceContext.from_header(headers.get("traceparent"))
         )
         ex.started = started
+        extensions = scope.get("extensions")
+        if extensions:
+            ex.cycle = extensions.get(CYCLE_EXTENSION)
         try:
             for stage in self._stages:
                 await stage(ex)

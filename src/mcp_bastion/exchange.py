@@ -6,8 +6,9 @@ Stages read and fill this object in order; the audit stage reads it at the end.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from .auth.principal import Principal
 from .errors import RequestRejected
@@ -19,7 +20,9 @@ from .trace import TraceContext
 if TYPE_CHECKING:
     from .route import ServerRoute
 
-__all__ = ["Exchange", "RequestHeaders", "read_headers"]
+__all__ = ["CYCLE_EXTENSION", "Exchange", "RequestHeaders", "ServerCycle", "read_headers"]
+
+CYCLE_EXTENSION = "mcp_bastion.cycle"  # scope["extensions"] key set by the gateway's own server
 
 # The request headers any stage looks at; everything else is ignored (and never forwarded).
 _KNOWN = {
@@ -79,6 +82,18 @@ def read_headers(raw: list[tuple[bytes, bytes]], max_bytes: int) -> RequestHeade
     return RequestHeaders(values, params, size)
 
 
+class ServerCycle(Protocol):
+    """What the gateway's own server offers beyond ASGI (`server/connection.py`); under any
+    other ASGI server the stages fall back to plain `receive()`."""
+
+    @property
+    def body_complete(self) -> bool: ...
+    @property
+    def gone(self) -> bool: ...
+    def on_disconnect(self, callback: Callable[[], None]) -> None: ...
+    def forget_disconnect(self, callback: Callable[[], None]) -> None: ...
+
+
 @dataclass(slots=True)
 class Exchange:
     scope: dict[str, Any]
@@ -100,6 +115,7 @@ class Exchange:
     # is still an allowed call as far as the gateway's decision goes.
     outcome: Literal["deny", "error"] | None = None
     reason: str = ""
+    cycle: ServerCycle | None = None  # set when served by the gateway's own server
 
     @property
     def http_method(self) -> str:

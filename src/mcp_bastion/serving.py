@@ -1,20 +1,18 @@
-"""Running the gateway under uvicorn (uvloop + httptools), with one or more worker processes."""
+"""Running the gateway: its own HTTP/1.1 server on uvloop, in one or more worker processes."""
 
 from __future__ import annotations
 
 import logging
-import os
-from typing import Any
+import sys
 
-import uvicorn
+import uvloop
 
 from .app import build_gateway
-from .config import BastionConfig, LoadedConfig, load_config
-from .edge.http_protocol import GatewayHttpProtocol, bound_protocol
+from .config import BastionConfig, LoadedConfig
+from .server import ConnectionLimits, HttpServer, bind, run_workers
 
-__all__ = ["create_app", "serve"]
+__all__ = ["connection_limits", "serve"]
 
-_CONFIG_ENV = "MCP_BASTION_CONFIG"
 log = logging.getLogger("mcp_bastion")
 
 
@@ -32,46 +30,29 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
             auth,
             server.upstream_auth.type,
         )
+    # Bound once, before any worker starts: the workers accept from the same socket.
+    sock = bind(listen.host, listen.port)
     log.info("listening on %s:%d with %d worker(s)", listen.host, listen.port, count)
-    options = uvicorn_options(config)
+
+    async def work() -> None:
+        # Built in the worker itself: connection pools and key caches are per process.
+        server = HttpServer(build_gateway(loaded), connection_limits(config))
+        await server.serve(sock, handle_signals=True)
+
     if count == 1:
-        uvicorn.run(build_gateway(loaded), interface="asgi3", **options)
+        uvloop.run(work())
         return
-    # Worker processes import the app themselves; they find the config through the environment.
-    # uvicorn pickles its options for them, so the protocol is the importable base class, which
-    # each worker's create_app() binds to the config's limits.
-    os.environ[_CONFIG_ENV] = _config_path(loaded)
-    options["http"] = GatewayHttpProtocol
-    uvicorn.run("mcp_bastion.serving:create_app", factory=True, workers=count, **options)
+    status = run_workers(count, lambda: uvloop.run(work()))
+    if status:
+        sys.exit(status)
 
 
-def uvicorn_options(config: BastionConfig) -> dict[str, Any]:
-    """How uvicorn must run the gateway: the same for `serve` and for the tests."""
+def connection_limits(config: BastionConfig) -> ConnectionLimits:
+    """The connection bounds of `limits` (the same for `serve` and for the tests)."""
     limits = config.limits
-    return {
-        "host": config.listen.host,
-        "port": config.listen.port,
-        "loop": "uvloop",
-        "http": bound_protocol(limits.header_read_timeout_seconds, limits.max_header_bytes),
-        "lifespan": "on",
-        "access_log": False,  # the audit feed is the access log; it never carries tokens
-        "proxy_headers": False,  # X-Forwarded-* is believed only from trusted_proxies, by the edge stage
-        "server_header": False,
-        "timeout_keep_alive": limits.keep_alive_timeout_seconds,
-        "limit_concurrency": limits.max_connections,  # beyond it: 503 (uvicorn), the process stays up
-    }
-
-
-def create_app() -> object:
-    """Factory for worker processes: loads the config named by the parent process."""
-    loaded = load_config(os.environ[_CONFIG_ENV])
-    limits = loaded.config.limits
-    GatewayHttpProtocol.configure(limits.header_read_timeout_seconds, limits.max_header_bytes)
-    return build_gateway(loaded)
-
-
-def _config_path(loaded: LoadedConfig) -> str:
-    path = loaded.path
-    if not path:
-        raise RuntimeError("multi-worker serving needs a config loaded from a file")
-    return path
+    return ConnectionLimits(
+        head_timeout=limits.header_read_timeout_seconds,
+        max_header_bytes=limits.max_header_bytes,
+        keep_alive_timeout=limits.keep_alive_timeout_seconds,
+        max_connections=limits.max_connections,
+    )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from pathlib import Path
 from typing import Any
@@ -146,3 +147,19 @@ def test_unicode_line_separators_are_escaped(separator: str) -> None:
     line = _event(subject=f"alice{separator}bob").to_json()
     assert line.decode().splitlines() == [line.decode().rstrip("\n")]
     assert orjson.loads(line)["subject"] == f"alice{separator}bob"
+
+
+def test_every_event_field_is_in_the_line_with_its_value() -> None:
+    """to_json lists the fields one by one (it runs per request): none may be forgotten."""
+    event = _event()
+    record = orjson.loads(event.to_json())
+    expected = {f.name: getattr(event, f.name) for f in dataclasses.fields(AuditEvent) if f.name != "time"}
+    expected["scopes_required"] = list(event.scopes_required)
+    assert {k: v for k, v in record.items() if k not in ("event", "time")} == expected
+    assert record["event"] == "mcp.request"
+    assert record["time"] == "2023-11-14T22:13:20.250Z"
+
+
+def test_events_in_the_same_second_keep_their_own_milliseconds() -> None:
+    times = [orjson.loads(_event(time=t).to_json())["time"] for t in (1_700_000_000.001, 1_700_000_000.999)]
+    assert times == ["2023-11-14T22:13:20.001Z", "2023-11-14T22:13:20.999Z"]

@@ -21,8 +21,8 @@ import pytest
 from mcp_bastion.app import build_gateway
 from mcp_bastion.config import LoadedConfig, parse_config
 
-from ..support.gateway import AuditFeed
-from ..support.servers import bind_loopback, serve_asgi
+from ..support.gateway import AuditFeed, serve_gateway
+from ..support.servers import bind_loopback
 from .demo_stack import running_demo_upstreams
 from .oidc_provider.fixture import DEFAULT_CLIENTS, OidcProvider, StaticClient, start_oidc_provider
 from .sdk_oauth import (
@@ -71,8 +71,9 @@ def stack() -> Iterator[Stack]:
             "audit": {"sink": "none"},
         }
         audit = AuditFeed()
-        gateway = build_gateway(LoadedConfig(parse_config(config), {}), audit=audit)
-        with serve_asgi(gateway, sock=sock):
+        parsed = parse_config(config)
+        gateway = build_gateway(LoadedConfig(parsed, {}), audit=audit)
+        with serve_gateway(gateway, sock, parsed):
             yield Stack(base, op, audit)
 
 

@@ -10,6 +10,7 @@ import pytest
 from mcp_bastion.errors import RequestRejected
 from mcp_bastion.mcp.sessions import (
     MAX_SEALED_CHARS,
+    OPENED_CACHE_SIZE,
     SessionSealer,
     UnsealedSession,
     subject_digest,
@@ -198,3 +199,21 @@ def test_subject_digest_separates_issuer_and_subject() -> None:
 )
 def test_valid_upstream_session_id(value: str, ok: bool) -> None:
     assert valid_upstream_session_id(value) is ok
+
+
+def test_an_id_opened_before_is_still_checked_for_subject_server_and_age(sealer: SessionSealer) -> None:
+    """Opened ids are remembered (no decryption per request); the checks still run every time."""
+    sealed = sealer.seal("u", ALICE, "demo", NOW)
+    assert sealer.unseal(sealed, ALICE, "demo", NOW).upstream_id == "u"  # now remembered
+    _not_found(sealer, sealed, subject=BOB)
+    _not_found(sealer, sealed, server="other")
+    _not_found(sealer, sealed, now=NOW + TTL + 1)
+    assert sealer.unseal(sealed, ALICE, "demo", NOW + TTL).upstream_id == "u"
+
+
+def test_remembered_ids_are_bounded(sealer: SessionSealer) -> None:
+    ids = [sealer.seal(f"u{i}", ALICE, "demo", NOW) for i in range(OPENED_CACHE_SIZE + 10)]
+    for sealed in ids:
+        sealer.unseal(sealed, ALICE, "demo", NOW)
+    assert len(sealer._opened) == OPENED_CACHE_SIZE
+    assert sealer.unseal(ids[0], ALICE, "demo", NOW).upstream_id == "u0"  # evicted, opened again

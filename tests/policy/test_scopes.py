@@ -87,3 +87,12 @@ def test_cyclic_implies_terminates() -> None:
 
 def test_bare_registry_has_no_hierarchy() -> None:
     assert ScopeRegistry().expand(["admin"]) == frozenset({"admin"})
+
+
+def test_expansions_of_a_token_scope_set_are_remembered_and_equal_to_fresh_ones() -> None:
+    registry = ScopeRegistry.from_config(ScopeRegistryConfig())
+    granted = frozenset({"tools.write", "custom"})
+    first = registry.expand(granted)
+    assert first == {"tools.write", "tools.read", "custom"}
+    assert registry.expand(granted) is first  # from the memo
+    assert registry.expand(list(granted)) == first  # any other iterable: computed, same answer

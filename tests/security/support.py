@@ -33,7 +33,7 @@ from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
 
 from ..auth.tokens import sign
-from ..support.gateway import AuditFeed, RunningGateway, gateway_config, gateway_server_options, post_mcp
+from ..support.gateway import AuditFeed, RunningGateway, gateway_config, post_mcp, serve_gateway
 from ..support.issuer import LocalIssuer
 from ..support.recording_upstream import RecordingUpstream
 from ..support.servers import RunningServer, bind_loopback, serve_asgi
@@ -392,13 +392,13 @@ def stack(
     feed = audit or AuditFeed()
     parsed = parse_config(config)
     gateway = build_gateway(LoadedConfig(parsed, {}), clock=clock, audit=feed)
-    apps = [
-        (controlled.app, idp_sock, {}),
-        (upstream, upstream_sock, {}),
-        (gateway, gateway_sock, gateway_server_options(parsed)),
-    ]
+    apps = [(controlled.app, idp_sock, {}), (upstream, upstream_sock, {})]
     try:
-        with serve_together(apps), httpx.Client(timeout=10) as http:
+        with (
+            serve_together(apps),
+            serve_gateway(gateway, gateway_sock, parsed),
+            httpx.Client(timeout=10) as http,
+        ):
             running = RunningGateway(RunningServer("127.0.0.1", gateway_sock.getsockname()[1]), gateway, feed)
             yield Stack(controlled, upstream, upstream_url, running, http, clock)
     finally:

@@ -1,5 +1,5 @@
 """JR-10 / TV-16: connections that never finish a request head, bodies that trickle, heads of
-100 MB. The gateway's connection protocol (edge/http_protocol.py) bounds the head in time and
+100 MB. The gateway's server (server/connection.py) bounds the head in time and
 size; a body read has its own deadline (edge/body.py); 408/413/431 close the connection."""
 
 from __future__ import annotations

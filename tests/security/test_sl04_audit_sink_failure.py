@@ -18,7 +18,7 @@ from mcp_bastion.app import build_gateway
 from mcp_bastion.audit import StreamSink
 from mcp_bastion.config import LoadedConfig, parse_config
 
-from ..support.gateway import gateway_config, gateway_server_options
+from ..support.gateway import gateway_config, serve_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 from ..support.recording_upstream import RecordingUpstream
 from ..support.servers import bind_loopback, serve_asgi
@@ -60,7 +60,7 @@ def gateway_with(disk: BrokenDisk, on_failure: str) -> Iterator[tuple[LocalIssue
         )
         gateway = build_gateway(LoadedConfig(config, {}), audit=StreamSink(disk))  # type: ignore[arg-type]
         with (
-            serve_asgi(gateway, sock=sock, **gateway_server_options(config)),
+            serve_gateway(gateway, sock, config),
             httpx.Client(timeout=10) as http,
         ):
             yield issuer, base, http

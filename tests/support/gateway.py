@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import uvloop
 
 from mcp_bastion.app import Gateway, build_gateway
 from mcp_bastion.audit import AuditEvent, MemorySink
 from mcp_bastion.config import BastionConfig, LoadedConfig, parse_config
-from mcp_bastion.serving import uvicorn_options
+from mcp_bastion.server import HttpServer
+from mcp_bastion.serving import connection_limits
 
-from .servers import RunningServer, bind_loopback, serve_asgi
+from .servers import STARTUP_TIMEOUT_S, RunningServer, bind_loopback
 
 
 class AuditFeed(MemorySink):
@@ -75,7 +78,7 @@ def running_gateway(
     config = parse_config(gateway_config(base, issuer, upstreams, **overrides))
     audit = AuditFeed()
     gateway = build_gateway(LoadedConfig(config, dict(secrets or {})), audit=audit)
-    with serve_asgi(gateway, sock=sock, **gateway_server_options(config)) as server:
+    with serve_gateway(gateway, sock, config) as server:
         yield RunningGateway(server, gateway, audit)
 
 
@@ -99,10 +102,27 @@ def post_mcp(
     return http.post(url, content=content, headers=sent)
 
 
-def gateway_server_options(config: BastionConfig) -> dict[str, Any]:
-    """uvicorn options as `mcp-bastion serve` uses them (the connection protocol with its head
-    deadline and size cap, keep-alive, concurrency limit), minus what the test decides itself."""
-    options = uvicorn_options(config)
-    for decided_by_test in ("host", "port", "loop", "lifespan", "access_log"):
-        options.pop(decided_by_test)
-    return options
+@contextlib.contextmanager
+def serve_gateway(gateway: Gateway, sock: socket.socket, config: BastionConfig) -> Iterator[RunningServer]:
+    """Serve the gateway on its own server (as `mcp-bastion serve` does), in a thread with its
+    own event loop, until the block exits."""
+    server = HttpServer(gateway, connection_limits(config), grace=2.0)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            uvloop.run(server.serve(sock))
+        except BaseException as exc:  # surfaced to the test below
+            failure.append(exc)
+            server.started.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    if not server.started.wait(STARTUP_TIMEOUT_S) or failure:
+        raise RuntimeError(f"the gateway did not start: {failure}")
+    try:
+        yield RunningServer("127.0.0.1", sock.getsockname()[1])
+    finally:
+        server.stop()
+        thread.join(timeout=10)
+        sock.close()

@@ -127,3 +127,33 @@ async def test_an_endless_response_head_fails_instead_of_filling_memory() -> Non
         with pytest.raises(UpstreamError, match="too many response headers"):
             await _call(pool, origin)
         await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        (b"x-a", b"one\r\nx-injected: two"),
+        (b"x-a", b"bare\nline feed"),
+        (b"x-a", b"bare\rcarriage return"),
+        (b"x-a\r\nx-b", b"name with a line break"),
+    ],
+)
+async def test_a_header_that_would_split_the_request_is_refused_before_sending(
+    header: tuple[bytes, bytes],
+) -> None:
+    async for server, origin in _serve(lambda _c, _r: OK):
+        pool = Http11Pool(max_per_origin=4, connect_timeout=2)
+        with pytest.raises(UpstreamError, match="line break"):
+            await pool.send(origin, b"POST", [(b"content-type", b"application/json"), header], b"{}", 2)
+        assert server.requests == 0
+        await pool.aclose()
+
+
+async def test_a_connection_whose_upstream_sends_extra_bytes_after_an_answer_is_not_reused() -> None:
+    """Bytes after a complete response (a second, unrequested answer) taint the connection."""
+    async for server, origin in _serve(lambda _c, _r: OK + b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n"):
+        pool = Http11Pool(max_per_origin=4, connect_timeout=2)
+        assert await _call(pool, origin) == b"{}"
+        assert await _call(pool, origin) == b"{}"
+        assert server.connections == 2  # the first connection was dropped, not reused
+        await pool.aclose()

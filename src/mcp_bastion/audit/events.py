@@ -6,8 +6,9 @@ subject cannot forge a second line (SL-03). The token appears only as a hash.
 
 from __future__ import annotations
 
+import functools
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Literal
 
 import orjson
@@ -38,14 +39,31 @@ class AuditEvent:
         millis = round(self.time * 1000)
         record = {
             "event": "mcp.request",
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(millis // 1000))
-            + f".{millis % 1000:03d}Z",
-            # Field by field rather than dataclasses.asdict: this runs once per request.
-            **{name: getattr(self, name) for name in _FIELDS[1:]},
+            "time": f"{_second_text(millis // 1000)}.{millis % 1000:03d}Z",
+            # Field by field, not dataclasses.asdict: this runs once per request.
+            "trace_id": self.trace_id,
+            "server": self.server,
+            "method": self.method,
+            "target": self.target,
+            "decision": self.decision,
+            "reason": self.reason,
+            "status": self.status,
+            "latency_ms": self.latency_ms,
+            "subject": self.subject,
+            "client_id": self.client_id,
+            "issuer": self.issuer,
+            "token_hash": self.token_hash,
+            "protocol_version": self.protocol_version,
+            "scopes_required": self.scopes_required,
         }
-        # orjson leaves U+2028/U+2029 raw; some line splitters (str.splitlines) break on them.
-        line = orjson.dumps(record).replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
-        return line + b"\n"
+        line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
+        if b"\xe2\x80" in line:
+            # orjson leaves U+2028/U+2029 raw; some line splitters (str.splitlines) break on them.
+            line = line.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
+        return line
 
 
-_FIELDS = tuple(f.name for f in fields(AuditEvent))
+@functools.lru_cache(maxsize=4)
+def _second_text(second: int) -> str:
+    """The date and time of a whole second (events of one second share it)."""
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))

@@ -192,13 +192,13 @@ class OriginConfig(_Model):
 
 class LimitsConfig(_Model):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
-    # JR-10 (slowloris): uvicorn bounds no body read time; 1 MiB at 100 kB/s still fits in 10 s.
+    # JR-10 (slowloris): 1 MiB at 100 kB/s still fits in 10 s.
     body_read_timeout_seconds: float = Field(default=10, gt=0, le=300)
     max_header_bytes: int = Field(default=16_384, ge=1024, le=1_048_576)
-    # JR-10 (slowloris, idle connections): uvicorn arms no timer before a first response.
+    # JR-10 (slowloris, idle connections): from a head's first byte, or the connection's start.
     header_read_timeout_seconds: float = Field(default=10, gt=0, le=300)
     keep_alive_timeout_seconds: float = Field(default=30, gt=0, le=3600)
-    # Open connections per worker; beyond this uvicorn answers 503 instead of accepting work.
+    # Open connections per worker; beyond this a request gets 503 instead of taking on work.
     max_connections: int = Field(default=4096, ge=16, le=1_000_000)
     # RFC 8725 §3.x / TV-16: refuse absurd tokens before decoding them.
     max_token_bytes: int = Field(default=8_192, ge=512, le=65_536)

@@ -26,6 +26,12 @@ class ReadBody:
     async def __call__(self, ex: Exchange) -> None:
         if ex.http_method != "POST":
             return
+        cycle = ex.cycle
+        if cycle is not None and cycle.body_complete:
+            if cycle.gone:
+                raise RequestRejected("client went away", status=499)  # nothing to answer to
+            ex.body = await self._read(ex)  # all here already: no wait, so no deadline to arm
+            return
         try:
             async with asyncio.timeout(self._timeout):
                 ex.body = await self._read(ex)

@@ -30,6 +30,7 @@ _NONCE_BYTES: Final = 12
 _HEADER = struct.Struct(">Q16s")  # issued-at seconds, subject digest
 MAX_SEALED_CHARS: Final = 1024
 MAX_UPSTREAM_ID_CHARS: Final = 256
+OPENED_CACHE_SIZE: Final = 4096
 # Transports §Session Management: visible ASCII only. `\Z`, not `$`, which also accepts a final "\n".
 _VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+\Z")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+\Z")
@@ -54,6 +55,10 @@ class SessionSealer:
             raise ValueError("session key must be 32 bytes")
         self._aead = AESGCM(key)
         self._ttl = ttl_seconds
+        # Ids opened before, by (sealed id, server): a client sends its id on every request, and
+        # decrypting gives the same answer each time. Only authentic ids get here; the
+        # subject and expiry checks run on every request all the same.
+        self._opened: dict[tuple[str, str], UnsealedSession] = {}
 
     @staticmethod
     def decode_key(text: str) -> bytes:
@@ -77,7 +82,13 @@ class SessionSealer:
         """Open a client's session id; 400 if malformed, 404 if unknown, expired or not theirs."""
         if not sealed or len(sealed) > MAX_SEALED_CHARS or not _VISIBLE_ASCII.match(sealed):
             raise RequestRejected("Mcp-Session-Id is malformed", status=400)
-        opened = self._open(sealed, server)
+        opened = self._opened.get((sealed, server))
+        if opened is None:
+            opened = self._open(sealed, server)
+            if opened is not None:
+                if len(self._opened) >= OPENED_CACHE_SIZE:
+                    self._opened.pop(next(iter(self._opened)))  # oldest first
+                self._opened[(sealed, server)] = opened
         if opened is None or opened.subject != subject or now - opened.issued_at > self._ttl:
             # One answer for all three: a prober learns nothing about other users' sessions.
             raise RequestRejected("Session not found", status=404)

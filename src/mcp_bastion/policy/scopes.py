@@ -9,6 +9,8 @@ from ..config.model import ScopeRegistryConfig
 
 __all__ = ["ScopeRegistry"]
 
+EXPANSION_MEMO_SIZE = 1024
+
 
 @dataclass(frozen=True)
 class ScopeRegistry:
@@ -17,6 +19,10 @@ class ScopeRegistry:
     admin: str = "admin"
     # scope -> every scope it grants, itself included (transitively closed).
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    # Tokens of one client carry the same scope sets again and again: their expansions are kept.
+    _expanded: dict[frozenset[str], frozenset[str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @classmethod
     def from_config(cls, config: ScopeRegistryConfig) -> ScopeRegistry:
@@ -28,6 +34,16 @@ class ScopeRegistry:
 
     def expand(self, granted: Iterable[str]) -> frozenset[str]:
         """Everything the granted scopes confer. Exact strings only: no wildcards, no prefixes (TP-14)."""
+        if isinstance(granted, frozenset):
+            known = self._expanded.get(granted)
+            if known is None:
+                known = self._expand(granted)
+                if len(self._expanded) < EXPANSION_MEMO_SIZE:
+                    self._expanded[granted] = known
+            return known
+        return self._expand(granted)
+
+    def _expand(self, granted: Iterable[str]) -> frozenset[str]:
         out: set[str] = set()
         for scope in granted:
             out |= self.grants.get(scope, frozenset((scope,)))

@@ -54,22 +54,40 @@ class Forward:
         self._max_event = max_event_bytes
 
     async def __call__(self, ex: Exchange) -> None:
-        # The relay runs in this task; a watcher cancels it if the client goes away (JR-12),
-        # which closes the upstream connection. One extra task per call, no asyncio.wait.
+        # The relay runs in this task and is cancelled if the client goes away (JR-12), which
+        # closes the upstream connection. The gateway's server calls back on a disconnect;
+        # under another ASGI server a watcher task waits in receive() for it.
         task = asyncio.current_task()
         assert task is not None
-        gone = asyncio.Event()
-        watcher = asyncio.ensure_future(_watch_disconnect(ex, task, gone))
+        gone = False
+
+        def client_gone() -> None:
+            nonlocal gone
+            gone = True
+            task.cancel()
+
+        cycle = ex.cycle
+        watcher = None
+        if cycle is not None:
+            if cycle.gone:
+                ex.reason, ex.status = "client disconnected", 499  # nothing is sent upstream
+                return
+            cycle.on_disconnect(client_gone)
+        else:
+            watcher = asyncio.ensure_future(_watch_disconnect(ex, client_gone))
         try:
             await self._relay(ex)
         except asyncio.CancelledError:
-            if not gone.is_set():
+            if not gone:
                 raise  # a cancellation that is not ours (shutdown): let it through
             task.uncancel()
             ex.reason = "client disconnected"
             ex.status = ex.status or 499
         finally:
-            watcher.cancel()
+            if cycle is not None:
+                cycle.forget_disconnect(client_gone)
+            if watcher is not None:
+                watcher.cancel()
 
     async def _relay(self, ex: Exchange) -> None:
         method = ex.http_method
@@ -216,8 +234,7 @@ def _call_scopes(ex: Exchange) -> tuple[str, ...]:
     return tuple(dict.fromkeys(scope for needed in ex.required for scope in needed))
 
 
-async def _watch_disconnect(ex: Exchange, task: asyncio.Task[Any], gone: asyncio.Event) -> None:
+async def _watch_disconnect(ex: Exchange, client_gone: Callable[[], None]) -> None:
     while (await ex.receive())["type"] != "http.disconnect":
         pass
-    gone.set()
-    task.cancel()
+    client_gone()

@@ -1,0 +1,577 @@
+"""One HTTP/1.1 client connection: httptools parses, an ASGI app answers, one request at a time.
+
+Why the gateway has its own connection protocol rather than uvicorn's (measured in
+docs/performance.md): a proxied call must cost as little as possible besides its checks.
+Here a response head and a body given at once leave in one write (one syscall, where uvicorn
+makes two); the request body, when it arrived with its head, is handed over without a wait
+or a timer; the app can ask to hear of a disconnect through a callback instead of a task
+blocked on `receive()`; and time limits are deadlines swept by one timer per server instead
+of timers armed and cancelled on every request.
+
+Bounds (JR-10, TV-16), all from `limits`:
+- **Head deadline.** A request head must be complete within `header_read_timeout_seconds`
+  of its first byte (or of the connection opening, or of the previous response's end).
+- **Head size.** Bytes of a head are counted as they arrive; past `max_header_bytes` plus a
+  request-line allowance the answer is 431 and the connection closes, after at most one more
+  read was buffered (httptools would otherwise buffer, and re-scan, any amount).
+- **Keep-alive.** An idle kept-alive connection closes after `keep_alive_timeout_seconds`.
+- **Connections.** Past `max_connections` open connections, a request gets 503 and the
+  connection closes; the others keep being served.
+- **Lingering close.** A connection closed while the client may still be sending (431, 413,
+  408) stops writing, drops input for a moment (bounded in time and bytes), then closes, so
+  the kernel does not reset the connection before the client has read the answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, cast
+from urllib.parse import unquote
+
+import httptools
+
+__all__ = ["ConnectionLimits", "HttpConnection", "RequestCycle", "ServerState"]
+
+log = logging.getLogger("mcp_bastion.server")
+
+REQUEST_LINE_ALLOWANCE = 8192  # the request line (method, target) is not part of the header cap
+LINGER_SECONDS = 1.0
+LINGER_MAX_BYTES = 1_048_576
+BODY_HIGH_WATER = 256 * 1024  # unread request body buffered before reading from the client pauses
+_STATUS_LINES = {
+    200: b"HTTP/1.1 200 OK\r\n",
+    202: b"HTTP/1.1 202 Accepted\r\n",
+    204: b"HTTP/1.1 204 No Content\r\n",
+}
+_REASONS = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    406: "Not Acceptable",
+    408: "Request Timeout",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    421: "Misdirected Request",
+    431: "Request Header Fields Too Large",
+    499: "Client Closed Request",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+App = Callable[[dict[str, Any], Any, Any], Any]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionLimits:
+    head_timeout: float = 10.0
+    max_header_bytes: int = 16_384
+    keep_alive_timeout: float = 5.0
+    max_connections: int = 1000
+
+    @property
+    def max_head_bytes(self) -> int:
+        return self.max_header_bytes + REQUEST_LINE_ALLOWANCE
+
+
+class ServerState:
+    """What the connections of one listening socket share: the app, the limits, the live set,
+    and the sweep that enforces deadlines."""
+
+    def __init__(self, app: App, limits: ConnectionLimits, loop: asyncio.AbstractEventLoop) -> None:
+        self.app = app
+        self.limits = limits
+        self.loop = loop
+        self.connections: set[HttpConnection] = set()
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.closing = False
+        # Deadlines are checked a few times per shortest timeout: at most a quarter late.
+        shortest = min(limits.head_timeout, limits.keep_alive_timeout)
+        self._tick = max(0.05, min(1.0, shortest / 4))
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def start(self) -> None:
+        self._sweeper = self.loop.call_later(self._tick, self._sweep)
+
+    def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+
+    def _sweep(self) -> None:
+        now = self.loop.time()
+        for connection in [c for c in self.connections if 0 < c.deadline <= now]:
+            connection.deadline_passed()
+        self._sweeper = self.loop.call_later(self._tick, self._sweep)
+
+
+class HttpConnection(asyncio.Protocol):
+    def __init__(self, state: ServerState) -> None:
+        self.state = state
+        self.loop = state.loop
+        self.transport: asyncio.Transport = cast("asyncio.Transport", None)
+        self.parser = httptools.HttpRequestParser(self)
+        self.deadline = 0.0  # loop time after which the connection closes; 0: none
+        self.in_head = True  # waiting for, or reading, a request head: its bytes are counted
+        self.idle = False  # between requests on a kept-alive connection
+        self.head_bytes = 0
+        self.url = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.cycle: RequestCycle | None = None  # the request being answered
+        self.waiting: deque[RequestCycle] = deque()  # pipelined requests behind it
+        self.reading = True
+        self.write_paused = False
+        self.drained: asyncio.Future[None] | None = None
+        self.over_capacity = False
+        self.lingering = False
+        self.discarded = 0
+        self.closed = False
+        self.client: tuple[str, int] | None = None
+        self.server: tuple[str, int] | None = None
+
+    # --- asyncio.Protocol --------------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = cast("asyncio.Transport", transport)
+        state = self.state
+        self.over_capacity = len(state.connections) >= state.limits.max_connections or state.closing
+        state.connections.add(self)
+        self.deadline = self.loop.time() + state.limits.head_timeout
+        peer = transport.get_extra_info("peername")
+        sockname = transport.get_extra_info("sockname")
+        self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
+        self.server = (str(sockname[0]), int(sockname[1])) if isinstance(sockname, tuple) else None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        self.deadline = 0.0
+        self.state.connections.discard(self)
+        for cycle in (self.cycle, *self.waiting):
+            if cycle is not None:
+                cycle.client_gone()
+        self.waiting.clear()
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        if self.lingering:
+            # Input after a refusal is read and dropped, up to a bound: a client pushing
+            # 100 MB cannot keep the event loop busy draining it.
+            self.discarded += len(data)
+            if self.discarded > LINGER_MAX_BYTES:
+                self.transport.close()
+            return
+        counting = self.in_head
+        if counting:
+            self.head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._refuse(400, b"protocol upgrades are not supported")
+            return
+        except httptools.HttpParserError:
+            self._refuse(400, b"malformed HTTP request")
+            return
+        # Checked after parsing: one read may hold a whole head and a body. A head still not
+        # complete past the cap is refused; the parser never buffered more than cap + one read.
+        if counting and self.in_head and self.head_bytes > self.state.limits.max_head_bytes:
+            self._refuse(431, b"request headers too large")
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+
+    def resume_writing(self) -> None:
+        self.write_paused = False
+        if self.drained is not None and not self.drained.done():
+            self.drained.set_result(None)
+
+    # --- httptools callbacks -----------------------------------------------------------------
+
+    def on_message_begin(self) -> None:
+        self.url = b""
+        self.headers = []
+        if self.idle or not self.in_head:
+            # A new request on a kept-alive connection: its head gets the same deadline.
+            self.idle = False
+            self.in_head = True
+            self.head_bytes = 0
+            self.deadline = self.loop.time() + self.state.limits.head_timeout
+
+    def on_url(self, url: bytes) -> None:
+        self.url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name.lower(), value))
+
+    def on_headers_complete(self) -> None:
+        self.in_head = False
+        self.head_bytes = 0
+        self.deadline = 0.0
+        parser = self.parser
+        if parser.should_upgrade():
+            return  # feed_data raises HttpParserUpgrade next: refused there
+        scope = self._scope()
+        if scope is None:
+            return
+        cycle = RequestCycle(self, scope, parser.should_keep_alive())
+        if self.over_capacity:
+            cycle.keep_alive = False
+            cycle.canned = (503, b"server at capacity, try again later")
+        if self.cycle is None:
+            self._begin(cycle)
+        else:
+            # A pipelined request: answered after the one in progress; read no further for now.
+            self.waiting.append(cycle)
+            self._pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        cycle = self.waiting[-1] if self.waiting else self.cycle
+        if cycle is not None and not self.lingering and not cycle.body_complete:
+            cycle.take_body(body)
+
+    def on_message_complete(self) -> None:
+        cycle = self.waiting[-1] if self.waiting else self.cycle
+        if cycle is not None and not self.lingering:
+            cycle.body_complete = True
+            cycle.wake()
+
+    # --- ours --------------------------------------------------------------------------------
+
+    def _scope(self) -> dict[str, Any] | None:
+        url = self.url
+        if url[:1] != b"/":
+            if url == b"*" or not url:
+                self._refuse(400, b"invalid request target")
+                return None
+            parsed = httptools.parse_url(url)  # absolute form: "http://host/path?query"
+            raw_path, query = parsed.path or b"/", parsed.query or b""
+        else:
+            raw_path, _, query = url.partition(b"?")
+        try:
+            path = raw_path.decode("ascii")
+        except UnicodeDecodeError:
+            self._refuse(400, b"request target must be ASCII")
+            return None
+        if "%" in path:
+            path = unquote(path)
+        return {
+            "type": "http",
+            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "http_version": self.parser.get_http_version(),
+            "server": self.server,
+            "client": self.client,
+            "scheme": "http",
+            "method": self.parser.get_method().decode("ascii"),
+            "root_path": "",
+            "path": path,
+            "raw_path": raw_path,
+            "query_string": query,
+            "headers": self.headers,
+            "extensions": {},
+        }
+
+    def _begin(self, cycle: RequestCycle) -> None:
+        self.cycle = cycle
+        if cycle.canned is not None:
+            status, message = cycle.canned
+            cycle.write_canned(status, message)
+            return
+        task = self.loop.create_task(cycle.run(self.state.app))
+        cycle.task = task
+        tasks = self.state.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    def response_done(self, cycle: RequestCycle) -> None:
+        """The current response is complete: close, or serve the next request."""
+        self.cycle = None
+        if self.closed:
+            return
+        if not cycle.keep_alive or self.state.closing:
+            self._close(lingering=not cycle.body_complete)
+            return
+        if self.waiting:
+            self._begin(self.waiting.popleft())
+            if not self.waiting:
+                self._resume_reading()
+            return
+        self._resume_reading()
+        if not self.in_head:
+            # Idle until the next request begins (or the keep-alive deadline passes).
+            self.in_head = self.idle = True
+            self.head_bytes = 0
+            self.deadline = self.loop.time() + self.state.limits.keep_alive_timeout
+
+    def deadline_passed(self) -> None:
+        # Deadlines run only while a head is awaited or read (a slow pipelined head behind a
+        # long stream ends the connection too: the client is not keeping to the protocol).
+        self._close(lingering=False)
+
+    def close_if_idle(self) -> bool:
+        if self.cycle is None and not self.closed:
+            self._close(lingering=False)
+            return True
+        return False
+
+    def _pause_reading(self) -> None:
+        if self.reading and not self.closed:
+            self.reading = False
+            self.transport.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if not self.reading and not self.closed:
+            self.reading = True
+            self.transport.resume_reading()
+
+    def _refuse(self, status: int, message: bytes) -> None:
+        """Answer a request that never reaches the app, then close the connection."""
+        self.in_head = False
+        self.deadline = 0.0
+        if self.closed or self.lingering:
+            return
+        if self.cycle is not None:
+            # A bad request behind one being answered: that answer is cut off with the connection.
+            self.transport.close()
+            return
+        self.transport.write(_plain(status, message, close=True))
+        self._close(lingering=True)
+
+    def _close(self, *, lingering: bool) -> None:
+        self.deadline = 0.0
+        if self.closed or self.transport.is_closing():
+            return
+        if not lingering or not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        # Stop writing, drop input for a moment, then close (see the module docstring).
+        self.lingering = True
+        self._resume_reading()
+        self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class RequestCycle:
+    """One request: the ASGI `receive` and `send` of its app call, over its connection.
+
+    Extension for the gateway (`scope["extensions"]["mcp_bastion.cycle"]`): `body_complete`
+    says the whole body is already here, and `on_disconnect(callback)` calls back when the
+    client goes away (no task needs to sit in `receive()` to notice).
+    """
+
+    __slots__ = (
+        "_body",
+        "_body_sent",
+        "_chunked",
+        "_disconnect_callbacks",
+        "_length",
+        "_pending_head",
+        "_waiter",
+        "body_complete",
+        "buffered",
+        "canned",
+        "connection",
+        "continue_sent",
+        "gone",
+        "keep_alive",
+        "response_complete",
+        "response_started",
+        "scope",
+        "task",
+    )
+
+    def __init__(self, connection: HttpConnection, scope: dict[str, Any], keep_alive: bool) -> None:
+        self.connection = connection
+        self.scope = scope
+        scope["extensions"]["mcp_bastion.cycle"] = self
+        self.keep_alive = keep_alive
+        self._body: list[bytes] = []
+        self.buffered = 0
+        self.body_complete = False
+        self._body_sent = False
+        self._waiter: asyncio.Future[None] | None = None
+        self.gone = False
+        self._disconnect_callbacks: list[Callable[[], None]] = []
+        self.response_started = False
+        self.response_complete = False
+        self._pending_head: tuple[int, list[tuple[bytes, bytes]]] | None = None
+        self._chunked = False
+        self._length: int | None = None
+        self.canned: tuple[int, bytes] | None = None
+        self.continue_sent = False
+        self.task: asyncio.Task[None] | None = None
+
+    # --- from the connection -----------------------------------------------------------------
+
+    def take_body(self, data: bytes) -> None:
+        self._body.append(data)
+        self.buffered += len(data)
+        if self.buffered > BODY_HIGH_WATER and self.connection.cycle is self:
+            self.connection._pause_reading()
+        self.wake()
+
+    def wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def client_gone(self) -> None:
+        self.gone = True
+        self.wake()
+        callbacks, self._disconnect_callbacks = self._disconnect_callbacks, []
+        for callback in callbacks:
+            callback()
+
+    def on_disconnect(self, callback: Callable[[], None]) -> None:
+        if self.gone:
+            callback()
+        else:
+            self._disconnect_callbacks.append(callback)
+
+    def forget_disconnect(self, callback: Callable[[], None]) -> None:
+        if callback in self._disconnect_callbacks:
+            self._disconnect_callbacks.remove(callback)
+
+    # --- the app's side ----------------------------------------------------------------------
+
+    async def run(self, app: App) -> None:
+        try:
+            await app(self.scope, self.receive, self.send)
+        except BaseException as exc:
+            if not isinstance(exc, asyncio.CancelledError):
+                log.exception("unexpected failure in the application")
+            if not self.response_started and not self.gone:
+                self.write_canned(500, b"internal error")
+            elif not self.response_complete:
+                self.connection.transport.close()  # a broken stream ends the connection
+            if not isinstance(exc, Exception):
+                raise
+            return
+        if not self.response_complete:
+            if not self.response_started and not self.gone:
+                log.error("the application returned without answering")
+                self.write_canned(500, b"internal error")
+            elif not self.gone:
+                self.connection.transport.close()
+
+    async def receive(self) -> dict[str, Any]:
+        while True:
+            if self._body and (self.body_complete or not self._body_sent):
+                body = b"".join(self._body) if len(self._body) > 1 else self._body[0]
+                self._body.clear()
+                self.buffered = 0
+                if self.connection.cycle is self and not self.connection.waiting:
+                    self.connection._resume_reading()
+                more = not self.body_complete
+                self._body_sent = not more
+                return {"type": "http.request", "body": body, "more_body": more}
+            if self.body_complete and not self._body_sent:
+                self._body_sent = True
+                return {"type": "http.request", "body": b"", "more_body": False}
+            if self.gone or self.response_complete:
+                return {"type": "http.disconnect"}
+            if not self.continue_sent and not self._body_sent:
+                self._send_continue()
+            self._waiter = self.connection.loop.create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+
+    def _send_continue(self) -> None:
+        self.continue_sent = True
+        for name, value in self.scope["headers"]:
+            if name == b"expect" and value.lower() == b"100-continue":
+                self.connection.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return
+
+    async def send(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "http.response.start":
+            if self.response_started:
+                raise RuntimeError("the response has started already")
+            self.response_started = True
+            self._pending_head = (message["status"], message.get("headers") or [])
+            return
+        if kind != "http.response.body" or not self.response_started or self.response_complete:
+            raise RuntimeError(f"unexpected ASGI message {kind!r} at this point of the response")
+        body: bytes = message.get("body", b"")
+        more: bool = message.get("more_body", False)
+        if self.gone:
+            return
+        connection = self.connection
+        head = self._head(len(body), more) if self._pending_head is not None else b""
+        if self.scope["method"] == "HEAD" or self._length == -1:
+            body = b""
+        elif self._chunked:
+            body = (b"%x\r\n%b\r\n" % (len(body), body) if body else b"") + (b"" if more else b"0\r\n\r\n")
+        if head or body:
+            connection.transport.write(head + body if head else body)
+        if not more:
+            self.response_complete = True
+            self.wake()
+            connection.response_done(self)
+        elif connection.write_paused and not connection.closed:
+            connection.drained = connection.loop.create_future()
+            await connection.drained
+
+    def _head(self, size: int, more: bool) -> bytes:
+        assert self._pending_head is not None
+        status, headers = self._pending_head
+        self._pending_head = None
+        framed = False
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == b"content-length" or lowered == b"transfer-encoding":
+                framed = True
+            elif lowered == b"connection" and value.lower() == b"close":
+                self.keep_alive = False
+        if status in (204, 304) or status < 200:
+            self._length = -1  # no body, whatever the app sends
+            return _head(status, headers, None, close=not self.keep_alive)
+        if framed:
+            return _head(status, headers, None, close=not self.keep_alive)
+        if more:
+            self._chunked = True
+            return _head(
+                status, [*headers, (b"transfer-encoding", b"chunked")], None, close=not self.keep_alive
+            )
+        return _head(status, headers, size, close=not self.keep_alive)
+
+    def write_canned(self, status: int, message: bytes) -> None:
+        """An answer from the server itself (503 at capacity, 500 when the app failed): plain
+        text, as for every request that never became an MCP message."""
+        self.response_started = True
+        self.keep_alive = self.keep_alive and status < 500
+        self.connection.transport.write(_plain(status, message, close=not self.keep_alive))
+        self.response_complete = True
+        self.wake()
+        self.connection.response_done(self)
+
+
+def _plain(status: int, message: bytes, *, close: bool) -> bytes:
+    body = message + b"\n"
+    return _head(status, [(b"content-type", b"text/plain; charset=utf-8")], len(body), close=close) + body
+
+
+def _head(status: int, headers: list[tuple[bytes, bytes]], length: int | None, *, close: bool) -> bytes:
+    line = _STATUS_LINES.get(status) or b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, "").encode())
+    parts = [line]
+    for name, value in headers:
+        parts += [name, b": ", value, b"\r\n"]
+    if length is not None:
+        parts += [b"content-length: ", str(length).encode(), b"\r\n"]
+    if close:
+        parts.append(b"connection: close\r\n")
+    block = b"".join(parts)
+    # Response splitting guard: every header line ends in exactly one CRLF, and nothing else
+    # in the head is a CR or LF (header values from an upstream are relayed through here).
+    lines = len(headers) + (length is not None) + close + 1
+    if block.count(b"\n") != lines or block.count(b"\r") != lines:
+        raise RuntimeError("refusing to send a response header with a line break")
+    return block + b"\r\n"

@@ -1,0 +1,147 @@
+"""Serving an app on a listening socket: start-up, the accept loop, a graceful stop, and worker
+processes that share one socket.
+
+The app is an ASGI callable with `startup()` and `shutdown()` coroutines (the gateway's own
+lifespan, called directly: there is no lifespan message exchange to pay for or get wrong).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .connection import ConnectionLimits, HttpConnection, ServerState
+
+__all__ = ["HttpServer", "ServedApp", "bind", "run_workers"]
+
+log = logging.getLogger("mcp_bastion.server")
+SHUTDOWN_GRACE_SECONDS = 5.0  # in-flight requests (an open SSE stream, say) get this long on stop
+CRASH_LOOP_SECONDS = 2.0  # a worker dying sooner than this after its start is not restarted
+
+
+class ServedApp(Protocol):
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None: ...
+    async def startup(self) -> None: ...
+    async def shutdown(self) -> None: ...
+
+
+class HttpServer:
+    """Serves one app on one socket, in the running event loop, until `stop()`."""
+
+    def __init__(
+        self, app: ServedApp, limits: ConnectionLimits, *, grace: float = SHUTDOWN_GRACE_SECONDS
+    ) -> None:
+        self.app = app
+        self.limits = limits
+        self.grace = grace
+        self.started = threading.Event()  # set once the socket accepts connections
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+
+    async def serve(self, sock: socket.socket, *, handle_signals: bool = False) -> None:
+        loop = self._loop = asyncio.get_running_loop()
+        stop = self._stop = asyncio.Event()
+        if handle_signals:
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(signum, stop.set)
+        await self.app.startup()
+        state = ServerState(self.app, self.limits, loop)
+        state.start()
+        server = await loop.create_server(lambda: HttpConnection(state), sock=sock, backlog=2048)
+        self.started.set()
+        try:
+            await stop.wait()
+        finally:
+            server.close()
+            await self._drain(state)
+            state.stop()
+            await self.app.shutdown()
+
+    def stop(self) -> None:
+        """Ask the server to stop (from any thread)."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def _drain(self, state: ServerState) -> None:
+        state.closing = True  # answers from now on close their connections
+        for connection in list(state.connections):
+            connection.close_if_idle()
+        if state.tasks:
+            _, pending = await asyncio.wait(set(state.tasks), timeout=self.grace)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("stopped %d request(s) still running after %.0f s", len(pending), self.grace)
+                await asyncio.wait(pending, timeout=1.0)
+        for connection in list(state.connections):
+            if not connection.transport.is_closing():
+                connection.transport.close()
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before any worker starts (workers share it)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def run_workers(count: int, work: Callable[[], None]) -> int:
+    """Fork `count` worker processes that each run `work()`; restart one that dies,
+    stop them all on SIGINT/SIGTERM. Returns the exit status for the parent."""
+    children: dict[int, float] = {}
+    stopping = False
+
+    def start() -> None:
+        pid = os.fork()
+        if pid == 0:  # the worker
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            code = 0
+            try:
+                work()
+            except BaseException:
+                log.exception("worker %d failed", os.getpid())
+                code = 1
+            finally:
+                logging.shutdown()
+                os._exit(code)
+        children[pid] = time.monotonic()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    for _ in range(count):
+        start()
+    status = 0
+    while children:
+        try:
+            pid, code = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        began = children.pop(pid, None)
+        if began is None or stopping:
+            continue
+        exit_code = os.waitstatus_to_exitcode(code)
+        if time.monotonic() - began < CRASH_LOOP_SECONDS:
+            log.error("worker %d exited with %d right after starting; stopping all workers", pid, exit_code)
+            status = 1
+            on_signal(signal.SIGTERM, None)
+            continue
+        log.error("worker %d exited with %d; starting a new one", pid, exit_code)
+        start()
+    return status
