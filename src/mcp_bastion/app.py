@@ -29,6 +29,7 @@ from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .edge import EdgeChecks, ReadBody
 from .errors import BastionError, ConfigError, KeySourceError, RequestRejected
 from .exchange import CYCLE_EXTENSION, Exchange, read_headers
+from .mcp.calls import Call
 from .mcp.jsonrpc import INTERNAL_ERROR, error_body
 from .mcp.sessions import SessionSealer
 from .mcp.stage import ParseMcp
@@ -194,31 +195,38 @@ class Gateway:
         await send_reply(ex.send, reply)
 
     def _record(self, ex: Exchange) -> None:
-        latency = (time.perf_counter() - ex.started) * 1000
+        latency = round((time.perf_counter() - ex.started) * 1000, 3)
+        now = time.time()
         principal = ex.principal
         decision = ex.outcome or "allow"
-        calls = ex.calls or ()
-        entries = [
-            (c.method, c.name, ex.required[i] if i < len(ex.required) else ()) for i, c in enumerate(calls)
-        ]
-        for method, target, required in entries or [(ex.http_method, None, ())]:
+        reason = ex.reason or ("ok" if decision == "allow" else "")
+        version = ex.era.version if ex.era else None
+        subject, client_id, issuer, token_hash = (
+            (principal.subject, principal.client_id, principal.issuer, principal.token_hash)
+            if principal
+            else (None, None, None, None)
+        )
+        required = ex.required
+        # One event per message of the request; one for the HTTP exchange when none was read.
+        calls = ex.calls or (Call(ex.http_method, None, None),)
+        for i, call in enumerate(calls):
             self._audit.emit(
                 AuditEvent(
-                    time=time.time(),
-                    trace_id=ex.trace.trace_id,
-                    server=ex.route.name,
-                    method=method or "response",
-                    target=target,
-                    decision=decision,
-                    reason=ex.reason or ("ok" if decision == "allow" else ""),
-                    status=ex.status,
-                    latency_ms=round(latency, 3),
-                    subject=principal.subject if principal else None,
-                    client_id=principal.client_id if principal else None,
-                    issuer=principal.issuer if principal else None,
-                    token_hash=principal.token_hash if principal else None,
-                    protocol_version=ex.era.version if ex.era else None,
-                    scopes_required=required,
+                    now,
+                    ex.trace.trace_id,
+                    ex.route.name,
+                    call.method or "response",
+                    call.name,
+                    decision,
+                    reason,
+                    ex.status,
+                    latency,
+                    subject,
+                    client_id,
+                    issuer,
+                    token_hash,
+                    version,
+                    required[i] if i < len(required) else (),
                 )
             )
 

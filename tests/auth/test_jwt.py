@@ -822,6 +822,42 @@ async def test_cached_verdict_is_reverified_after_a_minute() -> None:
     assert h.keys.lookups == 2
 
 
+async def test_a_remembered_bearer_value_skips_parsing_but_not_the_audience_or_issuer_check() -> None:
+    h = make()
+    tok = token()
+    assert h.verifier.remembered(f"Bearer {tok}", RESOURCE, ALLOWED) is None  # never verified yet
+    principal = await h.verify(tok)
+    for spelling in ("Bearer ", "bearer ", "BEARER "):
+        assert h.verifier.remembered(spelling + tok, RESOURCE, ALLOWED) == principal
+    with pytest.raises(InvalidToken, match="audience is not this resource"):
+        h.verifier.remembered(f"Bearer {tok}", "https://gw.example/notes/mcp", ALLOWED)
+    with pytest.raises(InvalidToken, match="issuer is not trusted"):
+        h.verifier.remembered(f"Bearer {tok}", RESOURCE, frozenset({"https://other-idp.example"}))
+    assert h.keys.lookups == 1
+
+
+@pytest.mark.parametrize(
+    "spelled",
+    ["Bearer  {t}", "Bearer {t} ", "BeArEr {t}", "Basic {t}", "Bearer {t}x", "Bearer\t{t}"],
+)
+async def test_any_other_spelling_of_a_remembered_token_is_a_miss(spelled: str) -> None:
+    """A miss falls back to full parsing, which decides; a hit needs the exact bytes verified."""
+    h = make()
+    tok = token()
+    await h.verify(tok)
+    assert h.verifier.remembered(spelled.format(t=tok), RESOURCE, ALLOWED) is None
+
+
+async def test_a_remembered_verdict_expires_like_the_cached_one() -> None:
+    h = make()  # leeway 30 s
+    tok = token(body=claims(exp=T + 10))
+    await h.verify(tok)
+    h.clock.now = NOW + 39
+    assert h.verifier.remembered(f"Bearer {tok}", RESOURCE, ALLOWED) is not None
+    h.clock.now = NOW + 41
+    assert h.verifier.remembered(f"Bearer {tok}", RESOURCE, ALLOWED) is None
+
+
 async def test_rejections_are_not_cached() -> None:
     h = make()
     tok = token(header("ES256", kid="ec-1"), key=ATTACKER_EC_KEY)

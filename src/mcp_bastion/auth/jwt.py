@@ -51,6 +51,10 @@ class _Verified:
     cache_until: float
 
 
+# The scheme name is case-insensitive; these are the spellings clients send (others: a miss).
+_BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
+
+
 class JwtVerifier:
     def __init__(
         self, issuers: Mapping[str, IssuerPolicy], *, clock: Callable[[], float], max_token_bytes: int
@@ -60,6 +64,31 @@ class JwtVerifier:
         self._max_bytes = max_token_bytes
         self._cache: dict[bytes, _Verified] = {}
 
+    def remembered(
+        self, authorization: str, resource: str, allowed_issuers: frozenset[str]
+    ) -> Principal | None:
+        """The principal of an `Authorization: Bearer <token>` value whose token was verified
+        before and is still cached; None otherwise (then: `bearer_token` and `verify`).
+
+        The token is taken as everything after "Bearer " without parsing: a cache hit means
+        these exact bytes passed the full syntax and signature checks once, so skipping the
+        syntax check is safe; anything else (odd spacing, another scheme) is simply a miss.
+        """
+        if authorization[:7] not in _BEARER_PREFIXES or len(authorization) > self._max_bytes + 7:
+            return None
+        digest = hashlib.sha256(authorization[7:].encode("utf-8", "surrogateescape")).digest()
+        hit = self._cache.get(digest)
+        if hit is None or self._clock() >= hit.cache_until:
+            return None
+        return self._admit(hit, resource, allowed_issuers)
+
+    def _admit(self, hit: _Verified, resource: str, allowed_issuers: frozenset[str]) -> Principal:
+        if resource not in hit.audiences:
+            raise InvalidToken("token audience is not this resource")
+        if hit.principal.issuer not in allowed_issuers:
+            raise InvalidToken("token issuer is not trusted for this resource")
+        return hit.principal
+
     async def verify(self, token: str, resource: str, allowed_issuers: frozenset[str]) -> Principal:
         """The principal of a valid token for `resource`, or InvalidToken with a safe reason."""
         if len(token) > self._max_bytes:
@@ -68,11 +97,7 @@ class JwtVerifier:
         now = self._clock()
         hit = self._cache.get(digest)
         if hit is not None and now < hit.cache_until:
-            if resource not in hit.audiences:
-                raise InvalidToken("token audience is not this resource")
-            if hit.principal.issuer not in allowed_issuers:
-                raise InvalidToken("token issuer is not trusted for this resource")
-            return hit.principal
+            return self._admit(hit, resource, allowed_issuers)
         verified = await self._verify_fresh(token, digest, resource, allowed_issuers, now)
         self._remember(digest, verified)
         return verified.principal

@@ -19,5 +19,11 @@ class Authenticate:
         if not route.auth:
             ex.principal = ANONYMOUS
             return
-        token = bearer_token(ex.headers.get("authorization"))
+        authorization = ex.headers.get("authorization")
+        if authorization is not None:
+            known = self._verifier.remembered(authorization, route.resource, route.issuers)
+            if known is not None:
+                ex.principal = known  # verified before, still valid; audience and issuer rechecked
+                return
+        token = bearer_token(authorization)
         ex.principal = await self._verifier.verify(token, route.resource, route.issuers)

@@ -65,8 +65,7 @@ class EdgeChecks:
 
 
 def _check_post(ex: Exchange, accept: str, max_body: int) -> None:
-    content_type = (ex.headers.get("content-type") or "").split(";")[0].strip().lower()
-    if content_type != "application/json":
+    if not _is_json(ex.headers.get("content-type") or ""):
         raise RequestRejected("Content-Type must be application/json", status=415)
     if not (_accepts(accept, "application/json") and _accepts(accept, "text/event-stream")):
         raise RequestRejected("Accept must list application/json and text/event-stream", status=406)
@@ -76,6 +75,19 @@ def _check_post(ex: Exchange, accept: str, max_body: int) -> None:
         not (length.isascii() and length.isdigit() and len(length) <= 20) or int(length) > max_body
     ):
         raise RequestRejected("request body too large", status=413)
+
+
+def _is_json(content_type: str) -> bool:
+    # Clients send the same Content-Type on every call: answer from a small memo.
+    known = _JSON_MEMO.get(content_type)
+    if known is None:
+        known = content_type.split(";")[0].strip().lower() == "application/json"
+        if len(_JSON_MEMO) < 256:
+            _JSON_MEMO[content_type] = known
+    return known
+
+
+_JSON_MEMO: dict[str, bool] = {}
 
 
 def _accepts(accept: str, media_type: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import os
 import re
@@ -36,6 +37,7 @@ _VISIBLE_ASCII = re.compile(r"^[\x21-\x7e]+\Z")
 _B64URL = re.compile(r"^[A-Za-z0-9_-]+\Z")
 
 
+@functools.lru_cache(maxsize=4096)  # the same callers, request after request
 def subject_digest(issuer: str, subject: str) -> bytes:
     return hashlib.sha256(f"{issuer}\x00{subject}".encode()).digest()[:16]
 
@@ -80,10 +82,10 @@ class SessionSealer:
 
     def unseal(self, sealed: str, subject: bytes, server: str, now: float) -> UnsealedSession:
         """Open a client's session id; 400 if malformed, 404 if unknown, expired or not theirs."""
-        if not sealed or len(sealed) > MAX_SEALED_CHARS or not _VISIBLE_ASCII.match(sealed):
-            raise RequestRejected("Mcp-Session-Id is malformed", status=400)
-        opened = self._opened.get((sealed, server))
+        opened = self._opened.get((sealed, server))  # ids opened before were well-formed
         if opened is None:
+            if not sealed or len(sealed) > MAX_SEALED_CHARS or not _VISIBLE_ASCII.match(sealed):
+                raise RequestRejected("Mcp-Session-Id is malformed", status=400)
             opened = self._open(sealed, server)
             if opened is not None:
                 if len(self._opened) >= OPENED_CACHE_SIZE:

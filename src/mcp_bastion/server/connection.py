@@ -80,6 +80,10 @@ class ConnectionLimits:
         return self.max_header_bytes + REQUEST_LINE_ALLOWANCE
 
 
+class _Refused(Exception):
+    """Raised in a parser callback after the request was refused: stops the parser."""
+
+
 class ServerState:
     """What the connections of one listening socket share: the app, the limits, the live set,
     and the sweep that enforces deadlines."""
@@ -120,7 +124,8 @@ class HttpConnection(asyncio.Protocol):
         self.deadline = 0.0  # loop time after which the connection closes; 0: none
         self.in_head = True  # waiting for, or reading, a request head: its bytes are counted
         self.idle = False  # between requests on a kept-alive connection
-        self.head_bytes = 0
+        self.head_bytes = 0  # bytes read while a head is awaited (caps heads still arriving)
+        self.head_size = 0  # the parsed head's size (caps heads that completed in one read)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
         self.cycle: RequestCycle | None = None  # the request being answered
@@ -177,6 +182,7 @@ class HttpConnection(asyncio.Protocol):
             self._refuse(400, b"protocol upgrades are not supported")
             return
         except httptools.HttpParserError:
+            # Also how a callback that refused the request stops the parser (then: lingering).
             self._refuse(400, b"malformed HTTP request")
             return
         # Checked after parsing: one read may hold a whole head and a body. A head still not
@@ -197,6 +203,7 @@ class HttpConnection(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.head_size = 0
         if self.idle or not self.in_head:
             # A new request on a kept-alive connection: its head gets the same deadline.
             self.idle = False
@@ -206,9 +213,11 @@ class HttpConnection(asyncio.Protocol):
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+        self.head_size += len(name) + len(value) + 4
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -217,9 +226,14 @@ class HttpConnection(asyncio.Protocol):
         parser = self.parser
         if parser.should_upgrade():
             return  # feed_data raises HttpParserUpgrade next: refused there
+        if self.head_size > self.state.limits.max_head_bytes:
+            # A head that completed within the read that crossed the cap (data_received
+            # catches only heads still incomplete).
+            self._refuse(431, b"request headers too large")
+            raise _Refused  # stops the parser: nothing behind this request reaches the app
         scope = self._scope()
         if scope is None:
-            return
+            raise _Refused
         cycle = RequestCycle(self, scope, parser.should_keep_alive())
         if self.over_capacity:
             cycle.keep_alive = False
@@ -294,7 +308,9 @@ class HttpConnection(asyncio.Protocol):
         self.cycle = None
         if self.closed:
             return
-        if not cycle.keep_alive or self.state.closing:
+        if not cycle.keep_alive or self.state.closing or not cycle.body_complete:
+            # Answered before its body arrived (a 401 to a large POST, say): the rest of the
+            # body cannot be told from a next request, so the connection ends, lingering.
             self._close(lingering=not cycle.body_complete)
             return
         if self.waiting:
@@ -475,7 +491,7 @@ class RequestCycle:
                 return {"type": "http.request", "body": b"", "more_body": False}
             if self.gone or self.response_complete:
                 return {"type": "http.disconnect"}
-            if not self.continue_sent and not self._body_sent:
+            if not self.continue_sent and not self._body_sent and not self.response_started:
                 self._send_continue()
             self._waiter = self.connection.loop.create_future()
             try:
@@ -485,6 +501,8 @@ class RequestCycle:
 
     def _send_continue(self) -> None:
         self.continue_sent = True
+        if self.scope["http_version"] == "1.0":
+            return  # RFC 9110 §10.1.1: an HTTP/1.0 request's 100-continue is ignored
         for name, value in self.scope["headers"]:
             if name == b"expect" and value.lower() == b"100-continue":
                 self.connection.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -524,24 +542,26 @@ class RequestCycle:
         assert self._pending_head is not None
         status, headers = self._pending_head
         self._pending_head = None
-        framed = False
+        framed = app_closes = False
         for name, value in headers:
             lowered = name.lower()
             if lowered == b"content-length" or lowered == b"transfer-encoding":
                 framed = True
             elif lowered == b"connection" and value.lower() == b"close":
-                self.keep_alive = False
+                app_closes = True
+        if app_closes or self.connection.state.closing:
+            self.keep_alive = False  # the server is stopping: this connection ends after the answer
         if status in (204, 304) or status < 200:
             self._length = -1  # no body, whatever the app sends
-            return _head(status, headers, None, close=not self.keep_alive)
-        if framed:
-            return _head(status, headers, None, close=not self.keep_alive)
-        if more:
-            self._chunked = True
-            return _head(
-                status, [*headers, (b"transfer-encoding", b"chunked")], None, close=not self.keep_alive
-            )
-        return _head(status, headers, size, close=not self.keep_alive)
+        elif not framed and more:
+            if self.scope["http_version"] == "1.0":
+                # No chunked coding for HTTP/1.0 (RFC 9112 §7): the body ends with the connection.
+                self.keep_alive = False
+            else:
+                self._chunked = True
+                headers = [*headers, (b"transfer-encoding", b"chunked")]
+        length = size if not framed and not more and self._length != -1 else None
+        return _head(status, headers, length, close=not self.keep_alive and not app_closes)
 
     def write_canned(self, status: int, message: bytes) -> None:
         """An answer from the server itself (503 at capacity, 500 when the app failed): plain

@@ -45,10 +45,14 @@ class HttpServer:
         self.started = threading.Event()  # set once the socket accepts connections
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
+        self._stop_requested = False  # a stop() that came before serve() started is kept
 
     async def serve(self, sock: socket.socket, *, handle_signals: bool = False) -> None:
-        loop = self._loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         stop = self._stop = asyncio.Event()
+        self._loop = loop
+        if self._stop_requested:
+            stop.set()
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
@@ -63,12 +67,16 @@ class HttpServer:
             server.close()
             await self._drain(state)
             state.stop()
+            self._loop = None
             await self.app.shutdown()
 
     def stop(self) -> None:
-        """Ask the server to stop (from any thread)."""
-        if self._loop is not None and self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
+        """Ask the server to stop (from any thread; before, during or after `serve()`)."""
+        self._stop_requested = True
+        loop, stop = self._loop, self._stop
+        if loop is not None and stop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopped already
+                loop.call_soon_threadsafe(stop.set)
 
     async def _drain(self, state: ServerState) -> None:
         state.closing = True  # answers from now on close their connections

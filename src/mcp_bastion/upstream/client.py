@@ -22,6 +22,13 @@ class ResponseHeaders:
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self.raw = raw
 
+    def first(self, name: bytes) -> bytes | None:
+        """The raw value of a header by lower-case name (the hot path's form: no decoding)."""
+        for header, value in self.raw:
+            if header == name:
+                return value
+        return None
+
     def get(self, name: str, default: str | None = None) -> str | None:
         key = name.encode("latin-1")
         for header, value in self.raw:

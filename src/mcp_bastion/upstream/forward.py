@@ -30,8 +30,14 @@ from .responses import ResponseGuard
 __all__ = ["Forward"]
 
 log = logging.getLogger("mcp_bastion.upstream")
-_PASSED_REQUEST_HEADERS = ("mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id", "tracestate")
-_PASSED_RESPONSE_HEADERS = (b"content-type", b"cache-control", b"x-accel-buffering", b"content-length")
+_PASSED_REQUEST_HEADERS = tuple(
+    (name, name.encode())
+    for name in ("mcp-protocol-version", "mcp-method", "mcp-name", "last-event-id", "tracestate")
+)
+_PASSED_RESPONSE_HEADERS = frozenset(
+    {b"content-type", b"cache-control", b"x-accel-buffering", b"content-length"}
+)
+_FRAMING = frozenset({b"content-length"})  # recomputed for a body the gateway rewrites or streams
 USER_AGENT = b"mcp-bastion/0.1"
 
 
@@ -101,7 +107,7 @@ class Forward:
                 raise UpstreamError("upstream refused the gateway's credential")
             if status >= 500:
                 raise UpstreamError(f"upstream failed (HTTP {status})")
-            content_type = (upstream.headers.get("content-type") or "").split(";")[0].strip().lower()
+            content_type = _media_type(upstream.headers.first(b"content-type"))
             # GET streams are long-lived notification channels: no byte cap, just the read loop.
             cap = self._max_response if method == "POST" else None
             if status in (202, 204):
@@ -128,10 +134,10 @@ class Forward:
         ]
         if ex.http_method == "POST":
             headers.append((b"content-type", b"application/json"))
-        for name in _PASSED_REQUEST_HEADERS:
+        for name, encoded in _PASSED_REQUEST_HEADERS:
             value = source.get(name)
             if value is not None:
-                headers.append((name.encode(), value.encode("latin-1")))
+                headers.append((encoded, value.encode("latin-1")))
         headers.extend(source.params)
         if ex.upstream_session is not None:
             headers.append((b"mcp-session-id", ex.upstream_session.encode("ascii")))
@@ -147,10 +153,10 @@ class Forward:
     def _response_headers(
         self, ex: Exchange, upstream: UpstreamResponse, drop_length: bool
     ) -> list[tuple[bytes, bytes]]:
-        out = [(name, value) for name, value in upstream.headers.raw if name in _PASSED_RESPONSE_HEADERS]
-        if drop_length:
-            out = [(n, v) for n, v in out if n.lower() != b"content-length"]
-        session = upstream.headers.get("mcp-session-id")
+        passed = _PASSED_RESPONSE_HEADERS - _FRAMING if drop_length else _PASSED_RESPONSE_HEADERS
+        out = [(name, value) for name, value in upstream.headers.raw if name in passed]
+        session_value = upstream.headers.first(b"mcp-session-id")
+        session = session_value.decode("latin-1") if session_value is not None else None
         if session is not None and ex.era is not None and ex.era.name == "legacy":
             if not valid_upstream_session_id(session):
                 raise UpstreamError("upstream sent an invalid session id")
@@ -238,3 +244,18 @@ async def _watch_disconnect(ex: Exchange, client_gone: Callable[[], None]) -> No
     while (await ex.receive())["type"] != "http.disconnect":
         pass
     client_gone()
+
+
+def _media_type(value: bytes | None) -> str:
+    """`application/json; charset=utf-8` → `application/json` (from a memo: upstreams repeat it)."""
+    if value is None:
+        return ""
+    known = _MEDIA_TYPES.get(value)
+    if known is None:
+        known = value.decode("latin-1").split(";")[0].strip().lower()
+        if len(_MEDIA_TYPES) < 64:
+            _MEDIA_TYPES[value] = known
+    return known
+
+
+_MEDIA_TYPES: dict[bytes, str] = {}

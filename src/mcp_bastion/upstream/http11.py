@@ -72,12 +72,14 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self._parser.feed_data(data)
-        except _Unrequested:
-            self._fail("upstream sent a second answer to one request")
         except httptools.HttpParserUpgrade:
             self._fail("upstream tried to upgrade the connection")
-        except httptools.HttpParserError:
-            self._fail("upstream sent a malformed HTTP response")
+        except httptools.HttpParserError as exc:
+            # A callback's exception arrives wrapped (HttpParserCallbackError, as __context__).
+            if isinstance(exc.__context__, _Unrequested):
+                self._fail("upstream sent a second answer to one request")
+            else:
+                self._fail("upstream sent a malformed HTTP response")
 
     def eof_received(self) -> bool | None:
         response = self.response
