@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from typing import NamedTuple
 
 __all__ = ["TraceContext"]
 
@@ -13,8 +13,7 @@ _INVALID_TRACE = "0" * 32
 _INVALID_SPAN = "0" * 16
 
 
-@dataclass(frozen=True, slots=True)
-class TraceContext:
+class TraceContext(NamedTuple):
     trace_id: str
     span_id: str  # the gateway's own span: the parent of the upstream request
     flags: str

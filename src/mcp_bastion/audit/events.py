@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import functools
 import time
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import orjson
 
 __all__ = ["AuditEvent"]
 
 
-@dataclass(frozen=True, slots=True)
-class AuditEvent:
+class AuditEvent(NamedTuple):
     time: float
     trace_id: str
     server: str
@@ -40,7 +38,7 @@ class AuditEvent:
         record = {
             "event": "mcp.request",
             "time": f"{_second_text(millis // 1000)}.{millis % 1000:03d}Z",
-            # Field by field, not dataclasses.asdict: this runs once per request.
+            # Field by field, not _asdict(): this runs once per request.
             "trace_id": self.trace_id,
             "server": self.server,
             "method": self.method,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from ..errors import ProtocolError
 from .jsonrpc import INVALID_PARAMS, Message
@@ -14,8 +14,7 @@ NAMED_METHODS = {"tools/call": "name", "prompts/get": "name", "resources/read": 
 MAX_NAME_CHARS = 4096
 
 
-@dataclass(frozen=True, slots=True)
-class Call:
+class Call(NamedTuple):
     """One message's intent: `method` ("" for a client's JSON-RPC response) and its target."""
 
     method: str

@@ -51,20 +51,24 @@ class Era:
 
 def era_of(version_header: str | None) -> Era:
     """The era a request's `MCP-Protocol-Version` header selects; -32022 when unknown."""
-    if version_header is None:
-        return Era("legacy", "2025-03-26")
-    if version_header in MODERN_VERSIONS:
-        return Era("modern", version_header)
-    if version_header in LEGACY_VERSIONS:
-        return Era("legacy", version_header)
+    era = _ERAS.get(version_header)
+    if era is not None:
+        return era
     raise ProtocolError(
         "Unsupported protocol version",
         code=UNSUPPORTED_VERSION,
         # Only the header-negotiated (modern) versions: legacy versions are negotiated by
         # `initialize`, and a client retrying with one of these must find it in the upstream's
         # server/discover `supportedVersions` too (conformance sep-2575).
-        data={"supported": list(MODERN_VERSIONS), "requested": version_header[:64]},
+        data={"supported": list(MODERN_VERSIONS), "requested": str(version_header)[:64]},
     )
+
+
+_ERAS: Final[dict[str | None, Era]] = {
+    None: Era("legacy", "2025-03-26"),
+    **{version: Era("modern", version) for version in MODERN_VERSIONS},
+    **{version: Era("legacy", version) for version in LEGACY_VERSIONS},
+}
 
 
 def check_modern_headers(

@@ -7,8 +7,7 @@ raises RecursionError. The depth cap is ours and cheaper than orjson's 1024.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import orjson
 
@@ -36,16 +35,14 @@ MAX_ID_CHARS: Final = 256  # an id is a correlation handle, not a payload
 Kind = Literal["request", "notification", "response"]
 
 
-@dataclass(frozen=True, slots=True)
-class Message:
+class Message(NamedTuple):
     kind: Kind
     id: str | int | None
     method: str  # "" for responses
     params: dict[str, Any] | None
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedBody:
+class ParsedBody(NamedTuple):
     messages: tuple[Message, ...]
     is_batch: bool
 

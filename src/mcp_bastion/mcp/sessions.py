@@ -16,8 +16,7 @@ import hashlib
 import os
 import re
 import struct
-from dataclasses import dataclass
-from typing import Final
+from typing import Final, NamedTuple
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -42,8 +41,7 @@ def subject_digest(issuer: str, subject: str) -> bytes:
     return hashlib.sha256(f"{issuer}\x00{subject}".encode()).digest()[:16]
 
 
-@dataclass(frozen=True, slots=True)
-class UnsealedSession:
+class UnsealedSession(NamedTuple):
     upstream_id: str
     subject: bytes
     issued_at: int

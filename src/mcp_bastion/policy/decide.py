@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..mcp.calls import Call
 from .scopes import ScopeRegistry
@@ -49,8 +49,7 @@ OPEN_METHODS = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class ToolAnnotations:
+class ToolAnnotations(NamedTuple):
     read_only: bool = False
     # MCP tools: destructiveHint defaults to true when the tool is not read-only.
     destructive: bool = True
@@ -98,13 +97,11 @@ class ServerPolicy:
         return self.destructive_scopes if self.destructive_scopes is not None else (self.registry.write,)
 
 
-@dataclass(frozen=True, slots=True)
-class Allow:
+class Allow(NamedTuple):
     required: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Deny:
+class Deny(NamedTuple):
     required: tuple[str, ...]
     missing: tuple[str, ...]
 
@@ -114,5 +111,6 @@ Decision = Allow | Deny
 
 def decide(granted: frozenset[str], required: tuple[str, ...]) -> Decision:
     """Allow when every required scope is among the (hierarchy-expanded) granted ones."""
-    missing = tuple(scope for scope in required if scope not in granted)
-    return Deny(required, missing) if missing else Allow(required)
+    if granted.issuperset(required):
+        return Allow(required)
+    return Deny(required, tuple(scope for scope in required if scope not in granted))
