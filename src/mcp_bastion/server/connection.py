@@ -277,12 +277,12 @@ class HttpConnection(asyncio.Protocol):
             path = unquote(path)
         return {
             "type": "http",
-            "asgi": {"version": "3.0", "spec_version": "2.3"},
+            "asgi": _ASGI,
             "http_version": self.parser.get_http_version(),
             "server": self.server,
             "client": self.client,
             "scheme": "http",
-            "method": self.parser.get_method().decode("ascii"),
+            "method": _method(self.parser.get_method()),
             "root_path": "",
             "path": path,
             "raw_path": raw_path,
@@ -297,11 +297,10 @@ class HttpConnection(asyncio.Protocol):
             status, message = cycle.canned
             cycle.write_canned(status, message)
             return
-        task = self.loop.create_task(cycle.run(self.state.app))
-        cycle.task = task
-        tasks = self.state.tasks
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
+        # Registered for a graceful stop; the cycle takes itself off when its run ends (a done
+        # callback would cost one more event-loop callback per request).
+        cycle.task = self.loop.create_task(cycle.run(self.state.app))
+        self.state.tasks.add(cycle.task)
 
     def response_done(self, cycle: RequestCycle) -> None:
         """The current response is complete: close, or serve the next request."""
@@ -467,13 +466,18 @@ class RequestCycle:
                 self.connection.transport.close()  # a broken stream ends the connection
             if not isinstance(exc, Exception):
                 raise
-            return
-        if not self.response_complete:
-            if not self.response_started and not self.gone:
-                log.error("the application returned without answering")
-                self.write_canned(500, b"internal error")
-            elif not self.gone:
-                self.connection.transport.close()
+        else:
+            if not self.response_complete:
+                if not self.response_started and not self.gone:
+                    log.error("the application returned without answering")
+                    self.write_canned(500, b"internal error")
+                elif not self.gone:
+                    self.connection.transport.close()
+        finally:
+            # Off the server's list of running requests (a done callback would cost one more
+            # event-loop callback per request).
+            if self.task is not None:
+                self.connection.state.tasks.discard(self.task)
 
     async def receive(self) -> dict[str, Any]:
         while True:
@@ -572,6 +576,18 @@ class RequestCycle:
         self.response_complete = True
         self.wake()
         self.connection.response_done(self)
+
+
+_ASGI = {"version": "3.0", "spec_version": "2.3"}
+_METHODS: dict[bytes, str] = {}
+
+
+def _method(raw: bytes) -> str:
+    # httptools only returns methods it knows (a short list): their names are kept once.
+    name = _METHODS.get(raw)
+    if name is None:
+        name = _METHODS[raw] = raw.decode("ascii")
+    return name
 
 
 def _plain(status: int, message: bytes, *, close: bool) -> bytes:
