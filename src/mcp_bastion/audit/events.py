@@ -35,30 +35,17 @@ class AuditEvent(NamedTuple):
     def to_json(self) -> bytes:
         # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
         millis = round(self.time * 1000)
-        record = {
-            "event": "mcp.request",
-            "time": f"{_second_text(millis // 1000)}.{millis % 1000:03d}Z",
-            # Field by field, not _asdict(): this runs once per request.
-            "trace_id": self.trace_id,
-            "server": self.server,
-            "method": self.method,
-            "target": self.target,
-            "decision": self.decision,
-            "reason": self.reason,
-            "status": self.status,
-            "latency_ms": self.latency_ms,
-            "subject": self.subject,
-            "client_id": self.client_id,
-            "issuer": self.issuer,
-            "token_hash": self.token_hash,
-            "protocol_version": self.protocol_version,
-            "scopes_required": self.scopes_required,
-        }
+        record = dict(zip(_KEYS, (_EVENT, *self)))  # in C: this runs once per request
+        record["time"] = f"{_second_text(millis // 1000)}.{millis % 1000:03d}Z"
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         if b"\xe2\x80" in line:
             # orjson leaves U+2028/U+2029 raw; some line splitters (str.splitlines) break on them.
             line = line.replace(b"\xe2\x80\xa8", b"\\u2028").replace(b"\xe2\x80\xa9", b"\\u2029")
         return line
+
+
+_EVENT = "mcp.request"
+_KEYS = ("event", *AuditEvent._fields)
 
 
 @functools.lru_cache(maxsize=4)

@@ -46,8 +46,8 @@ class ParseMcp:
         for message in parsed.messages:
             _check_envelope(era, message)
             check_modern_headers(era, message, method_header, name_header)
-        ex.messages = parsed.messages
-        ex.calls = tuple(call_of(m) for m in parsed.messages)
+        messages = ex.messages = parsed.messages
+        ex.calls = (call_of(messages[0]),) if len(messages) == 1 else tuple(map(call_of, messages))
         if era.name == "legacy":
             self._open_session(ex, required=False)
         # Modern era: an Mcp-Session-Id header is ignored, never forwarded.
