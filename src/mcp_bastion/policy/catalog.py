@@ -26,13 +26,22 @@ class ToolCatalog:
     def get(self, name: str) -> ToolAnnotations | None:
         return self._tools.get(name)
 
-    def learn(self, tools: Iterable[Any]) -> None:
+    def learn(self, tools: Iterable[Any]) -> list[tuple[Mapping[str, Any], str, ToolAnnotations]]:
+        """Remember the tools' annotations; return each well-formed tool with its name and
+        annotations (those past the catalog's bound too: they are still filtered)."""
+        known: list[tuple[Mapping[str, Any], str, ToolAnnotations]] = []
+        catalog = self._tools
         for tool in tools:
-            if not isinstance(tool, Mapping):
+            if type(tool) is not dict and not isinstance(tool, Mapping):  # dicts first: no ABC check
                 continue
             name = tool.get("name")
-            if isinstance(name, str) and (name in self._tools or len(self._tools) < MAX_TOOLS):
-                self._tools[name] = annotations_of(tool)
+            if not isinstance(name, str):
+                continue
+            annotations = annotations_of(tool)
+            if name in catalog or len(catalog) < MAX_TOOLS:
+                catalog[name] = annotations
+            known.append((tool, name, annotations))
+        return known
 
     def __len__(self) -> int:
         return len(self._tools)

@@ -55,11 +55,15 @@ class ToolAnnotations(NamedTuple):
     destructive: bool = True
 
 
+_NO_ANNOTATIONS = ToolAnnotations()
+
+
 def annotations_of(tool: Mapping[str, Any]) -> ToolAnnotations:
     """The hints of one tool definition from an upstream (untrusted: booleans or defaults)."""
     raw = tool.get("annotations")
-    if not isinstance(raw, Mapping):
-        return ToolAnnotations()
+    # Parsed JSON gives dicts: checked first, the ABC check (slow, per tool) only otherwise.
+    if type(raw) is not dict and not isinstance(raw, Mapping):
+        return _NO_ANNOTATIONS
     read_only = raw.get("readOnlyHint") is True
     destructive = raw.get("destructiveHint") is not False
     return ToolAnnotations(read_only, destructive)

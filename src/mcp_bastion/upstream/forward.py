@@ -22,7 +22,6 @@ from ..exchange import Exchange
 from ..mcp.era import MODERN_VERSIONS
 from ..mcp.sessions import SessionSealer, subject_digest, valid_upstream_session_id
 from ..mcp.sse import SseRewriter
-from ..policy.decide import Allow, annotations_of, decide
 from ..policy.scopes import ScopeRegistry
 from .client import UpstreamClient, UpstreamResponse
 from .responses import ResponseGuard
@@ -214,23 +213,21 @@ class Forward:
         return ResponseGuard(ids, listing, lambda result: self._filter_tools(ex, result), credential)
 
     def _filter_tools(self, ex: Exchange, result: dict[str, Any]) -> None:
-        tools = result["tools"]
         route = ex.route
-        route.catalog.learn(tools)
+        known = route.catalog.learn(result["tools"])
         assert ex.principal is not None
         if route.auth:
+            # Only the tools this caller may call; malformed entries are dropped either way.
             granted = self._registry.expand(ex.principal.scopes)
-            result["tools"] = [t for t in tools if _may_call(t, granted, ex)]
+            requirement = route.policy.tool_requirement
+            result["tools"] = [
+                tool
+                for tool, name, annotations in known
+                if granted.issuperset(requirement(name, annotations))
+            ]
         if ex.era is not None and ex.era.version in MODERN_VERSIONS:
             # caching.mdx: a list that differs per caller must not be shared across tokens.
             result["cacheScope"] = "private"
-
-
-def _may_call(tool: Any, granted: frozenset[str], ex: Exchange) -> bool:
-    if not isinstance(tool, dict) or not isinstance(tool.get("name"), str):
-        return False
-    needed = ex.route.policy.tool_requirement(tool["name"], annotations_of(tool))
-    return isinstance(decide(granted, needed), Allow)
 
 
 def _call_scopes(ex: Exchange) -> tuple[str, ...]:
