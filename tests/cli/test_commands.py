@@ -102,9 +102,12 @@ def test_serve_answers_on_the_configured_port(tmp_path: Path, workers: int) -> N
             url = f"http://127.0.0.1:{port}/.well-known/oauth-protected-resource/demo/mcp"
             body = _wait_for(url, process, log)
             assert body["resource"] == f"http://127.0.0.1:{port}/demo/mcp"
+            process.terminate()  # SIGTERM: a graceful stop, workers included
+            assert process.wait(timeout=15) == 0, log.read_text()
         finally:
-            process.terminate()
-            process.wait(timeout=15)
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=15)
 
 
 def _wait_for(
