@@ -1,7 +1,7 @@
 """Server processes: starting them, waiting for them, stopping them, and what they cost.
 
 CPU time is read from /proc/<pid>/stat (utime + stime) of the process and all its live
-descendants (uvicorn's worker processes, nginx's workers), so a multi-process server is
+descendants (the gateway's worker processes, nginx's workers), so a multi-process server is
 charged for everything it runs. Memory is the summed VmRSS of the same tree.
 """
 
