@@ -11,14 +11,16 @@ of timers armed and cancelled on every request.
 Bounds (JR-10, TV-16), all from `limits`:
 - **Head deadline.** A request head must be complete within `header_read_timeout_seconds`
   of its first byte (or of the connection opening, or of the previous response's end).
-- **Head size.** Bytes of a head are counted as they arrive; past `max_header_bytes` plus a
-  request-line allowance the answer is 431 and the connection closes, after at most one more
-  read was buffered (httptools would otherwise buffer, and re-scan, any amount).
+- **Head size.** Bytes of a head are counted as they arrive, and each parsed head is sized;
+  past `max_header_bytes` plus a request-line allowance the answer is 431 and the connection
+  closes, after at most one more read was buffered (httptools would otherwise buffer, and
+  re-scan, any amount).
 - **Keep-alive.** An idle kept-alive connection closes after `keep_alive_timeout_seconds`.
 - **Connections.** Past `max_connections` open connections, a request gets 503 and the
   connection closes; the others keep being served.
-- **Lingering close.** A connection closed while the client may still be sending (431, 413,
-  408) stops writing, drops input for a moment (bounded in time and bytes), then closes, so
+- **Lingering close.** A connection closed while the client may still be sending (the
+  server's 400/431, or an answer given before the whole body arrived: the gateway's 413, 408,
+  401) stops writing, drops input for a moment (bounded in time and bytes), then closes, so
   the kernel does not reset the connection before the client has read the answer.
 """
 
