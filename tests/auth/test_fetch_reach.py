@@ -6,7 +6,8 @@ import ipaddress
 
 import pytest
 
-from mcp_bastion.auth.fetch import Reach, _fetchable
+from mcp_bastion.auth.fetch import Reach, _fetchable, fetchable_address
+from mcp_bastion.errors import KeySourceError
 
 PUBLIC, DEV, ON_PREM = Reach(False, False), Reach(True, False), Reach(False, True)
 
@@ -31,3 +32,11 @@ PUBLIC, DEV, ON_PREM = Reach(False, False), Reach(True, False), Reach(False, Tru
 def test_reach_table(address: str, public: bool, dev: bool, on_prem: bool) -> None:
     ip = ipaddress.ip_address(address)
     assert (_fetchable(ip, PUBLIC), _fetchable(ip, DEV), _fetchable(ip, ON_PREM)) == (public, dev, on_prem)
+
+
+@pytest.mark.parametrize("host", ["\x80", "idp.\u00e9xample", "a" * 64 + ".example", "."])
+async def test_a_host_the_resolver_cannot_encode_is_a_key_source_error(host: str) -> None:
+    """Found by tests/properties/test_key_documents.py: a jwks_uri of "HTTPS://\\xc2\\x80" made
+    getaddrinfo raise UnicodeError from its IDNA step, escaping as a crash, not a verdict."""
+    with pytest.raises(KeySourceError, match="cannot resolve"):
+        await fetchable_address(host, 443, 2, reach=Reach(loopback=False, private=False))

@@ -378,6 +378,17 @@ def test_early_answer_before_the_body_leaves_the_connection_usable_or_closed() -
             assert rest.endswith(b"GET /after\n")
 
 
+def test_an_answer_given_before_the_whole_body_says_the_connection_closes() -> None:
+    """The server ends such a connection (the rest of the body cannot be told from a next
+    request), so the answer must say `connection: close`: a client that reused the connection
+    would otherwise see it drop under its next request (found by a CI run: httpx sent a POST
+    body in its own write, got a 401 answered early, and lost the next request)."""
+    with serving(TinyApp({"/early": early_answer})) as served, served.client() as client:
+        client.send(b"POST /early HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n")
+        answer = client.read_response()
+        assert (answer.body, answer.header("connection")) == (b"early", "close")
+
+
 # --- the ASGI scope ----------------------------------------------------------------------------
 
 

@@ -148,12 +148,16 @@ async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
     literal = _literal(host)
     if literal is not None:
         return [literal]
+    if not host.isascii():
+        # An IdP's document named a raw non-ASCII host (IDNs travel punycoded): the resolver's
+        # IDNA step would raise UnicodeError rather than fail like a lookup does.
+        raise KeySourceError(f"cannot resolve {host!r}: not an ASCII host name")
     try:
         async with asyncio.timeout(timeout):
             infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except TimeoutError:
         raise KeySourceError(f"cannot resolve {host} within {timeout:g} s") from None
-    except OSError:
+    except (OSError, UnicodeError):  # UnicodeError: an ASCII label the IDNA codec refuses (too long)
         raise KeySourceError(f"cannot resolve {host}") from None
     addresses = [a for a in (_literal(str(info[4][0])) for info in infos) if a is not None]
     if not addresses:

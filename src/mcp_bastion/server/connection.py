@@ -555,8 +555,11 @@ class RequestCycle:
                 framed = True
             elif lowered == b"connection" and value.lower() == b"close":
                 app_closes = True
-        if app_closes or self.connection.state.closing:
-            self.keep_alive = False  # the server is stopping: this connection ends after the answer
+        if app_closes or self.connection.state.closing or not self.body_complete:
+            # The connection ends after this answer: the app says so, the server is stopping,
+            # or the answer came before the whole body (whose rest cannot be told from a next
+            # request). Said in the head, so the client does not reuse the connection.
+            self.keep_alive = False
         if status in (204, 304) or status < 200:
             self._length = -1  # no body, whatever the app sends
         elif not framed and more:
@@ -573,7 +576,7 @@ class RequestCycle:
         """An answer from the server itself (503 at capacity, 500 when the app failed): plain
         text, as for every request that never became an MCP message."""
         self.response_started = True
-        self.keep_alive = self.keep_alive and status < 500
+        self.keep_alive = self.keep_alive and status < 500 and self.body_complete
         self.connection.transport.write(_plain(status, message, close=not self.keep_alive))
         self.response_complete = True
         self.wake()
