@@ -10,6 +10,7 @@ import hashlib
 import json
 import os
 import select
+import socket
 import time
 
 import httpx
@@ -838,3 +839,79 @@ def test_sending_to_a_departed_client_is_a_silent_no_op() -> None:
             client.read_until(b"first\r\n")
         app.wait_for("finished")
         assert served.get("/next").status == 200
+
+
+# --- review findings: back-pressure, upgrade offers, trailers -----------------------------------
+
+
+async def sixty_four_kib(scope: Scope, receive: Receive, send: Send) -> None:
+    await respond(send, 200, b"x" * 65536)
+
+
+def test_a_client_that_never_reads_its_answers_stops_being_served_and_is_cut() -> None:
+    """Answers a client does not read must not pile up in the server's memory: once the write
+    buffer is full the server takes no further request, and after the keep-alive time it drops
+    the connection (close() alone would wait forever for the buffer to drain)."""
+    app = TinyApp({"/big": sixty_four_kib})
+    limits = ConnectionLimits(head_timeout=5.0, keep_alive_timeout=0.5, max_connections=100)
+    with serving(app, limits) as served:
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(("127.0.0.1", served.port))
+        sock.settimeout(2.0)
+        request = b"GET /big HTTP/1.1\r\nHost: t\r\nX-Pad: " + b"p" * 900 + b"\r\n\r\n"
+        with contextlib.suppress(TimeoutError, BrokenPipeError, ConnectionResetError):
+            for _ in range(40):
+                sock.sendall(request * 50)  # 2,000 requests, ~2 MB, none of whose answers we read
+        # Kernel buffers hold some answers; past them the server stops reading requests.
+        assert poll(lambda: len(app.paths) > 0)
+        answered = len(app.paths)
+        time.sleep(0.3)  # nothing to wait on: the check is that no more requests get served
+        assert len(app.paths) == answered < 400, f"{len(app.paths)} of 2,000 answered"
+        # After the keep-alive time the server drops the connection (a reset: unread answers
+        # are discarded), without the client having read anything.
+        assert poll(lambda: sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) != 0, timeout=5), (
+            "the connection of a client that stopped reading was never dropped"
+        )
+        sock.close()
+
+
+def test_an_h2c_upgrade_offer_on_a_get_is_ignored_and_answered_over_http11() -> None:
+    """`Upgrade: h2c` (curl --http2 on http://) is an offer, not a demand: answer in HTTP/1.1
+    and, since the parser stops at an upgrade, close after the answer."""
+    app = TinyApp()
+    with serving(app) as served, served.client() as client:
+        client.send(
+            b"GET /h HTTP/1.1\r\nHost: t\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
+            b"HTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n"
+        )
+        answer = client.read_response()
+        assert (answer.status, answer.header("connection")) == (200, "close")
+        assert client.read_to_eof() == b""
+    assert app.paths == ["/h"]
+
+
+def test_an_upgrade_offer_with_a_body_is_refused() -> None:
+    """The parser would hand the body over as upgraded bytes: refused rather than lost."""
+    app = TinyApp()
+    with serving(app) as served, served.client() as client:
+        client.send(
+            b"POST /p HTTP/1.1\r\nHost: t\r\nConnection: Upgrade\r\nUpgrade: h2c\r\nContent-Length: 2\r\n\r\n{}"
+        )
+        assert client.read_response().status == 400
+    assert app.paths == []
+
+
+def test_chunked_trailers_are_bounded_like_a_head() -> None:
+    """Trailer fields come after the head, so neither the head deadline nor its byte count
+    covers them: past the head cap the connection is closed (the request's own answer, still
+    being worked on, cannot be sent any more)."""
+    app = TinyApp({"/slow": lambda scope, receive, send: app.wait_gate()})
+    limits = ConnectionLimits(head_timeout=5.0, max_header_bytes=1024, keep_alive_timeout=5.0)
+    with serving(app, limits) as served, served.client() as client:
+        client.send(b"GET /slow HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n")
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            for _ in range(200):
+                client.send(b"a: " + b"b" * 100 + b"\r\n")
+        assert client.read_to_eof() == b""  # closed, no answer
+    assert app.paths == ["/slow"]

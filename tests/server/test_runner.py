@@ -164,6 +164,16 @@ def test_bind_takes_an_ipv6_host() -> None:
         assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
 
 
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="this kernel cannot bind dual-stack sockets")
+def test_bind_on_all_ipv6_addresses_takes_ipv4_clients_too() -> None:
+    """`listen.host: "::"` means every address: IPv4 clients reach it as well."""
+    with bind("::", 0) as sock:
+        port = sock.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=2.0):
+            accepted, _ = sock.accept()
+            accepted.close()
+
+
 def test_bind_refuses_a_port_already_listened_on() -> None:
     """Two servers on one port is a mistake to report, not to share silently."""
     with bind("127.0.0.1", 0) as first, pytest.raises(OSError, match="in use"):

@@ -136,6 +136,9 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = False
         self.drained: asyncio.Future[None] | None = None
         self.over_capacity = False
+        self.upgrade_ignored = False  # an h2c-style offer on a bodiless request: served as HTTP/1.1
+        self.blocked = False  # answers wait for the client to read before the next request
+        self.trailer_bytes = 0
         self.lingering = False
         self.discarded = 0
         self.closed = False
@@ -168,9 +171,10 @@ class HttpConnection(asyncio.Protocol):
             self.drained.set_result(None)
 
     def data_received(self, data: bytes) -> None:
-        if self.lingering:
-            # Input after a refusal is read and dropped, up to a bound: a client pushing
-            # 100 MB cannot keep the event loop busy draining it.
+        if self.lingering or self.upgrade_ignored:
+            # Input after a refusal (or after an upgrade offer, which ends the connection's
+            # HTTP/1.1 stream) is read and dropped, up to a bound: a client pushing 100 MB
+            # cannot keep the event loop busy draining it.
             self.discarded += len(data)
             if self.discarded > LINGER_MAX_BYTES:
                 self.transport.close()
@@ -181,7 +185,8 @@ class HttpConnection(asyncio.Protocol):
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._refuse(400, b"protocol upgrades are not supported")
+            if not self.upgrade_ignored:
+                self._refuse(400, b"protocol upgrades are not supported")
             return
         except httptools.HttpParserError:
             # Also how a callback that refused the request stops the parser (then: lingering).
@@ -199,6 +204,13 @@ class HttpConnection(asyncio.Protocol):
         self.write_paused = False
         if self.drained is not None and not self.drained.done():
             self.drained.set_result(None)
+        if self.blocked:
+            self.blocked = False
+            # The keep-alive deadline set while blocked no longer applies; a head already under
+            # way gets a fresh head deadline (reading was paused meanwhile).
+            partial_head = self.in_head and not self.idle and self.head_bytes > 0
+            self.deadline = self.loop.time() + self.state.limits.head_timeout if partial_head else 0.0
+            self._next_request()
 
     # --- httptools callbacks -----------------------------------------------------------------
 
@@ -218,6 +230,14 @@ class HttpConnection(asyncio.Protocol):
         self.head_size += len(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if not self.in_head:
+            # A chunked body's trailer fields: not part of any head the app sees, and bounded
+            # like one (no head deadline or byte count covers them otherwise).
+            self.trailer_bytes += len(name) + len(value) + 4
+            if self.trailer_bytes > self.state.limits.max_head_bytes:
+                self._refuse(431, b"request trailers too large")
+                raise _Refused
+            return
         self.headers.append((name.lower(), value))
         self.head_size += len(name) + len(value) + 4
 
@@ -226,7 +246,8 @@ class HttpConnection(asyncio.Protocol):
         self.head_bytes = 0
         self.deadline = 0.0
         parser = self.parser
-        if parser.should_upgrade():
+        self.trailer_bytes = 0
+        if parser.should_upgrade() and not self._ignorable_upgrade():
             return  # feed_data raises HttpParserUpgrade next: refused there
         if self.head_size > self.state.limits.max_head_bytes:
             # A head that completed within the read that crossed the cap (data_received
@@ -237,6 +258,11 @@ class HttpConnection(asyncio.Protocol):
         if scope is None:
             raise _Refused
         cycle = RequestCycle(self, scope, parser.should_keep_alive())
+        if parser.should_upgrade():
+            # Served as HTTP/1.1 with the offer ignored; the parser stops at an upgrade, so the
+            # connection ends after this answer.
+            self.upgrade_ignored = True
+            cycle.keep_alive = False
         if self.over_capacity:
             cycle.keep_alive = False
             cycle.canned = (503, b"server at capacity, try again later")
@@ -314,6 +340,16 @@ class HttpConnection(asyncio.Protocol):
             # body cannot be told from a next request, so the connection ends, lingering.
             self._close(lingering=not cycle.body_complete)
             return
+        if self.write_paused:
+            # The client is not reading its answers: take no further request (and read nothing)
+            # until it does, so unread answers cannot pile up; the keep-alive deadline runs.
+            self.blocked = True
+            self._pause_reading()
+            self.deadline = self.loop.time() + self.state.limits.keep_alive_timeout
+            return
+        self._next_request()
+
+    def _next_request(self) -> None:
         if self.waiting:
             self._begin(self.waiting.popleft())
             if not self.waiting:
@@ -327,9 +363,13 @@ class HttpConnection(asyncio.Protocol):
             self.deadline = self.loop.time() + self.state.limits.keep_alive_timeout
 
     def deadline_passed(self) -> None:
-        # Deadlines run only while a head is awaited or read (a slow pipelined head behind a
-        # long stream ends the connection too: the client is not keeping to the protocol).
-        self._close(lingering=False)
+        # Deadlines run while a head is awaited or read (a slow pipelined head behind a long
+        # stream ends the connection too: the client is not keeping to the protocol), and
+        # while answers wait for a client that does not read them.
+        if self.blocked or self.transport.is_closing() or self.transport.get_write_buffer_size():
+            self.transport.abort()  # unread answers are dropped, not kept for a client that left
+        else:
+            self._close(lingering=False)
 
     def close_if_idle(self) -> bool:
         if self.cycle is None and not self.closed:
@@ -366,12 +406,35 @@ class HttpConnection(asyncio.Protocol):
             return
         if not lingering or not self.transport.can_write_eof():
             self.transport.close()
+            self._bound_unsent()
             return
         # Stop writing, drop input for a moment, then close (see the module docstring).
         self.lingering = True
         self._resume_reading()
         self.transport.write_eof()
-        self.loop.call_later(LINGER_SECONDS, self.transport.close)
+        self.loop.call_later(LINGER_SECONDS, self._end_linger)
+
+    def _end_linger(self) -> None:
+        self.transport.close()
+        self._bound_unsent()
+
+    def _bound_unsent(self) -> None:
+        # close() waits for the write buffer to empty: an answer the client never reads would
+        # keep the connection forever. It gets the keep-alive time, then the sweep aborts it.
+        if not self.closed and self.transport.get_write_buffer_size():
+            self.deadline = self.loop.time() + self.state.limits.keep_alive_timeout
+
+    def _ignorable_upgrade(self) -> bool:
+        """An upgrade offer that can be ignored (`Upgrade: h2c` on a GET, say): not CONNECT,
+        not WebSocket, and no body, which the parser would hand over as upgraded bytes."""
+        if self.parser.get_method() == b"CONNECT":
+            return False
+        for name, value in self.headers:
+            if name == b"upgrade" and b"websocket" in value.lower():
+                return False
+            if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+                return False
+        return True
 
 
 class RequestCycle:

@@ -97,7 +97,9 @@ class HttpServer:
 def bind(host: str, port: int) -> socket.socket:
     """The listening socket, bound before any worker starts (workers share it)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.create_server((host, port), family=family, backlog=2048)
+    # "::" means every address, IPv4 included (as a single-worker uvicorn bound it).
+    dualstack = host == "::" and socket.has_dualstack_ipv6()
+    sock = socket.create_server((host, port), family=family, backlog=2048, dualstack_ipv6=dualstack)
     sock.set_inheritable(True)
     return sock
 

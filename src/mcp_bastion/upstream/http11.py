@@ -55,6 +55,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
         self._header_name = b""
+        self._interim = False  # parsing a 1xx answer that precedes the final one
         self.closed = False
         self.received = False
         self.response: RawResponse | None = None
@@ -108,7 +109,14 @@ class _Connection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         response = self.response
         assert response is not None
-        response.status = self._parser.get_status_code()
+        status = self._parser.get_status_code()
+        if 100 <= status < 200:
+            # An interim answer (100 Continue, 103 Early Hints): its headers are not the
+            # response's; the final answer follows on the same connection. (101 never gets
+            # here: an upgrade stops the parser and fails the response.)
+            self._interim = True
+            return
+        response.status = status
         length = response.header(b"content-length")
         chunked = b"chunked" in (response.header(b"transfer-encoding") or b"").lower()
         response.until_close = length is None and not chunked and response.status not in (204, 304)
@@ -120,9 +128,15 @@ class _Connection(asyncio.Protocol):
         self.response.feed(body)
 
     def on_message_complete(self) -> None:
-        assert self.response is not None
-        self.response.keep_alive = self._parser.should_keep_alive()
-        self.response.finish()
+        response = self.response
+        assert response is not None
+        if self._interim:
+            self._interim = False
+            response.headers.clear()
+            response.header_bytes = 0
+            return
+        response.keep_alive = self._parser.should_keep_alive()
+        response.finish()
 
     # ours
     def start(self, response: RawResponse) -> None:
