@@ -157,3 +157,21 @@ async def test_a_connection_whose_upstream_sends_extra_bytes_after_an_answer_is_
         assert await _call(pool, origin) == b"{}"
         assert server.connections == 2  # the first connection was dropped, not reused
         await pool.aclose()
+
+
+@pytest.mark.parametrize(
+    "interim", [b"HTTP/1.1 103 Early Hints\r\nlink: </x>\r\n\r\n", b"HTTP/1.1 100 Continue\r\n\r\n"]
+)
+async def test_an_interim_answer_is_skipped_and_the_final_one_is_the_response(interim: bytes) -> None:
+    """A 1xx before the final answer (in the same segment or not) is not the response: its
+    headers are dropped and the connection stays reusable."""
+    async for server, origin in _serve(lambda _c, _r: interim + OK):
+        pool = Http11Pool(max_per_origin=4, connect_timeout=2)
+        response = await pool.send(origin, b"POST", [(b"content-type", b"application/json")], b"{}", 2)
+        assert response.status == 200
+        assert all(name != b"link" for name, _ in response.headers)
+        assert await response.read_all(2, 1 << 20) == b"{}"
+        pool.release(response)
+        assert await _call(pool, origin) == b"{}"
+        assert server.connections == 1
+        await pool.aclose()
