@@ -14,9 +14,9 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvloop
-
 from mcp_bastion.server import ConnectionLimits, HttpServer, RequestCycle, bind
+
+from ..support.servers import run_in_thread
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -128,17 +128,8 @@ def serving(
     (then stop it, and fail if the server itself raised)."""
     sock = bind("127.0.0.1", 0)
     server = HttpServer(app, limits, grace=grace)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            uvloop.run(server.serve(sock))
-        except BaseException as exc:  # surfaced to the test below
-            failure.append(exc)
-            server.started.set()
-
-    served = Served(server, sock.getsockname()[1], threading.Thread(target=run, daemon=True), failure)
-    served.thread.start()
+    thread, failure = run_in_thread(server, sock)
+    served = Served(server, sock.getsockname()[1], thread, failure)
     if wait_started:
         assert server.started.wait(WAIT_S), "the server did not start"
         assert not served.failure, f"the server failed to start: {served.failure}"

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
-import uvloop
 
 from mcp_bastion.app import Gateway, build_gateway
 from mcp_bastion.audit import AuditEvent, MemorySink
@@ -19,7 +18,7 @@ from mcp_bastion.config import BastionConfig, LoadedConfig, parse_config
 from mcp_bastion.server import HttpServer
 from mcp_bastion.serving import connection_limits
 
-from .servers import STARTUP_TIMEOUT_S, RunningServer, bind_loopback
+from .servers import STARTUP_TIMEOUT_S, RunningServer, bind_loopback, run_in_thread
 
 
 class AuditFeed(MemorySink):
@@ -107,17 +106,7 @@ def serve_gateway(gateway: Gateway, sock: socket.socket, config: BastionConfig) 
     """Serve the gateway on its own server (as `mcp-bastion serve` does), in a thread with its
     own event loop, until the block exits."""
     server = HttpServer(gateway, connection_limits(config), grace=2.0)
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            uvloop.run(server.serve(sock))
-        except BaseException as exc:  # surfaced to the test below
-            failure.append(exc)
-            server.started.set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
+    thread, failure = run_in_thread(server, sock)
     if not server.started.wait(STARTUP_TIMEOUT_S) or failure:
         raise RuntimeError(f"the gateway did not start: {failure}")
     try:

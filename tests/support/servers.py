@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import uvicorn
+import uvloop
+
+from mcp_bastion.server import HttpServer
 
 STARTUP_TIMEOUT_S = 10.0
 
@@ -90,3 +93,20 @@ def _wait_started(server: uvicorn.Server, thread: threading.Thread) -> None:
     done.set()
     if not server.started:
         raise RuntimeError("uvicorn did not start within the timeout")
+
+
+def run_in_thread(server: HttpServer, sock: socket.socket) -> tuple[threading.Thread, list[BaseException]]:
+    """Run one of the gateway's own servers on `sock` in a daemon thread with its own uvloop
+    loop. A failure is collected in the returned list (and releases `server.started`)."""
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            uvloop.run(server.serve(sock))
+        except BaseException as exc:  # surfaced to the caller
+            failure.append(exc)
+            server.started.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, failure
