@@ -1,6 +1,8 @@
-"""The gateway's HTTP/1.1 server: connections (`connection.py`) and running them (`runner.py`)."""
+"""The gateway's HTTP/1.1 server: connections (`connection.py`), one request over one
+(`cycle.py`), the bytes of response heads (`wire.py`) and running it all (`runner.py`)."""
 
-from .connection import ConnectionLimits, HttpConnection, RequestCycle
+from .connection import ConnectionLimits, HttpConnection
+from .cycle import RequestCycle
 from .runner import HttpServer, ServedApp, bind, run_workers
 
 __all__ = [
