@@ -346,11 +346,9 @@ class HttpConnection(asyncio.Protocol):
         else:
             self._close(lingering=False)
 
-    def close_if_idle(self) -> bool:
+    def close_if_idle(self) -> None:
         if self.cycle is None and not self.closed:
             self._close(lingering=False)
-            return True
-        return False
 
     def _pause_reading(self) -> None:
         if self.reading and not self.closed:

@@ -54,7 +54,6 @@ class _Connection(asyncio.Protocol):
         self.key = key
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
-        self._header_name = b""
         self._interim = False  # parsing a 1xx answer that precedes the final one
         self.closed = False
         self.received = False
