@@ -26,7 +26,7 @@ from .load import Sample, machine_load, probe, run_wrk, wait_idle
 from .machine import describe
 from .sealing import measure_sealing
 from .streams import StreamSample, measure_idle_streams
-from .targets import REPO, Launcher, Target
+from .targets import NATIVE, REPO, Launcher, Target
 from .workloads import WORKERS, WORKLOADS, Workload
 
 OUT = REPO / "bench" / "out"
@@ -182,6 +182,8 @@ def _start_targets(run: Run, launcher: Launcher, skip_fastmcp: bool) -> None:
         ("C", lambda: launcher.bastion("C", auth=True)),
         ("D", lambda: launcher.bastion("D", auth=False)),
     ]
+    if NATIVE is not None:
+        starters.insert(3, ("P", lambda: launcher.bastion("P", auth=True, compiled=False)))
     if not skip_fastmcp:
         starters.append(("E", launcher.fastmcp))
     run.starters = dict(starters)
@@ -357,7 +359,7 @@ def _render(results: dict[str, Any]) -> None:
     streams = [StreamSample(**s) for s in results["idle_streams"]]
     names = {key: target["name"] for key, target in results["targets"].items()}
     workloads = list(results["workloads"])
-    keys = ["A", "B", "C", "D", "E", "C2"]
+    keys = ["A", "B", "C", "P", "D", "E", "C2"]
     rows = {
         w: report.summarize(samples.get(w, []), keys, results["upstream_probes"].get(w)) for w in workloads
     }

@@ -229,7 +229,9 @@ def plot(
     import matplotlib.pyplot as plt
 
     targets = [
-        t for t in ("A", "B", "C", "D", "E") if any(r.target == t for rows in results.values() for r in rows)
+        t
+        for t in ("A", "B", "C", "P", "D", "E")
+        if any(r.target == t for rows in results.values() for r in rows)
     ]
     fig, axes = plt.subplots(2, 1, figsize=(12, 9), constrained_layout=True)
     width = 0.8 / max(1, len(targets))

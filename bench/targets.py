@@ -2,8 +2,10 @@
 
     A  direct           the fixture upstream itself: the limit
     B  nginx            Debian's nginx, one proxy_pass hop (keepalive upstream, buffering off)
-    C  bastion          mcp-bastion, full auth: JWT, scopes, tools/list filtering, audit to a file
-    D  bastion-noauth   mcp-bastion with `auth: false` for the server: the proxy cost alone
+    C  bastion          mcp-bastion, full auth: JWT, scopes, tools/list filtering, audit to a file;
+                        the compiled build (what `pip install .` installs; bench/run builds it)
+    P  bastion-py       C, interpreted: the pure-Python fallback (no C compiler at install)
+    D  bastion-noauth   mcp-bastion with `auth: false` for the server: the proxy cost alone (compiled)
     E  fastmcp          FastMCP's proxy (`create_proxy`) with its JWTVerifier, as shipped
     C2 bastion-2w       C under `serve --workers 2` (the worker-scaling workload only)
 
@@ -15,6 +17,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import subprocess
 import sys
 import urllib.request
 from dataclasses import dataclass, field
@@ -30,6 +33,9 @@ from .tools import FILTERED_COUNT, GRANTED_SCOPES, TOOL_COUNT
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 FASTMCP_PYTHON = REPO / "bench" / ".venv-fastmcp" / "bin" / "python"
+# The unpacked compiled wheel (scripts/build-native), set by bench/run. Without it every
+# mcp-bastion target runs interpreted, and P is not started.
+NATIVE = os.environ.get("BENCH_NATIVE") or None
 LEGACY = "2025-11-25"
 BASE_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
@@ -153,22 +159,43 @@ class Launcher:
         title = "nginx proxy_pass hop"
         return Target("B", "nginx", title, f"http://127.0.0.1:{port}/mcp", process, upstream)
 
-    def bastion(self, key: str, *, auth: bool, workers: int = 1) -> Target:
+    def bastion(self, key: str, *, auth: bool, workers: int = 1, compiled: bool = True) -> Target:
+        compiled = compiled and NATIVE is not None
+        env = self._gateway_env(compiled)
         upstream = self.upstream(key)
         port = free_port()
         path = self.out / f"bastion-{key}.yaml"
         path.write_text(json.dumps(self._bastion_config(key, port, upstream.url, auth), indent=2))
         argv = [str(VENV_BIN / "mcp-bastion"), "serve", "--config", str(path), "--workers", str(workers)]
-        env = dict(os.environ, BENCH_SESSION_KEY=self.session_key)
         process = Process(f"bastion-{key}", argv, self.logs / f"bastion-{key}.log", env=env, cwd=REPO)
         process.wait_for_port(port)
         url = f"http://127.0.0.1:{port}/bench/mcp"
+        build = "compiled" if compiled else "interpreted"
         if not auth:
-            return Target(key, "bastion-noauth", "mcp-bastion, auth: false", url, process, upstream)
+            return Target(key, "bastion-noauth", f"mcp-bastion, auth: false, {build}", url, process, upstream)
         name = "bastion" if workers == 1 else f"bastion-{workers}w"
-        title = f"mcp-bastion, full auth, {workers} worker{'s' if workers > 1 else ''}"
+        if not compiled and NATIVE is not None:
+            name = "bastion-py"
+        title = f"mcp-bastion, full auth, {build}, {workers} worker{'s' if workers > 1 else ''}"
         token = self.issuer.token(url, GRANTED_SCOPES)
         return Target(key, name, title, url, process, upstream, token=token, expected_tools=FILTERED_COUNT)
+
+    def _gateway_env(self, compiled: bool) -> dict[str, str]:
+        """The gateway's environment, with the compiled build first on PYTHONPATH or absent;
+        checked with `mcp-bastion --version`, which names the build it runs."""
+        env = dict(os.environ, BENCH_SESSION_KEY=self.session_key)
+        paths = [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p and p != NATIVE]
+        if compiled and NATIVE is not None:
+            paths.insert(0, NATIVE)
+        env["PYTHONPATH"] = os.pathsep.join(paths)
+        version = subprocess.run(
+            [str(VENV_BIN / "mcp-bastion"), "--version"], env=env, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        if ("compiled request path" in version) != compiled:
+            raise RuntimeError(
+                f"expected the {'compiled' if compiled else 'interpreted'} build, got {version!r}"
+            )
+        return env
 
     def fastmcp(self) -> Target:
         upstream = self.upstream("E")

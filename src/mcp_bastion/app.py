@@ -38,16 +38,16 @@ from .policy.stage import Authorize
 from .replies import JSON, error_reply, send_reply
 from .route import ServerRoute
 from .trace import TraceContext
-from .upstream import (
-    CatalogFetcher,
-    Forward,
+from .upstream.catalog import CatalogFetcher
+from .upstream.client import UpstreamClient
+from .upstream.credentials import (
     MintedCredential,
     NoCredential,
     StaticCredential,
     TokenMinter,
-    UpstreamClient,
     UpstreamCredential,
 )
+from .upstream.forward import Forward
 
 __all__ = ["Gateway", "Stage", "build_gateway"]
 

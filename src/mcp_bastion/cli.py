@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from . import __version__
 from .config import config_json_schema, load_config
 from .errors import BastionError, ConfigError
+from .native import build_description
 
 __all__ = ["main"]
 
@@ -34,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"mcp-bastion {__version__}")
+    parser.add_argument(
+        "--version", action="version", version=f"mcp-bastion {__version__}: {build_description()}"
+    )
     parser.add_argument("--debug", action="store_true", help="debug logging, and tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

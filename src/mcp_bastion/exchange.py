@@ -8,17 +8,15 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from .auth.principal import Principal
 from .errors import RequestRejected
 from .mcp.calls import Call
 from .mcp.era import Era
 from .mcp.jsonrpc import Message
+from .route import ServerRoute
 from .trace import TraceContext
-
-if TYPE_CHECKING:
-    from .route import ServerRoute
 
 __all__ = ["CYCLE_EXTENSION", "Exchange", "RequestHeaders", "ServerCycle", "read_headers"]
 

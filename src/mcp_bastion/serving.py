@@ -9,6 +9,7 @@ import uvloop
 
 from .app import build_gateway
 from .config import BastionConfig, LoadedConfig
+from .native import build_description
 from .server import ConnectionLimits, HttpServer, bind, run_workers
 
 __all__ = ["connection_limits", "serve"]
@@ -32,7 +33,7 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
         )
     # Bound once, before any worker starts: the workers accept from the same socket.
     sock = bind(listen.host, listen.port)
-    log.info("listening on %s:%d with %d worker(s)", listen.host, listen.port, count)
+    log.info("listening on %s:%d with %d worker(s), %s", listen.host, listen.port, count, build_description())
 
     async def work() -> None:
         # Built in the worker itself: connection pools and key caches are per process.

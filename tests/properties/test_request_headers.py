@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mcp_bastion.config import parse_config
+from mcp_bastion.app import build_gateway
+from mcp_bastion.config import LoadedConfig, parse_config
 from mcp_bastion.edge import EdgeChecks
 from mcp_bastion.errors import RequestRejected
 from mcp_bastion.exchange import Exchange, RequestHeaders, read_headers
@@ -148,13 +149,14 @@ CONFIG = parse_config(
     }
 )
 EDGE = EdgeChecks(CONFIG)
+ROUTE = next(iter(build_gateway(LoadedConfig(CONFIG, {})).routes.values()))
 EDGE_STATUSES = {400, 403, 405, 406, 413, 415, 421, 431}
 
 
 def _exchange(method: str, headers: dict[str, str], client: str) -> Exchange:
     raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
     scope = {"type": "http", "method": method, "client": (client, 1234), "headers": raw}
-    return Exchange(scope, None, None, None, read_headers(raw, 1 << 20), TraceContext.from_header(None))  # type: ignore[arg-type]
+    return Exchange(scope, None, None, ROUTE, read_headers(raw, 1 << 20), TraceContext.from_header(None))
 
 
 edge_values = st.one_of(

@@ -1,17 +1,5 @@
-"""Upstreams: the pooled client, the gateway's own credentials, catalog fetches, forwarding."""
+"""Upstreams: the pooled client, the gateway's own credentials, catalog fetches, forwarding.
 
-from .catalog import CatalogFetcher
-from .client import UpstreamClient
-from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
-from .forward import Forward
-
-__all__ = [
-    "CatalogFetcher",
-    "Forward",
-    "MintedCredential",
-    "NoCredential",
-    "StaticCredential",
-    "TokenMinter",
-    "UpstreamClient",
-    "UpstreamCredential",
-]
+Import from the modules themselves: the package re-exports nothing, so that `route` (which
+needs `credentials`) can be imported by `exchange` without an import cycle through `catalog`.
+"""

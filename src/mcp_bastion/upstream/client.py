@@ -7,13 +7,12 @@ UpstreamError / UpstreamTimeout, from the one module that talks to sockets (`htt
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from types import TracebackType
 
 from ..config.model import LimitsConfig
-from .http11 import Http11Pool, Origin, RawResponse
+from .http11 import BodyChunks, Http11Pool, Origin, RawResponse
 
-__all__ = ["ResponseHeaders", "UpstreamClient", "UpstreamResponse"]
+__all__ = ["ResponseHeaders", "Streamed", "UpstreamClient", "UpstreamResponse"]
 
 
 class ResponseHeaders:
@@ -44,7 +43,7 @@ class UpstreamResponse:
         self.status = response.status
         self.headers = ResponseHeaders(response.headers)
 
-    def chunks(self) -> AsyncIterator[bytes]:
+    def chunks(self) -> BodyChunks:
         return self._response.chunks(self._read_timeout)
 
     async def read_all(self, cap: int) -> bytes | None:
@@ -76,20 +75,46 @@ class UpstreamClient:
     def close(self, response: UpstreamResponse) -> None:
         self._pool.release(response._response)  # reused only if read to the end; otherwise closed
 
-    @asynccontextmanager
-    async def stream(
+    def stream(
         self,
         method: str,
         url: str,
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         read_timeout: float | None,
-    ) -> AsyncIterator[UpstreamResponse]:
-        response = await self.open(method, url, headers, body, read_timeout)
-        try:
-            yield response
-        finally:
-            self.close(response)
+    ) -> Streamed:
+        """`async with client.stream(...) as response:` closes the response on the way out."""
+        return Streamed(self, (method, url, headers, body, read_timeout))
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+class Streamed:
+    """The context manager behind `UpstreamClient.stream` (a class, not `asynccontextmanager`:
+    the compiled build cannot compile async generators)."""
+
+    __slots__ = ("_client", "_request", "_response")
+
+    def __init__(
+        self,
+        client: UpstreamClient,
+        request: tuple[str, str, list[tuple[bytes, bytes]], bytes, float | None],
+    ) -> None:
+        self._client = client
+        self._request = request
+        self._response: UpstreamResponse | None = None
+
+    async def __aenter__(self) -> UpstreamResponse:
+        self._response = await self._client.open(*self._request)
+        return self._response
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._response is not None:
+            self._client.close(self._response)
+            self._response = None

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import cast
 from urllib.parse import urlsplit
@@ -21,7 +20,7 @@ import httptools
 
 from ..errors import UpstreamError, UpstreamTimeout
 
-__all__ = ["Http11Pool", "Origin", "RawResponse"]
+__all__ = ["BodyChunks", "Http11Pool", "Origin", "RawResponse"]
 
 MAX_RESPONSE_HEADER_BYTES = 64 * 1024  # an upstream's response head; beyond it the answer fails
 MAX_RESPONSE_HEADERS = 256
@@ -222,7 +221,11 @@ class RawResponse:
                 raise UpstreamError(self._error)
             await self._wait(timeout, "upstream did not answer within the timeout")
 
-    async def chunks(self, timeout: float | None) -> AsyncIterator[bytes]:
+    def chunks(self, timeout: float | None) -> BodyChunks:
+        return BodyChunks(self, timeout)
+
+    async def next_chunk(self, timeout: float | None) -> bytes | None:
+        """The next piece of the body as it arrived, or None at its end."""
         while True:
             if self._chunks:
                 chunk = self._chunks.popleft()
@@ -230,13 +233,12 @@ class RawResponse:
                 if self._paused and self._buffered < LOW_WATER and self._connection.transport is not None:
                     self._paused = False
                     self._connection.transport.resume_reading()
-                yield chunk
-            elif self.complete:
-                return
-            elif self._error is not None:
+                return chunk
+            if self.complete:
+                return None
+            if self._error is not None:
                 raise UpstreamError("upstream connection failed mid-response")
-            else:
-                await self._wait(timeout, "upstream stopped sending within the timeout")
+            await self._wait(timeout, "upstream stopped sending within the timeout")
 
     async def read_all(self, timeout: float | None, cap: int) -> bytes | None:
         """The whole body, or None past `cap` bytes. Small answers usually arrived with
@@ -270,6 +272,26 @@ class RawResponse:
                 timer.cancel()
         if waiter.result() is _TIMED_OUT:
             raise UpstreamTimeout(message)
+
+
+class BodyChunks:
+    """`async for chunk in response.chunks(timeout)`. A class rather than an async generator:
+    the compiled build (mypyc) cannot compile async generators, and this is the hot path."""
+
+    __slots__ = ("_response", "_timeout")
+
+    def __init__(self, response: RawResponse, timeout: float | None) -> None:
+        self._response = response
+        self._timeout = timeout
+
+    def __aiter__(self) -> BodyChunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        chunk = await self._response.next_chunk(self._timeout)
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
 
 
 _TIMED_OUT = object()

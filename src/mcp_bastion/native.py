@@ -1,0 +1,74 @@
+"""The compiled build: which modules the wheel compiles with mypyc, and which run compiled here.
+
+The request path is compiled to C by mypyc when the wheel is built (`hatch_build.py` reads
+`COMPILED` from this file without importing the package). Every module keeps its Python
+source beside the extension, and an install without a C compiler, or with
+`MCP_BASTION_COMPILE=0`, runs that source unchanged: same behaviour, about a fifth more CPU
+per call (docs/performance.md). An editable install is never compiled, so edits take effect.
+
+Kept out of the list, on purpose:
+- `audit.sinks`: sinks are meant to be subclassed, and mypyc forbids interpreted subclasses of
+  compiled classes;
+- `errors`: the error root is subclassed across the code base, tests and plug-ins alike;
+- configuration, discovery, key fetching, the CLI, the demo and the development IdP: they run
+  at start-up or once per key rotation, not per request.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+
+__all__ = ["COMPILED", "build_description", "compiled_modules"]
+
+COMPILED = (
+    "mcp_bastion.app",
+    "mcp_bastion.audit.events",
+    "mcp_bastion.auth.bearer",
+    "mcp_bastion.auth.principal",
+    "mcp_bastion.auth.stage",
+    "mcp_bastion.edge.body",
+    "mcp_bastion.edge.checks",
+    "mcp_bastion.exchange",
+    "mcp_bastion.mcp.calls",
+    "mcp_bastion.mcp.era",
+    "mcp_bastion.mcp.jsonrpc",
+    "mcp_bastion.mcp.sessions",
+    "mcp_bastion.mcp.sse",
+    "mcp_bastion.mcp.stage",
+    "mcp_bastion.policy.catalog",
+    "mcp_bastion.policy.decide",
+    "mcp_bastion.policy.scopes",
+    "mcp_bastion.policy.stage",
+    "mcp_bastion.replies",
+    "mcp_bastion.route",
+    "mcp_bastion.server.connection",
+    "mcp_bastion.server.cycle",
+    "mcp_bastion.server.wire",
+    "mcp_bastion.trace",
+    "mcp_bastion.upstream.client",
+    "mcp_bastion.upstream.credentials",
+    "mcp_bastion.upstream.forward",
+    "mcp_bastion.upstream.http11",
+    "mcp_bastion.upstream.responses",
+)
+
+
+def compiled_modules() -> tuple[str, ...]:
+    """The modules of `COMPILED` that this interpreter loads from an extension module."""
+    native = []
+    for name in COMPILED:
+        spec = importlib.util.find_spec(name)
+        if spec is not None and isinstance(spec.loader, importlib.machinery.ExtensionFileLoader):
+            native.append(name)
+    return tuple(native)
+
+
+def build_description() -> str:
+    """One phrase for `--version` and the start-up log: which build this process runs."""
+    count = len(compiled_modules())
+    if count == len(COMPILED):
+        return f"compiled request path ({count} modules, mypyc)"
+    if count == 0:
+        return "interpreted (pure Python)"
+    return f"partly compiled ({count} of {len(COMPILED)} request-path modules)"
