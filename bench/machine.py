@@ -9,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 from .nginx import NGINX
-from .targets import FASTMCP_PYTHON, REPO
+from .targets import FASTMCP_PYTHON, NATIVE, REPO
 
 
 def describe() -> dict[str, object]:
@@ -19,6 +19,7 @@ def describe() -> dict[str, object]:
         "ram_gb": _ram_gb(),
         "kernel": platform.release(),
         **_gateway_source(),
+        "gateway_build": _gateway_build(),
         "versions": {
             "python": platform.python_version(),
             **{
@@ -44,6 +45,14 @@ def _gateway_source() -> dict[str, object]:
         "source": str(Path(mcp_bastion.__file__).parent),
         "uncommitted_changes": bool(_git("status", "--porcelain", "--untracked-files=no", "--", "src")),
     }
+
+
+def _gateway_build() -> str:
+    """What `mcp-bastion --version` says under the compiled build (targets C, D, C2)."""
+    if NATIVE is None:
+        return "interpreted: no compiled build (scripts/build-native failed or was not run)"
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, (NATIVE, os.environ.get("PYTHONPATH")))))
+    return _output([str(REPO / ".venv" / "bin" / "mcp-bastion"), "--version"], env=env)
 
 
 def _cpu_model() -> str:
@@ -77,9 +86,9 @@ def _fastmcp_versions() -> dict[str, str]:
     return {"fastmcp": text[0], "fastmcp_mcp": text[1], "fastmcp_uvicorn": text[2]}
 
 
-def _output(argv: list[str]) -> str:
+def _output(argv: list[str], env: dict[str, str] | None = None) -> str:
     try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     except OSError:
         return "not installed"
     return (done.stdout + done.stderr).strip().splitlines()[0] if (done.stdout + done.stderr).strip() else ""
