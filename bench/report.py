@@ -297,7 +297,7 @@ def markdown(
         ]
     sealing = results["sealing"]
     out += [
-        f"**session sealing** (`SessionSealer`, timeit): seal {sealing['seal_us']} µs, "
+        f"**session sealing** (`SessionSealer`, timeit, {sealing.get('build', 'interpreted')}): seal {sealing['seal_us']} µs, "
         f"unseal {sealing['unseal_us']} µs, or {sealing.get('unseal_known_us', '-')} µs for an id opened before "
         f"({sealing['sealed_id_chars']}-character id)",
         "",

@@ -7,7 +7,9 @@ what a session's later requests pay; the subject and expiry checks run either wa
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 import time
 import timeit
 
@@ -42,3 +44,19 @@ def measure_sealing(number: int = 20_000, repeat: int = 5) -> dict[str, float]:
         "unseal_known_us": round(known / number * 1e6, 2),
         "sealed_id_chars": len(sealed),
     }
+
+
+def main() -> None:
+    """`python -m bench.sealing N`: the figures as JSON, with the build that produced them
+    (bench/__main__ runs this under the compiled build, as the gateway targets run)."""
+    from mcp_bastion.native import build_description
+
+    figures: dict[str, object] = dict(
+        measure_sealing(number=int(sys.argv[1]) if len(sys.argv) > 1 else 20_000)
+    )
+    figures["build"] = build_description()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
