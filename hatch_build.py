@@ -59,8 +59,10 @@ class NativeBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             if mode == "1":
                 raise
             # pip shows a build's output only with -v: `mcp-bastion --version` tells afterwards.
+            reason = f"{type(exc).__name__}: {exc}"
+            reason = reason if len(reason) <= 240 else reason[:240] + " ..."  # compiler commands run long
             self.app.display_warning(
-                f"mcp-bastion: compiling the request path failed ({exc!r}); building a pure-Python "
+                f"mcp-bastion: compiling the request path failed ({reason}); building a pure-Python "
                 f"wheel, which works the same and costs more CPU per call. Set {MODE_VARIABLE}=1 "
                 f"to make this an error, or {MODE_VARIABLE}=0 to skip compiling."
             )

@@ -93,7 +93,9 @@ def test_no_compile_for_editable_installs_sdists_or_mode_0(
     assert data == fresh_build_data()
 
 
-@pytest.mark.parametrize("failure", [RuntimeError("no compiler"), SystemExit(1)])
+@pytest.mark.parametrize(
+    "failure", [RuntimeError("no compiler"), SystemExit(1), OSError("gcc " + "-Wflag " * 500)]
+)
 def test_auto_falls_back_to_a_pure_wheel_and_says_so(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, failure: BaseException
 ) -> None:
@@ -110,6 +112,8 @@ def test_auto_falls_back_to_a_pure_wheel_and_says_so(
     assert len(messages.warnings) == 1
     assert "building a pure-Python wheel" in messages.warnings[0]
     assert f"{MODE_VARIABLE}=1" in messages.warnings[0]
+    assert type(failure).__name__ in messages.warnings[0]
+    assert len(messages.warnings[0]) < 600  # a failed compiler command is cut, not pasted whole
 
 
 def test_mode_1_turns_a_failed_compile_into_a_failed_build(
