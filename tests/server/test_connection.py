@@ -124,22 +124,18 @@ def test_two_requests_on_one_connection_are_both_answered() -> None:
         assert not client.is_closed()
 
 
-def test_client_connection_close_closes_after_the_answer() -> None:
-    """`Connection: close` from the client: the answer says so and the connection ends after it."""
+@pytest.mark.parametrize(
+    "request_head",
+    [b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n", b"GET /x HTTP/1.0\r\n\r\n"],
+    ids=["connection-close", "http10-default"],
+)
+def test_a_one_request_connection_closes_after_the_answer(request_head: bytes) -> None:
+    """`Connection: close` from the client, or HTTP/1.0 without keep-alive (one request per
+    connection by default): the answer says so and the connection ends after it."""
     with serving(TinyApp()) as served, served.client() as client:
-        client.send(b"GET /x HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        client.send(request_head)
         answer = client.read_response()
         assert (answer.status, answer.body) == (200, b"GET /x\n")
-        assert answer.header("connection") == "close"
-        assert client.read_to_eof() == b""
-
-
-def test_http10_request_without_keep_alive_closes_after_the_answer() -> None:
-    """HTTP/1.0 defaults to one request per connection."""
-    with serving(TinyApp()) as served, served.client() as client:
-        client.send(b"GET /old HTTP/1.0\r\n\r\n")
-        answer = client.read_response()
-        assert (answer.status, answer.body) == (200, b"GET /old\n")
         assert answer.header("connection") == "close"
         assert client.read_to_eof() == b""
 
