@@ -37,15 +37,17 @@ from joserfc.jwk import ECKey
 
 from mcp_bastion.app import Gateway, Stage, build_gateway
 from mcp_bastion.audit import MemorySink
-from mcp_bastion.auth import IssuerPolicy, JwtVerifier, RemoteKeySet
-from mcp_bastion.auth.stage import Authenticate
+from mcp_bastion.auth import IssuerPolicy, JwtVerifier, Principal, RemoteKeySet
 from mcp_bastion.config import LoadedConfig, parse_config
-from mcp_bastion.edge import EdgeChecks, ReadBody
-from mcp_bastion.exchange import Exchange
 from mcp_bastion.mcp.sessions import SessionSealer, subject_digest
-from mcp_bastion.mcp.stage import ParseMcp
-from mcp_bastion.policy import ScopeRegistry
-from mcp_bastion.policy.stage import Authorize
+from mcp_bastion.pipeline.audit import AuditStep
+from mcp_bastion.pipeline.authenticate import Authenticate
+from mcp_bastion.pipeline.authorize import Authorize
+from mcp_bastion.pipeline.body import ReadBody
+from mcp_bastion.pipeline.edge import EdgeChecks
+from mcp_bastion.pipeline.exchange import Exchange
+from mcp_bastion.pipeline.parse import ParseMcp
+from mcp_bastion.route import ServerRoute
 
 __all__ = ["Finding", "Harness", "RequestReader", "RequestWriter", "one_input", "seed_inputs"]
 
@@ -212,7 +214,7 @@ class Harness:
         gateway = self.gateway
         self.stages = stages
         self.gateway = Gateway(
-            gateway.config, list(gateway.routes.values()), stages, audit=self.audit, jwks=b"{}"
+            gateway.config, list(gateway.routes.values()), stages, audit=AuditStep(self.audit), documents={}
         )
 
     @classmethod
@@ -251,24 +253,25 @@ class Harness:
             max_token_bytes=config.limits.max_token_bytes,
         )
         sealer = SessionSealer(bytes(range(32)), ttl_seconds=3600)
-        registry = ScopeRegistry.from_config(config.scopes)
         audit = MemorySink()
         secrets = {"sessions.key": base64.b64encode(bytes(range(32))).decode()}
         routes = list(build_gateway(LoadedConfig(config, secrets), clock=clock, audit=audit).routes.values())
-        harness = cls(Gateway(config, routes, (), audit=audit, jwks=b"{}"), audit, sealer, key, {}, [])
+        harness = cls(
+            Gateway(config, routes, (), audit=AuditStep(audit), documents={}), audit, sealer, key, {}, []
+        )
 
-        async def learn_tools(ex: Exchange) -> None:
-            ex.route.catalog.learn(TOOLS)
+        async def learn_tools(route: ServerRoute, principal: Principal) -> None:
+            route.catalog.learn(TOOLS)
 
         harness.stages = (
             EdgeChecks(config),
             Authenticate(verifier),
             ReadBody(config.limits.max_body_bytes),
             ParseMcp(config.limits, sealer, clock),
-            Authorize(registry, learn_tools),
+            Authorize(learn_tools),
             harness._forward,
         )
-        harness.gateway = Gateway(config, routes, harness.stages, audit=audit, jwks=b"{}")
+        harness.gateway = Gateway(config, routes, harness.stages, audit=AuditStep(audit), documents={})
         for scopes in SCOPE_SETS:
             token = harness.mint(scopes=scopes)
             harness.valid_tokens[token] = frozenset(scopes.split())

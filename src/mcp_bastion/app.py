@@ -1,293 +1,153 @@
 """Assembling the gateway: config in, ASGI app out. The request chain is built here, in order:
 
-    EdgeChecks → Authenticate → ReadBody → ParseMcp → Authorize → Forward
+    EdgeChecks → Authenticate → ReadBody → ParseMcp → Authorize → Forward, then AuditStep
 
-Each stage either returns (continue) or raises a BastionError (answer); `replies.py`
-turns errors into HTTP, and every MCP request ends with one audit event per call.
+Each stage either returns (continue) or raises a BastionError (answer); `pipeline/replies.py`
+turns errors into HTTP, and every MCP request ends with one audit event per call. The
+seams are injectable for tests and for what plugs in next: the token verifier
+(`auth.verifier.TokenVerifier`), each server's upstream transport
+(`upstream.transport.UpstreamTransport`) and credential (`credentials.UpstreamCredential`),
+the audit sink and the clock.
 """
 
 from __future__ import annotations
 
-import asyncio
-import gc
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 import orjson
 
-from .audit import AuditEvent, AuditSink, sink_for
+from .audit import AuditSink, sink_for
 from .auth import IssuerPolicy, JwtVerifier, RemoteKeySet, metadata_document, metadata_url
 from .auth.discovery import discover_jwks_uri
 from .auth.fetch import fetch_json
-from .auth.stage import Authenticate
+from .auth.verifier import TokenVerifier
 from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
-from .edge import EdgeChecks, ReadBody
-from .errors import BastionError, ConfigError, KeySourceError, RequestRejected
-from .exchange import CYCLE_EXTENSION, Exchange, read_headers
-from .mcp.calls import Call
-from .mcp.jsonrpc import INTERNAL_ERROR, error_body
+from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
+from .errors import ConfigError, KeySourceError
 from .mcp.sessions import SessionSealer
-from .mcp.stage import ParseMcp
+from .pipeline.audit import AuditStep
+from .pipeline.authenticate import Authenticate
+from .pipeline.authorize import Authorize
+from .pipeline.body import ReadBody
+from .pipeline.edge import EdgeChecks
+from .pipeline.forward import Forward
+from .pipeline.gateway import Gateway, Stage
+from .pipeline.parse import ParseMcp
+from .pipeline.relay import Relay
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
-from .policy.stage import Authorize
-from .replies import JSON, error_reply, send_reply
 from .route import ServerRoute
-from .trace import TraceContext
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
-from .upstream.credentials import (
-    MintedCredential,
-    NoCredential,
-    StaticCredential,
-    TokenMinter,
-    UpstreamCredential,
-)
-from .upstream.forward import Forward
+from .upstream.transport import UpstreamTransport
+from .urls import path_of, resource_url
 
-__all__ = ["Gateway", "Stage", "build_gateway"]
+__all__ = ["GATEWAY_JWKS_PATH", "Gateway", "Stage", "build_gateway"]
 
 log = logging.getLogger("mcp_bastion")
 GATEWAY_JWKS_PATH = "/.well-known/jwks.json"
-
-
-class Stage(Protocol):
-    async def __call__(self, ex: Exchange) -> None: ...
+TransportFactory = Callable[[ServerConfig], UpstreamTransport]
+CredentialFactory = Callable[[ServerConfig, int], UpstreamCredential]
 
 
 def build_gateway(
-    loaded: LoadedConfig, *, clock: Callable[[], float] = time.time, audit: AuditSink | None = None
+    loaded: LoadedConfig,
+    *,
+    clock: Callable[[], float] = time.time,
+    audit: AuditSink | None = None,
+    verifier: TokenVerifier | None = None,
+    transport_for: TransportFactory | None = None,
+    credential_for: CredentialFactory | None = None,
 ) -> Gateway:
-    """The gateway ASGI app for a validated config (secrets already read)."""
+    """The gateway ASGI app for a validated config (secrets already read).
+
+    Left out, each seam gets its production implementation: JWTs verified against the
+    configured IdPs' keys, HTTP upstreams on one shared pool, and the credential each
+    server's `upstream_auth` names.
+    """
     config = loaded.config
     registry = ScopeRegistry.from_config(config.scopes)
     minter = _minter(loaded, clock)
-    routes = [_route(config, server, registry, minter, loaded, i) for i, server in enumerate(config.servers)]
-    idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
-    issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
-    upstream = UpstreamClient(config.limits)
+    closers: list[Callable[[], Any]] = []
+    warmers: list[Callable[[], Any]] = []
+    if transport_for is None:
+        pool = UpstreamClient(config.limits)
+        closers.append(pool.aclose)
+        transport_for = _http_transports(pool)
+    if credential_for is None:
+        credential_for = _credentials(loaded, minter)
+    routes = [
+        _route(config, server, registry, credential_for(server, i), transport_for(server))
+        for i, server in enumerate(config.servers)
+    ]
+    if verifier is None:
+        idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        closers.append(idp_http.aclose)
+        issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
+        warmers.extend(policy.keys.warm for policy in issuers.values())
+        verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
     sealer = SessionSealer(_session_key(loaded), ttl_seconds=config.sessions.ttl_seconds)
+    limits = config.limits
     stages: tuple[Stage, ...] = (
         EdgeChecks(config),
-        Authenticate(JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)),
-        ReadBody(config.limits.max_body_bytes, config.limits.body_read_timeout_seconds),
-        ParseMcp(config.limits, sealer, clock),
-        Authorize(registry, CatalogFetcher(upstream, clock)),
+        Authenticate(verifier),
+        ReadBody(limits.max_body_bytes, limits.body_read_timeout_seconds),
+        ParseMcp(limits, sealer, clock),
+        Authorize(CatalogFetcher(clock)),
         Forward(
-            upstream,
-            sealer,
-            registry,
-            clock,
-            max_response_bytes=config.limits.max_response_bytes,
-            max_event_bytes=config.limits.max_list_response_bytes,
+            Relay(sealer, clock, max_event_bytes=limits.max_list_response_bytes),
+            max_response_bytes=limits.max_response_bytes,
         ),
     )
+    documents = {path_of(route.metadata_url): route.metadata for route in routes}
+    documents[GATEWAY_JWKS_PATH] = orjson.dumps(minter.jwks())
     return Gateway(
         config,
         routes,
         stages,
-        audit=audit if audit is not None else sink_for(config.audit),
-        jwks=orjson.dumps(minter.jwks()),
-        closers=(upstream.aclose, idp_http.aclose),
-        warmers=tuple(policy.keys.warm for policy in issuers.values()),
+        audit=AuditStep(audit if audit is not None else sink_for(config.audit)),
+        documents=documents,
+        closers=closers,
+        warmers=warmers,
     )
 
 
-class Gateway:
-    """The ASGI application: routing, the stage chain, error replies and the audit feed."""
+def _http_transports(pool: UpstreamClient) -> TransportFactory:
+    def transport_for(server: ServerConfig) -> UpstreamTransport:
+        return pool.transport(server.upstream)
 
-    def __init__(
-        self,
-        config: BastionConfig,
-        routes: Sequence[ServerRoute],
-        stages: Sequence[Stage],
-        *,
-        audit: AuditSink,
-        jwks: bytes,
-        closers: Sequence[Callable[[], Any]] = (),
-        warmers: Sequence[Callable[[], Any]] = (),
-    ) -> None:
-        self.config = config
-        self.routes = {route.path: route for route in routes}
-        self._documents = {
-            route.metadata_url.split("://", 1)[1].split("/", 1)[1]: route.metadata for route in routes
-        }
-        self._documents = {"/" + path: doc for path, doc in self._documents.items()}
-        self._documents[GATEWAY_JWKS_PATH] = jwks
-        self._stages = tuple(stages)
-        self._audit = audit
-        self._refuse_unaudited = config.audit.on_failure == "refuse"
-        self._closers = closers
-        self._warmers = warmers
-        self._background: set[asyncio.Task[Any]] = set()
+    return transport_for
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http":
-            route = self.routes.get(scope["path"])
-            if route is not None:
-                await self._handle(route, scope, receive, send)
-            else:
-                await self._document(scope, send)
-        elif scope["type"] == "lifespan":
-            await self._lifespan(receive, send)
 
-    async def startup(self) -> None:
-        # Everything built so far lives as long as the process: take it out of the cyclic
-        # collector's view, so collections triggered by per-request garbage stay cheap.
-        gc.freeze()
-        for warm in self._warmers:
-            # Warm key caches without delaying start-up: an IdP that is down must not stop us.
-            task = asyncio.ensure_future(warm())
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+def _credentials(loaded: LoadedConfig, minter: TokenMinter) -> CredentialFactory:
+    def credential_for(server: ServerConfig, index: int) -> UpstreamCredential:
+        auth = server.upstream_auth
+        if auth.type == "none":
+            return NoCredential()
+        if auth.type == "static":
+            value = loaded.secret(f"servers[{index}].upstream_auth.secret")
+            assert value is not None
+            return StaticCredential(auth.header, value)
+        return MintedCredential(minter, auth.audience or server.upstream, auth.ttl_seconds)
 
-    async def shutdown(self) -> None:
-        for task in self._background:
-            task.cancel()
-        for close in self._closers:
-            await close()
-        flush = getattr(self._audit, "flush", None)
-        if flush is not None:
-            flush()  # nothing lost: write audit lines still pending from the last loop turn
-
-    async def _handle(self, route: ServerRoute, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        started = time.perf_counter()
-        if self._refuse_unaudited and not getattr(self._audit, "healthy", True):
-            await send_reply(send, (503, [JSON], error_body(None, INTERNAL_ERROR, "audit unavailable")))
-            return
-        try:
-            headers = read_headers(scope["headers"], self.config.limits.max_header_bytes)
-        except RequestRejected as err:
-            await send_reply(send, error_reply(route, err, None))
-            return
-        ex = Exchange(
-            scope, receive, send, route, headers, TraceContext.from_header(headers.get("traceparent"))
-        )
-        ex.started = started
-        extensions = scope.get("extensions")
-        if extensions:
-            ex.cycle = extensions.get(CYCLE_EXTENSION)
-        try:
-            for stage in self._stages:
-                await stage(ex)
-        except BastionError as err:
-            await self._answer(ex, err)
-        except Exception:
-            log.exception("unexpected failure handling a request to %s", route.name)
-            await self._answer(ex, BastionError("internal error"))
-        finally:
-            self._record(ex)
-
-    async def _answer(self, ex: Exchange, err: BastionError) -> None:
-        ex.reason = ex.reason or err.message
-        if ex.status:
-            # The response has started (a stream broke mid-way): all we can do is end it.
-            ex.outcome = "error"
-            await ex.send({"type": "http.response.body", "body": b"", "more_body": False})
-            return
-        reply = error_reply(ex.route, err, ex)
-        ex.status = reply[0]
-        ex.outcome = "deny" if reply[0] < 500 else "error"
-        await send_reply(ex.send, reply)
-
-    def _record(self, ex: Exchange) -> None:
-        latency = round((time.perf_counter() - ex.started) * 1000, 3)
-        now = time.time()
-        principal = ex.principal
-        decision = ex.outcome or "allow"
-        reason = ex.reason or ("ok" if decision == "allow" else "")
-        version = ex.era.version if ex.era else None
-        subject, client_id, issuer, token_hash = (
-            (principal.subject, principal.client_id, principal.issuer, principal.token_hash)
-            if principal
-            else (None, None, None, None)
-        )
-        required = ex.required
-        # One event per message of the request; one for the HTTP exchange when none was read.
-        calls = ex.calls or (Call(ex.http_method, None, None),)
-        for i, call in enumerate(calls):
-            self._audit.emit(
-                AuditEvent(
-                    now,
-                    ex.trace.trace_id,
-                    ex.route.name,
-                    call.method or "response",
-                    call.name,
-                    decision,
-                    reason,
-                    ex.status,
-                    latency,
-                    subject,
-                    client_id,
-                    issuer,
-                    token_hash,
-                    version,
-                    required[i] if i < len(required) else (),
-                )
-            )
-
-    async def _document(self, scope: dict[str, Any], send: Any) -> None:
-        path = scope["path"]
-        if path == "/healthz":
-            await self._health(send)
-            return
-        document = self._documents.get(path)
-        if document is None or scope["method"] not in ("GET", "HEAD"):
-            status, body = (
-                (404, b'{"error":"not_found"}')
-                if document is None
-                else (405, b'{"error":"method_not_allowed"}')
-            )
-            await send_reply(send, (status, [JSON], body))
-            return
-        headers = [
-            JSON,
-            (b"access-control-allow-origin", b"*"),
-            (b"content-length", str(len(document)).encode()),
-        ]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": document if scope["method"] == "GET" else b""})
-
-    async def _health(self, send: Any) -> None:
-        # The audit feed is part of health: a gateway that cannot record decisions is degraded.
-        if getattr(self._audit, "healthy", True):
-            await send_reply(send, (200, [JSON], b'{"status":"ok"}'))
-        else:
-            await send_reply(send, (503, [JSON], b'{"status":"degraded","audit":"failing"}'))
-
-    async def _lifespan(self, receive: Any, send: Any) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await self.startup()
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    return credential_for
 
 
 def _route(
     config: BastionConfig,
     server: ServerConfig,
     registry: ScopeRegistry,
-    minter: TokenMinter,
-    loaded: LoadedConfig,
-    index: int,
+    credential: UpstreamCredential,
+    transport: UpstreamTransport,
 ) -> ServerRoute:
-    resource = f"{config.public_base_url}/{server.name}/mcp"
+    resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
     issuer_urls = tuple(p.issuer for p in config.identity_providers if p.name in issuers)
-    policy = ServerPolicy(
-        registry,
-        {name: tool.scopes for name, tool in server.tools.items()},
-        server.trust_annotations,
-        server.destructive_scopes,
-    )
     scopes = (
         registry.read,
         registry.write,
@@ -295,33 +155,29 @@ def _route(
         *server.scopes,
         *(s for t in server.tools.values() for s in t.scopes),
     )
+    policy = ServerPolicy(
+        registry,
+        {name: tool.scopes for name, tool in server.tools.items()},
+        server.trust_annotations,
+        server.destructive_scopes,
+        enforce=server.auth,
+        published=frozenset(scopes),
+    )
     prm_url = metadata_url(resource)
     return ServerRoute(
         name=server.name,
         config=server,
         resource=resource,
-        path=resource.split("://", 1)[1][resource.split("://", 1)[1].index("/") :],
+        path=path_of(resource),
         metadata_url=prm_url,
         metadata=metadata_document(resource, issuer_urls, scopes, server.title or server.name),
         issuers=frozenset(issuer_urls),
         policy=policy,
         catalog=ToolCatalog(),
-        credential=_credential(server, minter, loaded, index),
+        credential=credential,
+        transport=transport,
         start_scopes=(registry.read,),
     )
-
-
-def _credential(
-    server: ServerConfig, minter: TokenMinter, loaded: LoadedConfig, index: int
-) -> UpstreamCredential:
-    auth = server.upstream_auth
-    if auth.type == "none":
-        return NoCredential()
-    if auth.type == "static":
-        value = loaded.secret(f"servers[{index}].upstream_auth.secret")
-        assert value is not None
-        return StaticCredential(auth.header, value)
-    return MintedCredential(minter, auth.audience or server.upstream, auth.ttl_seconds)
 
 
 def _minter(loaded: LoadedConfig, clock: Callable[[], float]) -> TokenMinter:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config.model import ServerConfig
+from .credentials import UpstreamCredential
 from .policy.catalog import ToolCatalog
 from .policy.decide import ServerPolicy
-from .upstream.credentials import UpstreamCredential
+from .upstream.transport import UpstreamTransport
 
 __all__ = ["ServerRoute"]
 
@@ -24,12 +25,9 @@ class ServerRoute:
     policy: ServerPolicy
     catalog: ToolCatalog
     credential: UpstreamCredential
+    transport: UpstreamTransport
     start_scopes: tuple[str, ...]  # the scope= of a 401: the minimal scopes to start
 
     @property
     def auth(self) -> bool:
         return self.config.auth
-
-    @property
-    def upstream(self) -> str:
-        return self.config.upstream

@@ -6,8 +6,9 @@ import ipaddress
 
 import pytest
 
-from mcp_bastion.auth.fetch import Reach, _fetchable, fetchable_address
+from mcp_bastion.auth.fetch import fetchable_address
 from mcp_bastion.errors import KeySourceError
+from mcp_bastion.urls import Reach, fetchable
 
 PUBLIC, DEV, ON_PREM = Reach(False, False), Reach(True, False), Reach(False, True)
 
@@ -31,7 +32,7 @@ PUBLIC, DEV, ON_PREM = Reach(False, False), Reach(True, False), Reach(False, Tru
 )
 def test_reach_table(address: str, public: bool, dev: bool, on_prem: bool) -> None:
     ip = ipaddress.ip_address(address)
-    assert (_fetchable(ip, PUBLIC), _fetchable(ip, DEV), _fetchable(ip, ON_PREM)) == (public, dev, on_prem)
+    assert (fetchable(ip, PUBLIC), fetchable(ip, DEV), fetchable(ip, ON_PREM)) == (public, dev, on_prem)
 
 
 @pytest.mark.parametrize("host", ["\x80", "idp.\u00e9xample", "a" * 64 + ".example", "."])

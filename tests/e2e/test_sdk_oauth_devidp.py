@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from mcp.types import Tool
 
 from mcp_bastion.demo.stack import DemoStack
+from mcp_bastion.pipeline.listing import MISSING_SCOPES_META, REQUIRED_SCOPES_META
 
 from .demo_stack import running_demo_stack
 from .sdk_oauth import MemoryTokenStorage, bearer_client, oauth_client, post_tools_list
@@ -31,10 +33,12 @@ def demo() -> Iterator[DemoStack]:
 async def test_full_oauth_flow_lists_tools_and_calls_a_read_only_tool(demo: DemoStack, mode: str) -> None:
     url = demo.server_url("demo")
     async with oauth_client(url, mode=mode) as (client, flow):
-        names = {tool.name for tool in (await client.list_tools()).tools}
+        tools = (await client.list_tools()).tools
         result = await client.call_tool("add", {"a": 2, "b": 3})
 
-    assert names == {"echo", "add"}  # a tools.read token sees only the read-only tools
+    # A tools.read token may call the read-only tools; the write tools are listed for step-up.
+    assert _callable_now(tools) == {"echo", "add"}
+    assert {tool.name for tool in tools} == {"echo", "add", "set_greeting", "reset_greeting"}
     assert not result.is_error
     assert result.structured_content == {"result": 5}
     assert flow.registrations == [f"{demo.issuer}/register"]
@@ -50,6 +54,34 @@ async def test_full_oauth_flow_lists_tools_and_calls_a_read_only_tool(demo: Demo
     assert token_request.url == f"{demo.issuer}/token"
     assert token_request.resource == url
     assert "code_verifier" in token_request.form
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_read_only_client_sees_a_write_tool_calls_it_and_steps_up(demo: DemoStack, mode: str) -> None:
+    # The client asks for what the 401 names (tools.read), as the SDK does; nothing tells it
+    # tools.write exists but the list. It picks a listed tool it cannot call yet, calls it,
+    # follows the 403 insufficient_scope, and the call succeeds after one new authorization.
+    url = demo.server_url("demo")
+    async with oauth_client(url, mode=mode) as (client, flow):
+        tools = (await client.list_tools()).tools
+        [step_up_tool] = [t for t in tools if t.name == "set_greeting"]
+        meta = step_up_tool.meta or {}
+        assert meta[MISSING_SCOPES_META] == ["tools.write"]
+        assert meta[REQUIRED_SCOPES_META] == ["tools.write"]
+        result = await client.call_tool(step_up_tool.name, {"greeting": "Bonjour"})
+        after = (await client.list_tools()).tools
+
+    assert not result.is_error
+    assert result.structured_content == {"result": "Bonjour"}
+    first, second = flow.authorizations
+    assert first.scopes == {"tools.read"}
+    assert "tools.write" in second.scopes
+    assert [c.status for c in flow.challenges] == [401, 403]
+    assert _callable_now(after) == {"echo", "add", "set_greeting", "reset_greeting"}
+
+
+def _callable_now(tools: list[Tool]) -> set[str]:
+    return {t.name for t in tools if MISSING_SCOPES_META not in (t.meta or {})}
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -94,7 +126,7 @@ async def test_token_for_one_server_is_refused_at_another(demo: DemoStack, mode:
     assert f'resource_metadata="{demo.base_url}/.well-known/oauth-protected-resource/notes/mcp"' in challenge
     # ...while the same token still works where it belongs.
     async with bearer_client(demo.server_url("demo"), token, mode=mode) as client:
-        assert {tool.name for tool in (await client.list_tools()).tools} == {"echo", "add"}
+        assert _callable_now((await client.list_tools()).tools) == {"echo", "add"}
 
 
 async def test_first_call_a_write_steps_up_on_the_notes_server(demo: DemoStack) -> None:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
+from mcp_bastion.pipeline.listing import MISSING_SCOPES_META, REQUIRED_SCOPES_META
+
 from ..support.gateway import RunningGateway, post_mcp, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 from ..support.recording_upstream import RecordingUpstream
@@ -119,9 +121,27 @@ def test_token_in_query_string_is_ignored(stack: Stack) -> None:
 # --- Scopes -----------------------------------------------------------------------------
 
 
-def test_tools_list_is_filtered_to_callable_tools(stack: Stack) -> None:
+def test_tools_list_shows_callable_tools_and_marks_those_a_step_up_would_unlock(stack: Stack) -> None:
     response = stack.post(rpc("tools/list"), token=stack.token("tools.read"))
     assert response.status_code == 200
+    tools = {t["name"]: t["_meta"] for t in response.json()["result"]["tools"]}
+    # Every tool of the fixture needs tools.read or tools.write, both published by the server.
+    assert tools["read_thing"] == {REQUIRED_SCOPES_META: ["tools.read"]}
+    assert tools["write_thing"] == {
+        REQUIRED_SCOPES_META: ["tools.write"],
+        MISSING_SCOPES_META: ["tools.write"],
+    }
+    callable_now = [name for name, meta in tools.items() if MISSING_SCOPES_META not in meta]
+    assert callable_now == ["read_thing", "stream_thing", "hang"]
+
+
+def test_tools_list_in_callable_mode_shows_only_what_the_token_may_call() -> None:
+    upstream = RecordingUpstream()
+    with running_issuer() as issuer, serve_asgi(upstream) as up:
+        server = {"name": "rec", "upstream": f"{up.base_url}/mcp", "tools_list": "callable"}
+        with running_gateway(issuer.issuer, {}, servers=[server]) as gw, httpx.Client(timeout=10) as http:
+            token = issuer.token(audience=gw.url("rec"), scopes="tools.read")
+            response = post_mcp(http, gw.url("rec"), rpc("tools/list"), token=token)
     names = [t["name"] for t in response.json()["result"]["tools"]]
     assert names == ["read_thing", "stream_thing", "hang"]
 

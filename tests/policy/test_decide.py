@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from mcp_bastion.auth.principal import Principal
 from mcp_bastion.config.model import ScopeRegistryConfig
 from mcp_bastion.mcp.calls import Call
-from mcp_bastion.policy import Allow, Deny, ServerPolicy, ToolAnnotations, annotations_of, decide
+from mcp_bastion.policy import Decision, ServerPolicy, ToolAnnotations, annotations_of
 from mcp_bastion.policy.decide import OPEN_METHODS, READ_METHODS
 from mcp_bastion.policy.scopes import ScopeRegistry
 
@@ -109,6 +110,16 @@ def test_custom_registry_names_flow_into_requirements() -> None:
     assert policy.requirement(Call("weird/method", None, 1), None) == ("root",)
 
 
+def _decide(
+    granted: tuple[str, ...], required: tuple[str, ...], registry: ScopeRegistry | None = None
+) -> Decision:
+    """The decision on a call of a tool whose configured requirement is `required`, by a
+    caller whose token grants `granted` (unexpanded, as a token carries them)."""
+    policy = ServerPolicy(registry or REGISTRY, {"t": required}, published=frozenset({"tools.write"}))
+    principal = Principal("alice", "https://idp", None, frozenset(granted), "h", 0.0)
+    return policy.decide(principal, Call("tools/call", "t", 1), None)
+
+
 @pytest.mark.parametrize(
     ("granted", "required", "missing"),
     [
@@ -140,32 +151,48 @@ def test_custom_registry_names_flow_into_requirements() -> None:
 def test_decide_with_default_hierarchy(
     granted: tuple[str, ...], required: tuple[str, ...], missing: tuple[str, ...] | None
 ) -> None:
-    decision = decide(REGISTRY.expand(granted), required)
+    decision = _decide(granted, required)
     if missing is None:
-        assert decision == Allow(required)
+        assert decision == Decision(True, required)
     else:
-        assert decision == Deny(required, missing)
+        assert decision.allowed is False
+        assert decision.required == required
+        assert decision.missing == missing
 
 
-def test_decide_does_no_expansion_itself() -> None:
-    # decide() takes the already expanded set: an unexpanded admin grant is only "admin".
-    assert decide(frozenset({"admin"}), ("tools.read",)) == Deny(("tools.read",), ("tools.read",))
+def test_decide_expands_the_hierarchy_of_the_token_scopes() -> None:
+    # A token carrying only "admin" may call a read tool: the registry's hierarchy applies.
+    assert _decide(("admin",), ("tools.read",)).allowed is True
+    assert _decide(("tools.read",), ("admin",)).allowed is False
 
 
 def test_decide_with_custom_implies() -> None:
     registry = ScopeRegistry.from_config(
         ScopeRegistryConfig(implies={"notes.admin": ("notes.write",), "notes.write": ("notes.read",)})
     )
-    granted = registry.expand(["notes.admin"])
-    assert decide(granted, ("notes.read", "notes.write")) == Allow(("notes.read", "notes.write"))
-    assert decide(granted, ("tools.read",)) == Deny(("tools.read",), ("tools.read",))
+    assert _decide(("notes.admin",), ("notes.read", "notes.write"), registry).allowed is True
+    assert _decide(("notes.admin",), ("tools.read",), registry).missing == ("tools.read",)
     # With a custom hierarchy, admin no longer implies the tool scopes.
-    assert decide(registry.expand(["admin"]), ("tools.read",)) == Deny(("tools.read",), ("tools.read",))
+    assert _decide(("admin",), ("tools.read",), registry).missing == ("tools.read",)
 
 
 def test_deny_keeps_the_order_of_required_scopes() -> None:
-    decision = decide(frozenset({"b"}), ("c", "b", "a"))
-    assert decision == Deny(("c", "b", "a"), ("c", "a"))
+    decision = _decide(("b",), ("c", "b", "a"))
+    assert (decision.required, decision.missing) == (("c", "b", "a"), ("c", "a"))
+
+
+def test_a_denial_is_reachable_only_when_every_missing_scope_is_published() -> None:
+    # published = {"tools.write"} (see _decide): step-up can reach tools.write, not admin.
+    assert _decide(("tools.read",), ("tools.write",)).reachable is True
+    assert _decide(("tools.read",), ("tools.write", "admin")).reachable is False
+    assert _decide(("tools.read",), ("admin",)).reachable is False
+    assert _decide(("tools.write",), ("tools.write",)).reachable is False  # allowed: nothing to reach
+
+
+def test_a_server_with_auth_off_allows_every_call_and_still_names_its_scopes() -> None:
+    policy = ServerPolicy(REGISTRY, {"t": ("admin",)}, enforce=False)
+    nobody = Principal("anonymous", "", None, frozenset(), "", 0.0)
+    assert policy.decide(nobody, Call("tools/call", "t", 1), None) == Decision(True, ("admin",))
 
 
 @pytest.mark.parametrize(

@@ -16,9 +16,9 @@ from hypothesis import strategies as st
 
 from mcp_bastion.app import build_gateway
 from mcp_bastion.config import LoadedConfig, parse_config
-from mcp_bastion.edge import EdgeChecks
 from mcp_bastion.errors import RequestRejected
-from mcp_bastion.exchange import Exchange, RequestHeaders, read_headers
+from mcp_bastion.pipeline.edge import EdgeChecks
+from mcp_bastion.pipeline.exchange import Exchange, RequestHeaders, read_headers
 from mcp_bastion.trace import TraceContext
 
 from .strategies import budget, latin1_text, outcome

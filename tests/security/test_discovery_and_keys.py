@@ -434,7 +434,8 @@ def test_dm06_names_resolving_to_internal_addresses_are_refused_at_connect_time(
 async def test_dm06_connection_that_lands_on_an_internal_address_is_dropped_before_sending() -> None:
     """DNS rebinding: the name passed the check, but the connection reached a loopback address.
     The peer address of the open connection is checked again, before any byte is written."""
-    from mcp_bastion.auth.fetch import Reach, _connection_guard
+    from mcp_bastion.auth.fetch import _connection_guard
+    from mcp_bastion.urls import Reach
 
     with connection_counter() as internal:
         stream = await httpcore.AnyIOBackend().connect_tcp("127.0.0.1", internal.port)

@@ -16,6 +16,8 @@ import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
 
+from mcp_bastion.pipeline.listing import MISSING_SCOPES_META
+
 from .support import Stack, call, jsonrpc_error, rpc, stack
 
 HOMOGLYPH = "send_ema\u0456l"  # U+0456 CYRILLIC SMALL LETTER BYELORUSSIAN-UKRAINIAN I for the "i"
@@ -109,13 +111,21 @@ def test_tp02_overrides_match_exact_case_sensitive_names(tp: Stack, variant: str
 # --- TP-03 ---------------------------------------------------------------------------------
 
 
-def test_tp03_hidden_tools_are_still_checked_when_called(tp: Stack) -> None:
+def test_tp03_listed_but_not_callable_tools_are_still_checked_when_called(tp: Stack) -> None:
+    # The default list (`tools_list: reachable`) shows what a step-up would unlock, marked with
+    # what is missing; being listed grants nothing: each call is decided on its own.
     listed = tp.post(rpc("tools/list"), token=tp.token("tools.read")).json()["result"]["tools"]
-    visible = {t["name"] for t in listed}
-    assert visible == {"read_thing", "stream_thing", "hang"}
-    for hidden in ("write_thing", "drop_thing", "unannotated", "never_listed"):
-        assert hidden not in visible
-        denied(tp, hidden, "tools.read", "tools.write")
+    missing = {t["name"]: t["_meta"].get(MISSING_SCOPES_META) for t in listed}
+    assert {name for name, lacks in missing.items() if lacks is None} == {
+        "read_thing",
+        "stream_thing",
+        "hang",
+    }
+    for name in ("write_thing", "drop_thing", "unannotated"):
+        assert missing[name] == ["tools.write"]
+        denied(tp, name, "tools.read", "tools.write")
+    assert "never_listed" not in missing
+    denied(tp, "never_listed", "tools.read", "tools.write")
 
 
 # --- TP-10 ---------------------------------------------------------------------------------

@@ -146,10 +146,46 @@ def test_a_well_behaved_answer_still_passes_unchanged(stack: Stack) -> None:
     }
 
 
-def test_up03_an_accepted_answer_carries_no_upstream_body(stack: Stack) -> None:
-    response = stack.call("accepted_with_body")
-    assert response.status_code == 202
-    assert response.content == b""
+def test_up03_an_accepted_answer_to_a_request_is_the_gateways_502(stack: Stack) -> None:
+    # 202 answers notifications and responses only (transports §Sending Messages); to a request
+    # it means no response will come: the client gets our error, never the 202's body.
+    response = stack.call("accepted_with_body", rid=43)
+    assert response.status_code == 502
+    assert response.json()["id"] == 43
+    assert SECRET_HOST not in response.text
+
+
+@pytest.mark.parametrize("fault", ["redirect", "redirect_with_json", "not_found_404", "teapot_418"])
+def test_an_upstream_status_the_transport_does_not_define_is_the_gateways_502(
+    stack: Stack, fault: str
+) -> None:
+    # A redirect (to a cloud metadata address, say) must never reach a client, whose SDK could
+    # follow it with its token; nor may any other status MCP gives no meaning to here.
+    response = stack.call(fault, rid=44)
+    assert response.status_code == 502
+    assert "location" not in response.headers
+    doc = response.json()
+    assert doc["id"] == 44
+    assert doc["error"]["code"] == -32603
+    assert SECRET_HOST not in response.text
+    event = stack.gateway.audit.wait_for(lambda e: e.target == fault)
+    assert (event.decision, event.status) == ("error", 502)
+
+
+def test_a_4xx_carrying_a_json_rpc_error_for_this_request_is_relayed(stack: Stack) -> None:
+    response = stack.call("rpc_error_400", rid=45)
+    assert response.status_code == 400
+    assert response.json() == {
+        "jsonrpc": "2.0",
+        "id": 45,
+        "error": {"code": -32602, "message": "Invalid params: no such argument"},
+    }
+
+
+def test_a_4xx_carrying_a_result_is_the_gateways_502(stack: Stack) -> None:
+    response = stack.call("result_with_400", rid=46)
+    assert response.status_code == 502
+    assert SECRET_HOST not in response.text
 
 
 def test_upstream_that_drops_mid_sse_ends_the_stream_and_is_audited(stack: Stack) -> None:

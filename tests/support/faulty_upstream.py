@@ -76,6 +76,26 @@ class FaultyUpstream:
             )
         elif fault == "accepted_with_body":
             await _raw(send, 202, b"application/json", f'{{"leak": "{SECRET_HOST}"}}'.encode())
+        elif fault == "redirect":
+            location = b"http://169.254.169.254/latest/meta-data/"
+            await send({"type": "http.response.start", "status": 302, "headers": [(b"location", location)]})
+            await send({"type": "http.response.body", "body": b""})
+        elif fault == "redirect_with_json":
+            headers = [
+                (b"content-type", b"application/json"),
+                (b"location", f"http://{SECRET_HOST}/".encode()),
+            ]
+            await send({"type": "http.response.start", "status": 307, "headers": headers})
+            await send({"type": "http.response.body", "body": orjson.dumps(_ok(rid, SECRET_HOST))})
+        elif fault == "rpc_error_400":
+            error = {"code": -32602, "message": "Invalid params: no such argument"}
+            await _json(send, 400, {"jsonrpc": "2.0", "id": rid, "error": error})
+        elif fault == "result_with_400":
+            await _json(send, 400, _ok(rid, SECRET_HOST))
+        elif fault == "not_found_404":
+            await _raw(send, 404, b"text/plain", f"no route on {SECRET_HOST}".encode())
+        elif fault == "teapot_418":
+            await _raw(send, 418, b"text/plain", SECRET_HOST.encode())
         elif fault == "wrong_id":
             await _json(send, 200, {"jsonrpc": "2.0", "id": "someone-else", "result": {"content": []}})
         elif fault == "sse_wrong_and_duplicate_ids":
@@ -149,6 +169,12 @@ FAULTS = (
     "sse_drop",
     "untyped_body",
     "accepted_with_body",
+    "redirect",
+    "redirect_with_json",
+    "rpc_error_400",
+    "result_with_400",
+    "not_found_404",
+    "teapot_418",
     "html_502",
     "stack_trace_500",
     "invalid_json",

@@ -13,13 +13,13 @@ from joserfc.jwk import ECKey, KeySet, OKPKey, RSAKey
 
 from mcp_bastion.auth import IssuerPolicy, JwtVerifier, Principal, RemoteKeySet
 from mcp_bastion.config.model import IdentityProviderConfig
-from mcp_bastion.errors import InvalidToken
-from mcp_bastion.upstream.credentials import (
+from mcp_bastion.credentials import (
     MintedCredential,
     NoCredential,
     StaticCredential,
     TokenMinter,
 )
+from mcp_bastion.errors import InvalidToken
 
 GATEWAY = "https://gw.example"
 UPSTREAM = "http://127.0.0.1:9001/mcp"
@@ -169,10 +169,10 @@ async def test_tp10_tp11_minted_token_passes_its_upstream_only() -> None:
         await verifier.verify(token, UPSTREAM, frozenset({GATEWAY}))
 
 
-def test_minted_credential_header() -> None:
+async def test_minted_credential_header() -> None:
     minter = TokenMinter.generate("ES256", GATEWAY, Clock())
     credential = MintedCredential(minter, UPSTREAM, TTL)
-    header = credential.header(ALICE, ("tools.read",))
+    header = await credential.header(ALICE, ("tools.read",))
     assert header is not None
     name, value = header
     assert name == b"authorization"
@@ -181,15 +181,15 @@ def test_minted_credential_header() -> None:
     assert (claims["aud"], claims["scope"]) == (UPSTREAM, "tools.read")
 
 
-def test_static_credential_header_is_the_configured_one() -> None:
+async def test_static_credential_header_is_the_configured_one() -> None:
     credential = StaticCredential("X-Api-Key", "s3cret")
-    assert credential.header(ALICE, ("tools.read",)) == (b"x-api-key", b"s3cret")
+    assert await credential.header(ALICE, ("tools.read",)) == (b"x-api-key", b"s3cret")
     other = Principal("bob", "https://idp.example", None, frozenset(), "", NOW)
-    assert credential.header(other, ()) == (b"x-api-key", b"s3cret")
+    assert await credential.header(other, ()) == (b"x-api-key", b"s3cret")
 
 
-def test_no_credential_sends_nothing() -> None:
-    assert NoCredential().header(ALICE, ("tools.read",)) is None
+async def test_no_credential_sends_nothing() -> None:
+    assert await NoCredential().header(ALICE, ("tools.read",)) is None
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,14 @@ log = logging.getLogger("mcp_bastion.audit")
 
 
 class AuditSink(Protocol):
+    """Where events go. `emit` must not block or raise (it runs on the request path);
+    `healthy` false makes /healthz report the feed as failing (and, with
+    `audit.on_failure: refuse`, MCP requests are refused); `flush` writes what is pending."""
+
+    @property
+    def healthy(self) -> bool: ...
     def emit(self, event: AuditEvent) -> None: ...
+    def flush(self) -> None: ...
 
 
 MAX_PENDING_BYTES = 64 * 1_048_576  # while the sink is down, this much waits in memory
@@ -101,16 +108,26 @@ class FileSink(StreamSink):
 
 
 class NullSink:
+    healthy = True
+
     def emit(self, event: AuditEvent) -> None:
+        return None
+
+    def flush(self) -> None:
         return None
 
 
 class MemorySink:
+    healthy = True
+
     def __init__(self) -> None:
         self.events: list[AuditEvent] = []
 
     def emit(self, event: AuditEvent) -> None:
         self.events.append(event)
+
+    def flush(self) -> None:
+        return None
 
 
 def sink_for(config: AuditConfig) -> AuditSink:

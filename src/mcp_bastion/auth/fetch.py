@@ -18,32 +18,20 @@ httpx errors are translated here into KeySourceError and go no further.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import socket
 from collections.abc import Awaitable, Callable
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 import orjson
 
-from ..config.model import _is_loopback
 from ..errors import KeySourceError
+from ..urls import IPAddress, Reach, address_literal, fetchable, is_loopback
 
 __all__ = ["MAX_DOCUMENT_BYTES", "check_fetch_target", "check_fetch_url", "fetch_json", "fetchable_address"]
 
 MAX_DOCUMENT_BYTES = 1_048_576  # DM-03: a 50 MB JWKS is an attack, not a key set
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class Reach(NamedTuple):
-    """Which non-public addresses an IdP fetch may go to."""
-
-    loopback: bool  # development mode (`allow_insecure_http`)
-    private: bool  # an on-premises IdP (`allow_private_network`); never link-local
-
-
-_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 def check_fetch_url(url: str, *, allow_insecure_http: bool) -> None:
@@ -57,7 +45,7 @@ def check_fetch_url(url: str, *, allow_insecure_http: bool) -> None:
         raise KeySourceError("refusing a URL without a host or with credentials")
     if parts.scheme == "https":
         return
-    if parts.scheme == "http" and allow_insecure_http and _is_loopback(hostname):
+    if parts.scheme == "http" and allow_insecure_http and is_loopback(hostname):
         return
     raise KeySourceError(f"refusing to fetch a non-https URL from {hostname}")
 
@@ -129,8 +117,8 @@ def _connection_guard(timeout: float, reach: Reach) -> Callable[[str, dict[str, 
         elif event == "connection.connect_tcp.complete":
             stream = info["return_value"]
             peer = stream.get_extra_info("server_addr")
-            address = _literal(str(peer[0])) if isinstance(peer, tuple) and peer else None
-            if address is None or not _fetchable(address, reach):
+            address = address_literal(str(peer[0])) if isinstance(peer, tuple) and peer else None
+            if address is None or not fetchable(address, reach):
                 await stream.aclose()
                 raise KeySourceError("refusing to fetch: the connection went to a non-public address")
 
@@ -145,7 +133,7 @@ async def fetchable_address(host: str, port: int, timeout: float, *, reach: Reac
 
 
 async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
-    literal = _literal(host)
+    literal = address_literal(host)
     if literal is not None:
         return [literal]
     if not host.isascii():
@@ -159,49 +147,15 @@ async def _resolve(host: str, port: int, timeout: float) -> list[IPAddress]:
         raise KeySourceError(f"cannot resolve {host} within {timeout:g} s") from None
     except (OSError, UnicodeError):  # UnicodeError: an ASCII label the IDNA codec refuses (too long)
         raise KeySourceError(f"cannot resolve {host}") from None
-    addresses = [a for a in (_literal(str(info[4][0])) for info in infos) if a is not None]
+    addresses = [a for a in (address_literal(str(info[4][0])) for info in infos) if a is not None]
     if not addresses:
         raise KeySourceError(f"cannot resolve {host}")
     return addresses
 
 
 def _refuse_internal(host: str, addresses: list[IPAddress], reach: Reach) -> None:
-    if not all(_fetchable(a, reach) for a in addresses):
+    if not all(fetchable(a, reach) for a in addresses):
         raise KeySourceError(f"refusing to fetch from {host}: it resolves to a non-public address")
-
-
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host.split("%", 1)[0])  # an IPv6 zone index is not part of it
-    except ValueError:
-        return None
-
-
-def _fetchable(address: IPAddress, reach: Reach) -> bool:
-    embedded = _embedded_ipv4(address)
-    if embedded is not None:
-        return _fetchable(embedded, reach)
-    if address.is_loopback:
-        return reach.loopback
-    if address.is_link_local or address.is_multicast or address.is_unspecified:
-        return False  # cloud metadata (169.254.169.254) and friends: never, whatever the config
-    if reach.private and address.is_private:
-        return True  # an on-premises IdP, allowed by `allow_private_network`
-    return address.is_global
-
-
-def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
-    if not isinstance(address, ipaddress.IPv6Address):
-        return None
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if any(address in net for net in _NAT64):
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
 
 
 def _host(url: str) -> str:

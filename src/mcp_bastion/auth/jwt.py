@@ -15,6 +15,7 @@ import re
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import orjson
@@ -241,6 +242,7 @@ def _principal(
         token_hash=digest.hex()[:32],
         expires_at=exp,
         jti=jti if isinstance(jti, str) and len(jti) <= 256 else None,
+        claims=MappingProxyType(claims),
     )
 
 

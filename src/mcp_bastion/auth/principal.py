@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 __all__ = ["ANONYMOUS", "Principal"]
+
+_NO_CLAIMS: Mapping[str, Any] = MappingProxyType({})
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +21,9 @@ class Principal:
     token_hash: str  # SHA-256 prefix for the audit feed; never the token (RFC 6750 §5.3)
     expires_at: float
     jti: str | None = None
+    # Every claim of the verified token (groups, roles, tenant, …) for policies beyond scopes.
+    # Only ever filled after the signature verified; read-only for everyone downstream.
+    claims: Mapping[str, Any] = field(default_factory=lambda: _NO_CLAIMS, compare=False)
 
 
 # For servers whose auth is switched off (benchmarks): no identity, no scopes.

@@ -162,6 +162,16 @@ class ServerConfig(_Model):
         default=None, description="Scopes for tools annotated destructive; default: the write scope."
     )
     timeout_seconds: float = Field(default=60, gt=0, le=3600)
+    # Step-up (MCP authorization §Step-Up): a client that cannot see a tool never asks for the
+    # scope it needs, so by default a list also shows what a scope the server publishes would
+    # unlock, marked with the scopes it needs; `callable` lists only what the token may call now.
+    tools_list: Literal["reachable", "callable"] = Field(
+        default="reachable",
+        description=(
+            "Which tools tools/list shows: `reachable` = callable now plus those a step-up to this "
+            "server's scopes would allow (marked in _meta); `callable` = only what the token may call now."
+        ),
+    )
 
     @field_validator("upstream")
     @classmethod

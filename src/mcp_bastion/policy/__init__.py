@@ -1,17 +1,7 @@
-"""Authorization policy: the scope registry, tool requirements and the pure decide()."""
+"""Authorization policy: the scope registry, tool requirements and the one decision point."""
 
 from .catalog import ToolCatalog
-from .decide import Allow, Decision, Deny, ServerPolicy, ToolAnnotations, annotations_of, decide
+from .decide import Decision, ServerPolicy, ToolAnnotations, annotations_of
 from .scopes import ScopeRegistry
 
-__all__ = [
-    "Allow",
-    "Decision",
-    "Deny",
-    "ScopeRegistry",
-    "ServerPolicy",
-    "ToolAnnotations",
-    "ToolCatalog",
-    "annotations_of",
-    "decide",
-]
+__all__ = ["Decision", "ScopeRegistry", "ServerPolicy", "ToolAnnotations", "ToolCatalog", "annotations_of"]

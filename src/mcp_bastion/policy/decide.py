@@ -1,6 +1,10 @@
-"""The pure authorization decision: which scopes a call needs, and whether a caller has them.
+"""The one authorization decision: which scopes a call needs, and whether the caller has them.
 
-Nothing here touches the network, the clock or globals; tests drive it with tables.
+`ServerPolicy.decide(principal, call, annotations)` is the single decision point: the
+authorize stage asks it for every call, and the `tools/list` filter asks it for every tool
+("may this caller call it?"), so what a caller sees and what it may do cannot drift apart.
+Checks beyond scopes (a policy engine, pinned tool definitions) join here. Nothing here
+touches the network, the clock or globals; tests drive it with tables.
 """
 
 from __future__ import annotations
@@ -9,19 +13,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
+from ..auth.principal import Principal
 from ..mcp.calls import Call
 from .scopes import ScopeRegistry
 
 __all__ = [
     "OPEN_METHODS",
     "READ_METHODS",
-    "Allow",
     "Decision",
-    "Deny",
     "ServerPolicy",
     "ToolAnnotations",
     "annotations_of",
-    "decide",
 ]
 
 # Listing and reading resources and prompts: the read scope ("Resources and prompts are
@@ -69,12 +71,38 @@ def annotations_of(tool: Mapping[str, Any]) -> ToolAnnotations:
     return ToolAnnotations(read_only, destructive)
 
 
+class Decision(NamedTuple):
+    """The verdict on one call: `required` is what it needs, `missing` what the caller lacks
+    (empty when allowed); `reachable` says a denied call could be allowed after a step-up,
+    every missing scope being one this server publishes in its metadata."""
+
+    allowed: bool
+    required: tuple[str, ...]
+    missing: tuple[str, ...] = ()
+    reachable: bool = False
+
+
 @dataclass(frozen=True)
 class ServerPolicy:
     registry: ScopeRegistry
     tool_scopes: Mapping[str, tuple[str, ...]]
     trust_annotations: bool = True
     destructive_scopes: tuple[str, ...] | None = None
+    # False only for a server with auth switched off: every call is allowed, scopes still named.
+    enforce: bool = True
+    # The server's `scopes_supported` (RFC 9728): what a client can ask the IdP for.
+    published: frozenset[str] = frozenset()
+
+    def decide(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Decision:
+        """May `principal` make `call`? `annotations` are the target tool's, when known."""
+        required = self.requirement(call, annotations)
+        if not self.enforce:
+            return Decision(True, required)
+        granted = self.registry.expand(principal.scopes)
+        if granted.issuperset(required):
+            return Decision(True, required)
+        missing = tuple(scope for scope in required if scope not in granted)
+        return Decision(False, required, missing, self.published.issuperset(missing))
 
     def tool_requirement(self, tool: str, annotations: ToolAnnotations | None) -> tuple[str, ...]:
         override = self.tool_scopes.get(tool)
@@ -99,22 +127,3 @@ class ServerPolicy:
 
     def _destructive(self) -> tuple[str, ...]:
         return self.destructive_scopes if self.destructive_scopes is not None else (self.registry.write,)
-
-
-class Allow(NamedTuple):
-    required: tuple[str, ...]
-
-
-class Deny(NamedTuple):
-    required: tuple[str, ...]
-    missing: tuple[str, ...]
-
-
-Decision = Allow | Deny
-
-
-def decide(granted: frozenset[str], required: tuple[str, ...]) -> Decision:
-    """Allow when every required scope is among the (hierarchy-expanded) granted ones."""
-    if granted.issuperset(required):
-        return Allow(required)
-    return Deny(required, tuple(scope for scope in required if scope not in granted))

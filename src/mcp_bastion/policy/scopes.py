@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..cache import BoundedCache
 from ..config.model import ScopeRegistryConfig
 
 __all__ = ["ScopeRegistry"]
@@ -20,8 +21,8 @@ class ScopeRegistry:
     # scope -> every scope it grants, itself included (transitively closed).
     grants: Mapping[str, frozenset[str]] = field(default_factory=dict)
     # Tokens of one client carry the same scope sets again and again: their expansions are kept.
-    _expanded: dict[frozenset[str], frozenset[str]] = field(
-        default_factory=dict, init=False, repr=False, compare=False
+    _expanded: BoundedCache[frozenset[str], frozenset[str]] = field(
+        default_factory=lambda: BoundedCache(EXPANSION_MEMO_SIZE), init=False, repr=False, compare=False
     )
 
     @classmethod
@@ -38,8 +39,7 @@ class ScopeRegistry:
             known = self._expanded.get(granted)
             if known is None:
                 known = self._expand(granted)
-                if len(self._expanded) < EXPANSION_MEMO_SIZE:
-                    self._expanded[granted] = known
+                self._expanded.put(granted, known)
             return known
         return self._expand(granted)
 

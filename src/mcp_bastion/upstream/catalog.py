@@ -14,9 +14,12 @@ from typing import Any
 
 import orjson
 
+from ..asgi import Headers
+from ..auth.principal import Principal
 from ..errors import BastionError, UpstreamError
-from ..exchange import Exchange
-from .client import UpstreamClient, UpstreamResponse
+from ..route import ServerRoute
+from .client import Streamed
+from .transport import UpstreamResponse
 
 __all__ = ["CatalogFetcher"]
 
@@ -28,12 +31,14 @@ _CLIENT_INFO = {"name": "mcp-bastion", "version": "0.1.0"}
 
 
 class CatalogFetcher:
-    def __init__(self, client: UpstreamClient, clock: Callable[[], float]) -> None:
-        self._client = client
+    """`await fetcher(route, principal)` loads the route's tool list into its catalog, with
+    the route's upstream credential for that principal (the catalog itself is shared)."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
         self._clock = clock
 
-    async def __call__(self, ex: Exchange) -> None:
-        catalog = ex.route.catalog
+    async def __call__(self, route: ServerRoute, principal: Principal) -> None:
+        catalog = route.catalog
         if catalog.loading is not None:
             # A fetch is under way (a fresh replica's first calls arrive together): wait for it
             # rather than decide without annotations. Shielded: one caller leaving must not
@@ -44,11 +49,11 @@ class CatalogFetcher:
         if catalog.refreshed_at is not None and now - catalog.refreshed_at < MIN_INTERVAL_S:
             return
         catalog.refreshed_at = now
-        task = catalog.loading = asyncio.ensure_future(self._load(ex))
+        task = catalog.loading = asyncio.ensure_future(self._load(_Target(route, principal)))
         task.add_done_callback(lambda _: setattr(catalog, "loading", None))
         await asyncio.shield(task)
 
-    async def _load(self, ex: Exchange) -> None:
+    async def _load(self, ex: _Target) -> None:
         catalog = ex.route.catalog
         try:
             try:
@@ -60,7 +65,7 @@ class CatalogFetcher:
             return
         catalog.learn(tools)
 
-    async def _modern(self, ex: Exchange) -> list[Any]:
+    async def _modern(self, ex: _Target) -> list[Any]:
         meta = {
             "io.modelcontextprotocol/protocolVersion": "2026-07-28",
             "io.modelcontextprotocol/clientInfo": _CLIENT_INFO,
@@ -69,7 +74,7 @@ class CatalogFetcher:
         headers = [(b"mcp-protocol-version", b"2026-07-28"), (b"mcp-method", b"tools/list")]
         return await self._pages(ex, headers, {"_meta": meta})
 
-    async def _legacy(self, ex: Exchange) -> list[Any]:
+    async def _legacy(self, ex: _Target) -> list[Any]:
         init = {
             "protocolVersion": "2025-11-25",
             "capabilities": {},
@@ -86,11 +91,11 @@ class CatalogFetcher:
             return await self._pages(ex, base, {})
         finally:
             if session is not None:
-                async with self._client.stream("DELETE", ex.route.upstream, self._headers(ex, base), b"", 5):
+                async with Streamed(ex.route.transport, "DELETE", await self._headers(ex, base), b"", 5):
                     pass
 
     async def _pages(
-        self, ex: Exchange, headers: list[tuple[bytes, bytes]], params: dict[str, Any]
+        self, ex: _Target, headers: list[tuple[bytes, bytes]], params: dict[str, Any]
     ) -> list[Any]:
         tools: list[Any] = []
         cursor = None
@@ -107,12 +112,10 @@ class CatalogFetcher:
         return tools
 
     async def _post(
-        self, ex: Exchange, extra: list[tuple[bytes, bytes]], body: bytes
+        self, ex: _Target, extra: list[tuple[bytes, bytes]], body: bytes
     ) -> tuple[int, dict[str, str], dict[str, Any]]:
-        headers = [*self._headers(ex, extra), (b"content-type", b"application/json")]
-        async with self._client.stream(
-            "POST", ex.route.upstream, headers, body, ex.route.config.timeout_seconds
-        ) as up:
+        headers = [*await self._headers(ex, extra), (b"content-type", b"application/json")]
+        async with Streamed(ex.route.transport, "POST", headers, body, ex.route.config.timeout_seconds) as up:
             data = bytearray()
             async for chunk in up.chunks():
                 data += chunk
@@ -124,13 +127,20 @@ class CatalogFetcher:
                 raise UpstreamError(f"upstream answered HTTP {up.status}")
             return up.status, _header_map(up), _result_of(bytes(data), up.headers.get("content-type") or "")
 
-    def _headers(self, ex: Exchange, extra: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-        assert ex.principal is not None
+    async def _headers(self, ex: _Target, extra: Headers) -> Headers:
         headers = [(b"accept", b"application/json, text/event-stream"), *extra]
-        credential = ex.route.credential.header(ex.principal, ())
+        credential = await ex.route.credential.header(ex.principal, ())
         if credential is not None:
             headers.append(credential)
         return headers
+
+
+class _Target:
+    __slots__ = ("principal", "route")
+
+    def __init__(self, route: ServerRoute, principal: Principal) -> None:
+        self.route = route
+        self.principal = principal
 
 
 def _header_map(up: UpstreamResponse) -> dict[str, str]:

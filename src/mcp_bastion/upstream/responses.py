@@ -61,6 +61,18 @@ class ResponseGuard:
             raise UpstreamError("upstream sent a response for another request")
         return orjson.dumps(doc) if self._filtered([doc]) else body
 
+    def check_errors(self, body: bytes) -> bytes:
+        """The body to relay for a 4xx answer: JSON-RPC error responses to this exchange only
+        (a 4xx is relayed only as the error of a request, never as a result or a request)."""
+        out = self.check_json(body)
+        doc = orjson.loads(out)
+        for message in doc if isinstance(doc, list) else (doc,):
+            if not (isinstance(message, dict) and "error" in message and "result" not in message):
+                raise UpstreamError("upstream sent an error status without a JSON-RPC error")
+            if "method" in message:
+                raise UpstreamError("upstream sent an error status without a JSON-RPC error")
+        return out
+
     def sse_data(self, data: bytes) -> Rewrite:
         """For one SSE event's data: None (relay as is), new bytes, or DROP."""
         if not data.strip():

@@ -10,11 +10,11 @@ from collections.abc import Callable
 
 from ..config.model import LimitsConfig
 from ..errors import ProtocolError, RequestRejected
-from ..exchange import Exchange
-from .calls import call_of
-from .era import META_VERSION, Era, check_modern_headers, era_of
-from .jsonrpc import INVALID_PARAMS, Message, parse_body
-from .sessions import SessionSealer, subject_digest
+from ..mcp.calls import call_of
+from ..mcp.era import META_VERSION, Era, check_modern_headers, era_of
+from ..mcp.jsonrpc import INVALID_PARAMS, Message, parse_body
+from ..mcp.sessions import SessionSealer, subject_digest
+from .exchange import Exchange
 
 __all__ = ["ParseMcp"]
 

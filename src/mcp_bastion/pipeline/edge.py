@@ -1,4 +1,4 @@
-"""Edge checks on the request line and headers, before any token or body is looked at.
+"""The edge stage: checks on the request line and headers, before any token or body is looked at.
 
 DNS rebinding (MCP transports §Security): a present Origin must be allowed (403) and the
 Host must be ours (421). Content negotiation: POST bodies are JSON (415) and clients must
@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
+from ..cache import BoundedCache
 from ..config.model import BastionConfig
 from ..errors import RequestRejected
-from ..exchange import Exchange
+from .exchange import Exchange
 
 __all__ = ["EdgeChecks"]
 
@@ -82,12 +83,11 @@ def _is_json(content_type: str) -> bool:
     known = _JSON_MEMO.get(content_type)
     if known is None:
         known = content_type.split(";")[0].strip().lower() == "application/json"
-        if len(_JSON_MEMO) < 256:
-            _JSON_MEMO[content_type] = known
+        _JSON_MEMO.put(content_type, known)
     return known
 
 
-_JSON_MEMO: dict[str, bool] = {}
+_JSON_MEMO: BoundedCache[str, bool] = BoundedCache(256)
 
 
 def _accepts(accept: str, media_type: str) -> bool:
@@ -96,12 +96,11 @@ def _accepts(accept: str, media_type: str) -> bool:
     known = _ACCEPT_MEMO.get(key)
     if known is None:
         known = _accepts_uncached(accept, media_type)
-        if len(_ACCEPT_MEMO) < 256:
-            _ACCEPT_MEMO[key] = known
+        _ACCEPT_MEMO.put(key, known)
     return known
 
 
-_ACCEPT_MEMO: dict[tuple[str, str], bool] = {}
+_ACCEPT_MEMO: BoundedCache[tuple[str, str], bool] = BoundedCache(256)
 
 
 def _accepts_uncached(accept: str, media_type: str) -> bool:

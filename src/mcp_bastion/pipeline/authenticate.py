@@ -1,17 +1,22 @@
-"""The authenticate stage: bearer token → verified JWT → Principal, or a 401."""
+"""The authenticate stage: bearer token → verified identity (a `Principal`), or a 401.
+
+Which kind of token is accepted is the verifier's business (`auth.verifier.TokenVerifier`):
+this stage only takes the token from the one place it may be (the Authorization header,
+TV-19) and asks for the resource this route protects.
+"""
 
 from __future__ import annotations
 
-from ..exchange import Exchange
-from .bearer import bearer_token
-from .jwt import JwtVerifier
-from .principal import ANONYMOUS
+from ..auth.bearer import bearer_token
+from ..auth.principal import ANONYMOUS
+from ..auth.verifier import TokenVerifier
+from .exchange import Exchange
 
 __all__ = ["Authenticate"]
 
 
 class Authenticate:
-    def __init__(self, verifier: JwtVerifier) -> None:
+    def __init__(self, verifier: TokenVerifier) -> None:
         self._verifier = verifier
 
     async def __call__(self, ex: Exchange) -> None:

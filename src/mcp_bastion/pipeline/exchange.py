@@ -8,15 +8,16 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Literal, Protocol
 
-from .auth.principal import Principal
-from .errors import RequestRejected
-from .mcp.calls import Call
-from .mcp.era import Era
-from .mcp.jsonrpc import Message
-from .route import ServerRoute
-from .trace import TraceContext
+from ..asgi import Headers, Receive, Scope, Send
+from ..auth.principal import Principal
+from ..errors import RequestRejected
+from ..mcp.calls import Call
+from ..mcp.era import Era
+from ..mcp.jsonrpc import Message
+from ..route import ServerRoute
+from ..trace import TraceContext
 
 __all__ = ["CYCLE_EXTENSION", "Exchange", "RequestHeaders", "ServerCycle", "read_headers"]
 
@@ -52,16 +53,16 @@ class RequestHeaders(dict[str, str]):
 
     __slots__ = ("params", "size")
 
-    def __init__(self, values: dict[str, str], params: list[tuple[bytes, bytes]], size: int) -> None:
+    def __init__(self, values: dict[str, str], params: Headers, size: int) -> None:
         super().__init__(values)
         self.params = params
         self.size = size
 
 
-def read_headers(raw: list[tuple[bytes, bytes]], max_bytes: int) -> RequestHeaders:
+def read_headers(raw: Headers, max_bytes: int) -> RequestHeaders:
     """Pick out the headers we use; refuse oversized sets (431) and duplicated known headers (400)."""
     values: dict[str, str] = {}
-    params: list[tuple[bytes, bytes]] = []
+    params: Headers = []
     size = 0
     for name_b, value_b in raw:
         size += len(name_b) + len(value_b) + 4
@@ -94,9 +95,9 @@ class ServerCycle(Protocol):
 
 @dataclass(slots=True)
 class Exchange:
-    scope: dict[str, Any]
-    receive: Any
-    send: Any
+    scope: Scope
+    receive: Receive
+    send: Send
     route: ServerRoute
     headers: RequestHeaders
     trace: TraceContext

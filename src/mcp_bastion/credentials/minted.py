@@ -1,6 +1,5 @@
-"""How the gateway authenticates to an upstream: nothing, a configured secret, or a minted JWT.
+"""The minted upstream credential: a short-lived JWT the gateway signs for one upstream.
 
-The client's own token never leaves the gateway (MCP authorization, "Token Passthrough").
 A minted token is audience-bound to one upstream, names the caller as `sub` and the
 gateway as the actor (`act`, RFC 8693 §4.1), carries only the scopes the call needs, and
 lives a minute; the gateway publishes the public key at `/.well-known/jwks.json`.
@@ -11,7 +10,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from joserfc import jwt
@@ -20,34 +19,12 @@ from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
 from ..auth.keys import compatible
 from ..auth.principal import Principal
+from ..cache import BoundedCache
 
-__all__ = [
-    "MintedCredential",
-    "NoCredential",
-    "StaticCredential",
-    "TokenMinter",
-    "UpstreamCredential",
-]
+__all__ = ["MintedCredential", "TokenMinter"]
 
 MINT_CACHE_SIZE = 10_000
 SigningKey = RSAKey | ECKey | OKPKey
-
-
-class UpstreamCredential(Protocol):
-    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None: ...
-
-
-class NoCredential:
-    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
-        return None
-
-
-class StaticCredential:
-    def __init__(self, name: str, value: str) -> None:
-        self._header = (name.lower().encode("latin-1"), value.encode("latin-1"))
-
-    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
-        return self._header
 
 
 class TokenMinter:
@@ -59,7 +36,9 @@ class TokenMinter:
         self.issuer = issuer
         self._clock = clock
         self._kid = key.thumbprint()
-        self._cache: dict[tuple[str, str, str | None, tuple[str, ...], str], tuple[str, float]] = {}
+        self._cache: BoundedCache[tuple[str, str, str | None, tuple[str, ...], str], tuple[str, float]] = (
+            BoundedCache(MINT_CACHE_SIZE)
+        )
 
     @classmethod
     def generate(cls, alg: str, issuer: str, clock: Callable[[], float]) -> TokenMinter:
@@ -121,9 +100,7 @@ class TokenMinter:
                 self._key,
                 algorithms=[self._alg],
             )
-        if len(self._cache) >= MINT_CACHE_SIZE:
-            self._cache.pop(next(iter(self._cache)))
-        self._cache[cache_key] = (token, exp)
+        self._cache.put(cache_key, (token, exp))
         return token
 
 
@@ -133,6 +110,6 @@ class MintedCredential:
         self._audience = audience
         self._ttl = ttl
 
-    def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
+    async def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
         token = self._minter.mint(principal, self._audience, scopes, self._ttl)
         return (b"authorization", b"Bearer " + token.encode("ascii"))

@@ -7,13 +7,13 @@ are ours: nothing from a token or an upstream body is ever reflected.
 
 from __future__ import annotations
 
-from typing import Any
-
 import orjson
 
-from .auth.bearer import challenge
-from .errors import (
+from ..asgi import Headers, Send
+from ..auth.bearer import challenge
+from ..errors import (
     AuthenticationError,
+    AuthorizationError,
     BastionError,
     InsufficientScope,
     ProtocolError,
@@ -21,15 +21,16 @@ from .errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from ..mcp.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_body
+from ..route import ServerRoute
 from .exchange import Exchange
-from .mcp.jsonrpc import INTERNAL_ERROR, INVALID_REQUEST, error_body
-from .route import ServerRoute
 
-__all__ = ["error_reply", "send_reply"]
+__all__ = ["JSON", "Reply", "error_reply", "send_reply"]
 
 REQUEST_TIMEOUT = -32001  # the code the MCP SDKs use for a request that timed out
+FORBIDDEN = -32003  # implementation-defined server error range (JSON-RPC 2.0 §5.1)
 JSON = (b"content-type", b"application/json")
-Reply = tuple[int, list[tuple[bytes, bytes]], bytes]
+Reply = tuple[int, Headers, bytes]
 _CLOSE_AFTER = frozenset({408, 413, 431})
 
 
@@ -47,6 +48,10 @@ def error_reply(route: ServerRoute, err: BastionError, ex: Exchange | None) -> R
             "scope": " ".join(err.scopes),
         }
         return 403, [JSON, (b"www-authenticate", www.encode())], orjson.dumps(body)
+    if isinstance(err, AuthorizationError):
+        # Refused for a reason other than scopes (a policy rule): no challenge, no step-up to
+        # offer; a JSON-RPC error echoing the id, so the client can tell which call failed.
+        return 403, [JSON], error_body(request_id, FORBIDDEN, err.message)
     if isinstance(err, ProtocolError):
         rid = err.request_id if err.request_id is not None else request_id
         return err.status, [JSON], error_body(rid, err.code, err.message, err.data)
@@ -59,7 +64,7 @@ def error_reply(route: ServerRoute, err: BastionError, ex: Exchange | None) -> R
     return 500, [JSON], error_body(request_id, INTERNAL_ERROR, "Internal error")
 
 
-async def send_reply(send: Any, reply: Reply) -> None:
+async def send_reply(send: Send, reply: Reply) -> None:
     status, headers, body = reply
     headers = [*headers, (b"content-length", str(len(body)).encode()), (b"cache-control", b"no-store")]
     if status in _CLOSE_AFTER:

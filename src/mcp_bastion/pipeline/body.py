@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from ..errors import RequestRejected
-from ..exchange import Exchange
+from .exchange import Exchange
 
 __all__ = ["DEFAULT_READ_TIMEOUT_SECONDS", "ReadBody"]
 
