@@ -9,6 +9,8 @@ JOSE libraries with unfixed key-confusion and timing advisories are not installe
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from importlib import metadata
 from pathlib import Path
@@ -39,9 +41,31 @@ FORBIDDEN = ("python-jose", "ecdsa")
 
 
 def _declared() -> dict[str, Requirement]:
+    """The direct dependencies and the `demo` extra's (what `pip install mcp-bastion[demo]` pulls)."""
     project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
-    requirements = [Requirement(r) for r in project["dependencies"]]
-    return {_normal(r.name): r for r in requirements}
+    lines = [*project["dependencies"], *project["optional-dependencies"]["demo"]]
+    return {_normal(r.name): r for r in map(Requirement, lines)}
+
+
+# A production install pulls none of the demo's web stack (issue 9: the MCP SDK, Starlette and
+# uvicorn were runtime dependencies only because of the demo).
+DEMO_ONLY = ("mcp", "starlette", "uvicorn", "python-multipart", "h11")
+
+
+def test_a_production_install_declares_none_of_the_demos_dependencies() -> None:
+    project = tomllib.loads(PYPROJECT.read_text(encoding="utf-8"))["project"]
+    runtime = {_normal(Requirement(r).name) for r in project["dependencies"]}
+    assert runtime.isdisjoint(DEMO_ONLY)
+
+
+def test_serving_imports_none_of_the_demos_dependencies() -> None:
+    # `serve` and `check-config` run in a fresh interpreter: nothing they import may need the extra.
+    code = (
+        "import sys; import mcp_bastion.cli, mcp_bastion.serving, mcp_bastion.app; "
+        "print(' '.join(sorted(m for m in ('mcp', 'starlette', 'uvicorn', 'multipart', 'h11') if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == ""
 
 
 def _normal(name: str) -> str:
