@@ -9,7 +9,9 @@ from pydantic import BaseModel
 
 from mcp_bastion.config import model
 
-DOCS = Path(__file__).resolve().parents[1] / "docs"
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+THREATS = DOCS / "threats.md"
 
 
 def _models() -> list[type[BaseModel]]:
@@ -37,3 +39,24 @@ def test_every_documented_key_exists() -> None:
     documented = set(re.findall(r"^\| `([a-z_]+)` \|", text, flags=re.MULTILINE))
     assert documented
     assert documented - fields == set()
+
+
+_CASE_ID = re.compile(r"\b(?:TV|DM|AS|JR|TS|TP|UP|SL|SC)-\d{2}\b")
+
+
+def _cited_case_ids(*roots: Path) -> set[str]:
+    cited: set[str] = set()
+    for root in roots:
+        for path in root.rglob("*.py") if root.is_dir() else [root]:
+            cited |= set(_CASE_ID.findall(path.read_text(encoding="utf-8")))
+    return cited
+
+
+def test_every_cited_threat_id_is_defined_in_the_shipped_catalogue() -> None:
+    # A comment saying "TV-08" must resolve for a reader who has only the repository.
+    defined = set(
+        re.findall(r"^\| ((?:TV|DM|AS|JR|TS|TP|UP|SL|SC)-\d{2}) \|", THREATS.read_text(), re.MULTILINE)
+    )
+    cited = _cited_case_ids(ROOT / "src", ROOT / "tests", ROOT / "docs" / "security.md")
+    assert cited, "the pattern finds nothing: the check would pass vacuously"
+    assert sorted(cited - defined) == []
