@@ -1,7 +1,9 @@
 """The `mcp-bastion` command: parse arguments, build config, call the library, print for humans.
 
-A user's mistake ends with one line saying what was wrong and a hint, exit status 1;
-`--debug` shows the traceback instead.
+A user's mistake ends with one line saying what was wrong and a hint: exit status 2 for the
+command line itself (an option's value), 1 for everything else; `--debug` shows the traceback
+instead. `--help` stands on its own: an installed user has no docs/ folder, so it names the
+published documentation.
 """
 
 from __future__ import annotations
