@@ -194,8 +194,7 @@ def _minter(loaded: LoadedConfig, clock: Callable[[], float]) -> TokenMinter:
 def _session_key(loaded: LoadedConfig) -> bytes:
     text = loaded.secret("sessions.key")
     if text is None:
-        log.warning("sessions.key is not set: session ids are sealed with a per-process key")
-        return os.urandom(32)
+        return os.urandom(32)  # config/checks.py warns about it at start-up
     try:
         return SessionSealer.decode_key(text)
     except ValueError as exc:

@@ -1,7 +1,9 @@
 """The `mcp-bastion` command: parse arguments, build config, call the library, print for humans.
 
-A user's mistake ends with one line saying what was wrong and a hint, exit status 1;
-`--debug` shows the traceback instead.
+A user's mistake ends with one line saying what was wrong and a hint: exit status 2 for the
+command line itself (an option's value), 1 for everything else; `--debug` shows the traceback
+instead. `--help` stands on its own: an installed user has no docs/ folder, so it names the
+published documentation.
 """
 
 from __future__ import annotations
@@ -12,59 +14,178 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from . import __version__
-from .config import config_json_schema, load_config
+from .config import CONFIG_REFERENCE_URL, REPOSITORY_URL, config_json_schema, config_warnings, load_config
+from .config.model import BastionConfig
 from .errors import BastionError, ConfigError
 from .native import build_description
 
 __all__ = ["main"]
 
-EPILOG = """examples:
+EPILOG = f"""examples:
   mcp-bastion demo                          everything embedded, on http://127.0.0.1:8000
+  mcp-bastion demo --port 0                 the same on a free port (printed at start)
   mcp-bastion demo --auto-approve alice     the dev IdP approves logins at once as alice
+  mcp-bastion check-config bastion.yaml     validate a config, secrets included, and explain it
   mcp-bastion serve --config bastion.yaml   the production gateway
-  mcp-bastion check-config bastion.yaml     validate and explain a config
+
+'mcp-bastion COMMAND --help' describes each command.
+documentation:     {REPOSITORY_URL}#readme
+config reference:  {CONFIG_REFERENCE_URL}
+"""
+
+SERVE_DESCRIPTION = f"""Run the gateway from a YAML config file.
+
+Before listening, serve runs every check check-config runs: the file's structure, its
+cross-references, and the secrets it names (read from environment variables or files,
+their contents checked). A config that fails stops serve with one line naming the file and
+key; legal-but-risky settings are logged as warnings. Then it binds listen.host:listen.port
+and serves until SIGINT (Ctrl-C) or SIGTERM; either stops it gracefully.
+
+config reference: {CONFIG_REFERENCE_URL}
+"""
+
+DEMO_DESCRIPTION = """Run everything on one machine to try mcp-bastion: a development OAuth IdP, two
+sample MCP servers and the gateway protecting them. The gateway and the IdP share one
+port; the sample servers listen on free loopback ports. The URLs and a client
+configuration to paste are printed once it is ready. Ctrl-C stops everything.
+
+The development IdP approves any user name: never expose it (hence --allow-remote).
+"""
+
+CHECK_DESCRIPTION = f"""Validate a config file the way serve does, without serving, and explain it.
+
+Checks the YAML (a key written twice in one mapping is an error), every key and value,
+the cross-references (server and identity provider names, the scopes tool overrides
+name), and, unless --skip-secrets, the secrets the file names: each environment variable
+or file must exist and hold a usable value (sessions.key: 32 bytes in base64; signing.key:
+a private JWK for signing.algorithm; a static upstream secret: one header line), and
+audit.path must be writable. Prints a summary on stdout and warnings for legal-but-risky
+settings on stderr.
+
+exit status: 0 valid (warnings or not), 1 invalid (one line naming the file and key), 2 bad usage.
+config reference: {CONFIG_REFERENCE_URL}
 """
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line and a hint, like every other error here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n  hint: '{self.prog} --help' describes every option\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a port number from 0 to 65535, found {port}")
+    return port
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected a number of processes from 1 to 64, found {text!r}"
+        ) from None
+    if not 1 <= count <= 64:
+        raise argparse.ArgumentTypeError(f"expected a number of processes from 1 to 64, found {count}")
+    return count
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = _Parser(
         prog="mcp-bastion",
         description="An OAuth 2.1 authorization gateway in front of MCP servers.",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=formatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"mcp-bastion {__version__}: {build_description()}"
     )
-    parser.add_argument("--debug", action="store_true", help="debug logging, and tracebacks on errors")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="debug logging, and tracebacks on errors (give it before COMMAND)",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = commands.add_parser("serve", help="run the gateway from a config file")
-    serve.add_argument("--config", required=True, metavar="FILE", help="the YAML config (see docs/config.md)")
-    serve.add_argument("--workers", type=int, metavar="N", help="worker processes (overrides listen.workers)")
+    serve = commands.add_parser(
+        "serve",
+        help="run the gateway from a config file",
+        description=SERVE_DESCRIPTION,
+        formatter_class=formatter,
+    )
+    serve.add_argument(
+        "--config",
+        required=True,
+        metavar="FILE",
+        help="the YAML config file (required; 'mcp-bastion schema' prints its JSON Schema)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="worker processes sharing the port, 1 to 64 (default: listen.workers from the config, itself 1)",
+    )
 
-    demo = commands.add_parser("demo", help="run the development IdP, two sample MCP servers and the gateway")
-    demo.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")
-    demo.add_argument("--port", type=int, default=8000, help="port for the gateway and IdP (default: 8000)")
-    demo.add_argument(
-        "--auto-approve", metavar="USER", help="approve every login at once as USER (for scripts)"
+    demo = commands.add_parser(
+        "demo",
+        help="run the development IdP, two sample MCP servers and the gateway",
+        description=DEMO_DESCRIPTION,
+        formatter_class=formatter,
     )
     demo.add_argument(
-        "--allow-remote", action="store_true", help="allow a non-loopback --host (the dev IdP is not secure)"
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)"
+    )
+    demo.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="port for the gateway and the IdP, 0 to 65535; 0 picks a free port, printed at start (default: 8000)",
+    )
+    demo.add_argument(
+        "--auto-approve",
+        metavar="USER",
+        help="approve every login at once as USER, with no consent page (for scripts)",
+    )
+    demo.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a non-loopback --host (the development IdP approves anyone: not for real use)",
     )
 
-    check = commands.add_parser("check-config", help="validate a config file and explain it")
-    check.add_argument("file", metavar="FILE")
-    check.add_argument("--json", action="store_true", help="print the validated config as JSON")
+    check = commands.add_parser(
+        "check-config",
+        help="validate a config file (secrets included) and explain it",
+        description=CHECK_DESCRIPTION,
+        formatter_class=formatter,
+    )
+    check.add_argument("file", metavar="FILE", help="the YAML config file")
+    check.add_argument(
+        "--json",
+        action="store_true",
+        help="print the validated config, defaults filled in, as JSON instead of the summary",
+    )
     check.add_argument(
         "--skip-secrets",
         action="store_true",
-        help="do not read the secrets the config names (env vars, files)",
+        help="check the file alone: do not read the secrets it names (environment variables, files) "
+        "nor look at audit.path; for CI, or a machine without the secrets",
     )
 
-    commands.add_parser("schema", help="print the config file's JSON Schema")
+    commands.add_parser(
+        "schema",
+        help="print the config file's JSON Schema",
+        description="Print the JSON Schema of the config file (for editors and CI validators).",
+    )
     return parser
 
 
@@ -112,10 +233,21 @@ def _dispatch(args: argparse.Namespace) -> int:
 def _check_config(path: str, *, as_json: bool, skip_secrets: bool) -> int:
     loaded = load_config(path, read_secrets=not skip_secrets)
     config = loaded.config
+    warnings = config_warnings(config)
     if as_json:
         print(json.dumps(config.model_dump(mode="json"), indent=2))
-        return 0
-    print(f"{path}: valid")
+    else:
+        _explain_config(path, config, skip_secrets=skip_secrets, warnings=len(warnings))
+    sys.stdout.flush()  # the summary, then the warnings below it, on a terminal
+    for warning in warnings:
+        print(f"mcp-bastion: warning: {path}: {warning}", file=sys.stderr)
+    return 0
+
+
+def _explain_config(path: str, config: BastionConfig, *, skip_secrets: bool, warnings: int) -> None:
+    checked = "secrets not read (--skip-secrets)" if skip_secrets else "secrets checked"
+    noted = f", {warnings} warning{'s' if warnings != 1 else ''} (on stderr)" if warnings else ""
+    print(f"{path}: valid, {checked}{noted}")
     print(f"  public base URL   {config.public_base_url}")
     print(
         f"  listen            {config.listen.host}:{config.listen.port} ({config.listen.workers} worker(s))"
@@ -129,18 +261,22 @@ def _check_config(path: str, *, as_json: bool, skip_secrets: bool) -> int:
         auth = f"upstream auth {server.upstream_auth.type}" if server.auth else "AUTH OFF"
         print(f"  server {server.name}: {resource} -> {server.upstream} ({auth})")
         for tool, policy in server.tools.items():
-            print(f"    tool {tool}: needs {' '.join(policy.scopes)}")
+            print(f"    tool {tool}: needs {' '.join(policy.scopes) or 'no scope (any valid token)'}")
     print(
         f"  scopes            read={config.scopes.read} write={config.scopes.write} admin={config.scopes.admin}"
     )
     print(f"  audit             {config.audit.sink}{' ' + config.audit.path if config.audit.path else ''}")
-    if config.sessions.key is None:
-        print("  warning: sessions.key is not set; session ids will not survive restarts or cross replicas")
-    return 0
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .demo.stack import DemoOptions, render_announcement, run_demo
+    try:
+        from .demo.stack import DemoOptions, render_announcement, run_demo
+    except ModuleNotFoundError as exc:
+        # A production install leaves out the demo's web stack (the `[demo]` extra).
+        raise ConfigError(
+            f"the demo needs the [demo] extra ({exc.name} is not installed)",
+            hint="pip install 'mcp-bastion[demo]'",
+        ) from None
 
     options = DemoOptions(args.host, args.port, args.auto_approve, args.allow_remote)
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 
 import uvloop
 
 from .app import build_gateway
-from .config import BastionConfig, LoadedConfig
+from .config import BastionConfig, LoadedConfig, config_warnings
+from .errors import ConfigError
 from .native import build_description
 from .server import ConnectionLimits, HttpServer, bind, run_workers
 
@@ -18,9 +20,13 @@ log = logging.getLogger("mcp_bastion")
 
 
 def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
+    """Serve a loaded config. Every check ran in `load_config` (secrets included): nothing the
+    config holds can fail after "listening" is logged."""
     config = loaded.config
     listen = config.listen
     count = workers or listen.workers
+    for warning in config_warnings(config, workers=count):
+        log.warning("%s: %s", loaded.path or "config", warning)
     for server in config.servers:
         resource = f"{config.public_base_url}/{server.name}/mcp"
         auth = "auth on" if server.auth else "AUTH OFF"
@@ -32,7 +38,15 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
             server.upstream_auth.type,
         )
     # Bound once, before any worker starts: the workers accept from the same socket.
-    sock = bind(listen.host, listen.port)
+    try:
+        sock = bind(listen.host, listen.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"cannot listen on {listen.host}:{listen.port} ({os.strerror(exc.errno) if exc.errno else exc})",
+            source=loaded.path or "",
+            path="listen",
+            hint="pick another listen.port, or stop what holds it",
+        ) from None
     log.info("listening on %s:%d with %d worker(s), %s", listen.host, listen.port, count, build_description())
 
     async def work() -> None:

@@ -2,51 +2,24 @@
 
 from __future__ import annotations
 
-import copy
+import base64
+import json
 from pathlib import Path
 from typing import Any
 
 import pydantic
 import pytest
-import yaml
+from joserfc.jwk import ECKey
 
 from mcp_bastion.config import load_config, parse_config, read_secret
 from mcp_bastion.config.load import MAX_CONFIG_BYTES
 from mcp_bastion.config.model import SUPPORTED_ALGORITHMS, SecretRef
 from mcp_bastion.errors import ConfigError
 
-MINIMAL: dict[str, Any] = {
-    "public_base_url": "https://gw.example",
-    "identity_providers": [{"name": "corp", "issuer": "https://idp.example"}],
-    "servers": [{"name": "demo", "upstream": "http://127.0.0.1:9001/mcp"}],
-}
-
-
-def _write(tmp_path: Path, data: Any, name: str = "bastion.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(data if isinstance(data, str) else yaml.safe_dump(data))
-    return path
-
-
-def _with(**changes: Any) -> dict[str, Any]:
-    """MINIMAL with changes at `__`-separated paths (`servers__0__upstream="x"`); `...` deletes a key."""
-    data = copy.deepcopy(MINIMAL)
-    for dotted, value in changes.items():
-        *parents, last = dotted.split("__")
-        node: Any = data
-        for part in parents:
-            node = node[int(part)] if part.isdigit() else node.setdefault(part, {})
-        if value is ...:
-            del node[last]
-        else:
-            node[last] = value
-    return data
-
-
-def _error(data: Any) -> ConfigError:
-    with pytest.raises(ConfigError) as caught:
-        parse_config(data, source="bastion.yaml")
-    return caught.value
+from .configs import MINIMAL
+from .configs import edit as _with
+from .configs import refusal as _error
+from .configs import write as _write
 
 
 def test_minimal_config_and_its_secure_defaults(tmp_path: Path) -> None:
@@ -89,99 +62,6 @@ def test_public_base_url_is_canonical(url: str, canonical: str) -> None:
     assert parse_config(_with(public_base_url=url)).public_base_url == canonical
 
 
-@pytest.mark.parametrize(
-    ("data", "path", "fragment"),
-    [
-        (
-            _with(servers__0__upstream="ftp://files.example"),
-            "servers[0].upstream",
-            "must be an http(s) URL with a host",
-        ),
-        (
-            _with(servers__0__upstream="https://user:pw@up.example"),
-            "servers[0].upstream",
-            "must not carry credentials",
-        ),
-        (_with(servers__0__upstream=...), "servers[0].upstream", "required key is missing"),
-        (_with(servers__0__colour="blue"), "servers[0].colour", "unknown key"),
-        (_with(colour="blue"), "colour", "unknown key (check its spelling and indentation)"),
-        (_with(identity_providers__0__leeway_secs=5), "identity_providers[0].leeway_secs", "unknown key"),
-        (_with(listen={"hots": "0.0.0.0"}), "listen.hots", "unknown key"),
-        (_with(servers=...), "servers", "required key is missing"),
-        (_with(servers=[]), "servers", "at least 1 item"),
-        (_with(public_base_url="gw.example"), "public_base_url", "must be an absolute http(s) URL"),
-        (_with(public_base_url="https://gw.example/?x=1"), "public_base_url", "must not have a query"),
-        (_with(servers__0__name="Demo"), "servers[0].name", "a lower-case name"),
-        (
-            _with(servers__0__tools={"t": {"scopes": ["has space"]}}),
-            "servers[0].tools.t.scopes[0]",
-            "an OAuth scope token",
-        ),
-        (
-            _with(identity_providers__0__leeway_seconds=301),
-            "identity_providers[0].leeway_seconds",
-            "less than or equal to 300",
-        ),
-        (
-            _with(identity_providers__0__leeway_seconds=-1),
-            "identity_providers[0].leeway_seconds",
-            "greater than or equal to 0",
-        ),
-        (
-            _with(identity_providers__0__algorithms=["HS256"]),
-            "identity_providers[0].algorithms[0]",
-            "'RS256', 'PS256', 'ES256' or 'EdDSA'",
-        ),
-        (
-            _with(identity_providers__0__algorithms=["none"]),
-            "identity_providers[0].algorithms[0]",
-            "'RS256', 'PS256', 'ES256' or 'EdDSA'",
-        ),
-        (_with(identity_providers__0__algorithms=[]), "identity_providers[0].algorithms", "at least 1 item"),
-        (
-            _with(identity_providers__0__discovery=False),
-            "identity_providers[0]",
-            "with discovery off, 'jwks_uri' is required",
-        ),
-        (_with(trusted_proxies=["10.0.0.0/33"]), "trusted_proxies", "is not an IP network"),
-        (
-            _with(servers__0__upstream_auth={"type": "static"}),
-            "servers[0].upstream_auth",
-            "type 'static' needs 'secret'",
-        ),
-        (
-            _with(servers__0__upstream_auth={"secret": {"env": "X"}}),
-            "servers[0].upstream_auth",
-            "only used with type 'static'",
-        ),
-        (
-            _with(servers__0__upstream_auth={"type": "static", "secret": {}}),
-            "servers[0].upstream_auth.secret",
-            "exactly one of 'env' or 'file'",
-        ),
-        (
-            _with(servers__0__identity_providers=["other"]),
-            "(top level)",
-            "names unknown identity providers ['other']",
-        ),
-        (_with(identity_providers=[]), "(top level)", "requires auth but no identity_providers"),
-        (
-            _with(servers=[MINIMAL["servers"][0], MINIMAL["servers"][0]]),
-            "(top level)",
-            "server names must be unique",
-        ),
-        (_with(audit={"sink": "file"}), "audit", "sink 'file' needs 'path'"),
-        (_with(limits={"max_token_bytes": 10**9}), "limits.max_token_bytes", "less than or equal to 65536"),
-    ],
-)
-def test_errors_name_the_file_and_key_path(data: dict[str, Any], path: str, fragment: str) -> None:
-    error = _error(data)
-    assert (error.source, error.path) == ("bastion.yaml", path)
-    assert fragment in error.message
-    assert error.message.startswith(f"bastion.yaml: {path}: ")
-    assert error.error == "invalid_config"
-
-
 def test_several_errors_are_all_reported() -> None:
     error = _error(_with(colour="blue", servers__0__upstream="ftp://x"))
     assert "(and 1 more: " in error.message
@@ -195,16 +75,16 @@ def test_several_errors_are_all_reported() -> None:
         ("http://127.0.0.1:9000", True, None),
         ("http://localhost:9000", True, None),
         ("http://[::1]:9000", True, None),
-        ("http://127.0.0.1:9000", False, "issuer is plain http: set allow_insecure_http: true"),
-        ("http://localhost", False, "issuer is plain http: set allow_insecure_http: true"),
-        ("http://idp.example", False, "issuer must be an https URL"),
-        ("http://idp.example", True, "issuer must be an https URL"),
-        ("http://10.0.0.1", True, "issuer must be an https URL"),
-        ("http://127.0.0.1.nip.io", True, "issuer must be an https URL"),
-        ("http://localhost.evil.example", True, "issuer must be an https URL"),
-        ("ftp://idp.example", True, "issuer must be an https URL"),
-        ("idp.example", False, "issuer must be an https URL"),
-        ("https://", False, "issuer must be an https URL"),
+        ("http://127.0.0.1:9000", False, "is plain http: expected https, or allow_insecure_http: true"),
+        ("http://localhost", False, "is plain http: expected https, or allow_insecure_http: true"),
+        ("http://idp.example", False, "expected an https URL, found 'http://idp.example'"),
+        ("http://idp.example", True, "admits plain http on loopback only"),
+        ("http://10.0.0.1", True, "admits plain http on loopback only"),
+        ("http://127.0.0.1.nip.io", True, "admits plain http on loopback only"),
+        ("http://localhost.evil.example", True, "admits plain http on loopback only"),
+        ("ftp://idp.example", True, "expected an https URL, found 'ftp://idp.example'"),
+        ("idp.example", False, "expected an https URL, found 'idp.example'"),
+        ("https://", False, "expected an https URL, found 'https://'"),
     ],
 )
 def test_http_issuer_only_on_loopback_when_allowed(issuer: str, allow: bool, fragment: str | None) -> None:
@@ -213,7 +93,7 @@ def test_http_issuer_only_on_loopback_when_allowed(issuer: str, allow: bool, fra
         assert parse_config(data).identity_providers[0].issuer == issuer
     else:
         error = _error(data)
-        assert error.path == "identity_providers[0]"
+        assert error.path == "identity_providers[0].issuer"
         assert fragment in error.message
 
 
@@ -233,7 +113,7 @@ def test_jwks_uri_follows_the_same_rule(jwks_uri: str, allow: bool, ok: bool) ->
     if ok:
         assert parse_config(data).identity_providers[0].jwks_uri == jwks_uri
     else:
-        assert "jwks_uri" in _error(data).message
+        assert _error(data).path == "identity_providers[0].jwks_uri"
 
 
 @pytest.mark.parametrize("leeway", [0, 300])
@@ -278,6 +158,65 @@ def test_yaml_python_tags_are_refused(tmp_path: Path) -> None:
     assert caught.value.path == "line 1, column 18"
 
 
+@pytest.mark.parametrize(
+    ("text", "path", "lines"),
+    [
+        ("listen:\n  port: 8000\n  host: 0.0.0.0\n  port: 9000\n", "listen.port", (2, 4)),
+        (
+            "servers:\n  - name: a\n    upstream: http://u.example/mcp\n    name: b\n",
+            "servers[0].name",
+            (2, 4),
+        ),
+        (
+            "public_base_url: https://a.example\n'public_base_url': https://b.example\n",
+            "public_base_url",
+            (1, 2),
+        ),
+        # One key as YAML reads it: 1 and 0x1 are both the integer 1.
+        ("servers:\n  - tools:\n      1: {}\n      0x1: {}\n", "servers[0].tools['1']", (3, 4)),
+        ("a: &m {k: 1, k: 2}\nb: *m\n", "a.k", (1, 1)),
+    ],
+)
+def test_a_key_written_twice_is_refused_naming_both_lines(
+    tmp_path: Path, text: str, path: str, lines: tuple[int, int]
+) -> None:
+    # Issue 9: PyYAML keeps the last value silently; `auth: true` then `auth: false` lower in the
+    # same server would turn authentication off without a word.
+    config = _write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_config(config, read_secrets=False)
+    assert caught.value.path == path
+    assert caught.value.message == (
+        f"{config}: {path}: this key appears twice in one mapping, on lines {lines[0]} and {lines[1]} "
+        "(YAML would silently keep only the last value): keep one"
+    )
+
+
+def test_merge_keys_may_override_what_they_merge(tmp_path: Path) -> None:
+    # `<<: *base` then an explicit key is YAML's way to override, not a duplicate.
+    text = (
+        "public_base_url: https://gw.example\n"
+        "identity_providers: [{name: corp, issuer: 'https://idp.example'}]\n"
+        "servers:\n"
+        "  - &base {name: demo, upstream: 'http://127.0.0.1:1/mcp', timeout_seconds: 5}\n"
+        "  - <<: *base\n"
+        "    name: other\n"
+        "    timeout_seconds: 9\n"
+    )
+    servers = load_config(_write(tmp_path, text), read_secrets=False).config.servers
+    assert [(s.name, s.timeout_seconds) for s in servers] == [("demo", 5), ("other", 9)]
+
+
+def test_duplicate_check_visits_shared_nodes_once(tmp_path: Path) -> None:
+    # 40 levels, each naming the one before twice: 2**40 paths, 40 nodes. A walk that followed
+    # every alias would never end (the billion-laughs shape, aimed at the duplicate check).
+    lines = ["l0: &l0 [x]"] + [f"l{i}: &l{i} [*l{i - 1}, *l{i - 1}]" for i in range(1, 40)]
+    path = _write(tmp_path, "\n".join(lines) + "\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, read_secrets=False)
+    assert "l0: unknown key" in caught.value.message  # refused as an unknown key, promptly
+
+
 def test_invalid_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "bastion.yaml"
     path.write_bytes(b"public_base_url: \xff\xfe\n")
@@ -309,6 +248,9 @@ def test_file_errors_carry_the_file_name(tmp_path: Path) -> None:
 
 # --- secrets ------------------------------------------------------------------------------
 
+SESSION_KEY = base64.b64encode(bytes(range(32))).decode()
+SIGNING_JWK = json.dumps(ECKey.generate_key("P-256").as_dict(private=True))
+
 
 def _static(secret: dict[str, str]) -> dict[str, Any]:
     return _with(servers__0__upstream_auth={"type": "static", "header": "X-Api-Key", "secret": secret})
@@ -333,6 +275,19 @@ def test_missing_env_var_names_the_key_path(tmp_path: Path, environ: dict[str, s
     assert error.message == (
         f"{path}: servers[0].upstream_auth.secret: environment variable UPSTREAM_KEY is not set or empty"
     )
+    # check-config's way round a machine without the secrets is named where the user needs it.
+    assert "check-config --skip-secrets" in error.hint
+
+
+def test_unreadable_secret_file_hint_names_skip_secrets(tmp_path: Path) -> None:
+    path = _write(tmp_path, _static({"file": str(tmp_path / "absent")}))
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, environ={})
+    assert caught.value.message == (
+        f"{path}: servers[0].upstream_auth.secret: cannot read secret file "
+        f"{str(tmp_path / 'absent')!r} (No such file or directory)"
+    )
+    assert "check-config --skip-secrets" in caught.value.hint
 
 
 def test_secret_value_never_appears_in_errors(tmp_path: Path) -> None:
@@ -353,9 +308,25 @@ def test_read_secrets_false_skips_resolution(tmp_path: Path) -> None:
 def test_secret_from_file_drops_the_trailing_newline(tmp_path: Path, content: str, value: str) -> None:
     secret_file = tmp_path / "key.txt"
     secret_file.write_text(content, newline="")
-    data = _with(sessions={"key": {"file": str(secret_file)}}, signing={"key": {"env": "SIGNING_JWK"}})
-    loaded = load_config(_write(tmp_path, data), environ={"SIGNING_JWK": "{}"})
-    assert loaded.secrets == {"sessions.key": value, "signing.key": "{}"}
+    assert read_secret(SecretRef(file=str(secret_file)), {}, "sessions.key") == value
+
+
+def test_secrets_from_files_and_environment_together(tmp_path: Path) -> None:
+    session_file = tmp_path / "session.key"
+    session_file.write_text(SESSION_KEY + "\n")
+    data = _with(sessions={"key": {"file": str(session_file)}}, signing={"key": {"env": "SIGNING_JWK"}})
+    loaded = load_config(_write(tmp_path, data), environ={"SIGNING_JWK": SIGNING_JWK})
+    assert loaded.secrets == {"sessions.key": SESSION_KEY, "signing.key": SIGNING_JWK}
+
+
+@pytest.mark.parametrize("content", ["", "\n", "\r\n\n"])
+def test_an_empty_secret_file_is_refused(tmp_path: Path, content: str) -> None:
+    # An empty environment variable was already refused; an empty file read as "" and went on.
+    secret_file = tmp_path / "empty.key"
+    secret_file.write_text(content, newline="")
+    with pytest.raises(ConfigError) as caught:
+        read_secret(SecretRef(file=str(secret_file)), {}, "sessions.key", "f.yaml")
+    assert caught.value.message == f"f.yaml: sessions.key: secret file {str(secret_file)!r} is empty"
 
 
 def test_missing_secret_file_names_the_key_path(tmp_path: Path) -> None:

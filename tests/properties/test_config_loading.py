@@ -88,10 +88,16 @@ def mutated_configs(draw: st.DrawFn) -> Any:
     return data
 
 
+# Pydantic's own words, which mean nothing to someone editing YAML (issue 9: "valid tuple").
+PYDANTIC_JARGON = ("Input should", "tuple", "dictionary or instance", "SecretRef", "Config", "Value error")
+
+
 def _check(result: BastionConfig | ConfigError, source: str) -> None:
     if isinstance(result, ConfigError):
         assert result.message.startswith(source)  # names the file...
-        assert result.message.strip() != source  # ...and says what is wrong
+        assert result.message.strip() != source  # ...and says what is wrong...
+        for jargon in PYDANTIC_JARGON:  # ...in the file's own words
+            assert jargon not in result.message
         return
     assert isinstance(result, BastionConfig)
     assert result.servers
@@ -222,3 +228,25 @@ def test_yaml_dates_and_bytes_in_the_config_are_explained() -> None:
         refused = outcome(ConfigError, parse_config, dict(VALID, public_base_url=value))
         assert isinstance(refused, ConfigError)
         assert "public_base_url" in refused.message
+
+
+# A key of the valid config written a second time, somewhere in its YAML text.
+@given(data=st.data())
+@budget(100, deadline_ms=3000)
+def test_a_repeated_key_is_refused_naming_both_lines(data: st.DataObject) -> None:
+    text = yaml.safe_dump(VALID, sort_keys=False)
+    lines = text.splitlines()
+    keyed = [i for i, line in enumerate(lines) if line.rstrip().endswith(":") is False and ": " in line]
+    first = data.draw(st.sampled_from(keyed))
+    # Re-insert the same "key: value" line right after a later line of the same mapping, or
+    # directly after itself: same indentation, same mapping.
+    copy_line = lines[first]
+    indent = len(copy_line) - len(copy_line.lstrip(" -"))
+    lines.insert(first + 1, " " * indent + copy_line.lstrip(" -"))
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "bastion.yaml"
+        path.write_text("\n".join(lines) + "\n")
+        result = outcome(ConfigError, load_config, path, environ={}, read_secrets=False)
+    assert isinstance(result, ConfigError)
+    assert f"on lines {first + 1} and {first + 2} " in result.message
+    assert result.path.endswith(copy_line.lstrip(" -").split(":")[0])

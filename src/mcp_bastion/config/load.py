@@ -2,7 +2,8 @@
 
 This is the only module that reads the environment. Errors name the file, the key
 path (``servers[0].upstream``) and what was expected, so a user can fix them without
-reading code.
+reading code. `check-config` and `serve` both load through `load_config`, so a config
+`check-config` accepts (secrets included) is one `serve` starts with.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
+from .checks import check_audit_destination, check_secrets
+from .explain import explain, key_path
 from .model import BastionConfig, SecretRef
 
 __all__ = ["LoadedConfig", "load_config", "parse_config", "read_secret"]
@@ -39,7 +42,12 @@ class LoadedConfig:
 def load_config(
     path: str | Path, environ: Mapping[str, str] | None = None, *, read_secrets: bool = True
 ) -> LoadedConfig:
-    """Read, validate and resolve the config at ``path``; raise ConfigError on any problem."""
+    """Read, validate and resolve the config at ``path``; raise ConfigError on any problem.
+
+    With ``read_secrets`` (what `serve` does), the secrets are read and their contents checked,
+    and the audit file's place is checked: everything `serve` needs from this machine. Without
+    it, only the file itself is checked (`check-config --skip-secrets`, e.g. in CI).
+    """
     source = str(path)
     try:
         raw = Path(path).read_bytes()
@@ -48,7 +56,9 @@ def load_config(
     if len(raw) > MAX_CONFIG_BYTES:
         raise ConfigError(f"file is larger than {MAX_CONFIG_BYTES} bytes", source=source)
     try:
-        data = yaml.safe_load(raw)
+        data = _parse_yaml(raw, source)
+    except ConfigError:
+        raise
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -66,9 +76,64 @@ def load_config(
     config = parse_config(data, source=source)
     if not read_secrets:
         return LoadedConfig(config, {}, source)
-    return LoadedConfig(
-        config, _resolve_secrets(config, os.environ if environ is None else environ, source), source
-    )
+    secrets = _resolve_secrets(config, os.environ if environ is None else environ, source)
+    check_secrets(config, secrets, source)
+    check_audit_destination(config, source)
+    return LoadedConfig(config, secrets, source)
+
+
+def _parse_yaml(raw: bytes, source: str) -> Any:
+    """YAML's safe subset, refusing a key repeated in one mapping (YAML would keep the last silently)."""
+    loader = yaml.SafeLoader(raw)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _refuse_duplicate_keys(loader, node, source)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+def _refuse_duplicate_keys(loader: yaml.SafeLoader, root: yaml.Node, source: str) -> None:
+    # Iterative, and each node once: aliases may share (or, via anchors, contain) nodes,
+    # and a file of nested aliases must not cost more than its nodes.
+    seen_nodes: set[int] = set()
+    todo: list[tuple[yaml.Node, tuple[int | str, ...]]] = [(root, ())]
+    while todo:
+        node, loc = todo.pop()
+        if id(node) in seen_nodes:
+            continue
+        seen_nodes.add(id(node))
+        children: list[tuple[yaml.Node, tuple[int | str, ...]]] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = [(child, (*loc, i)) for i, child in enumerate(node.value)]
+        elif isinstance(node, yaml.MappingNode):
+            first_line: dict[Any, int] = {}
+            for key_node, value_node in node.value:
+                if key_node.tag == _MERGE_TAG:
+                    # `<<: *defaults`: keys written here override merged ones, as YAML intends.
+                    children.append((value_node, loc))
+                    continue
+                line = key_node.start_mark.line + 1
+                name = "(a non-scalar key)"
+                if isinstance(key_node, yaml.ScalarNode):
+                    # The key as YAML reads it: `1` and `0x1` are one key, `port` and "port" too.
+                    key = loader.construct_object(key_node, deep=True)
+                    name = str(key)
+                    if key in first_line:
+                        raise ConfigError(
+                            f"this key appears twice in one mapping, on lines {first_line[key]} and {line} "
+                            "(YAML would silently keep only the last value): keep one",
+                            source=source,
+                            path=key_path((*loc, name)),
+                        )
+                    first_line[key] = line
+                children.append((value_node, (*loc, name)))
+        todo.extend(reversed(children))  # depth first, in file order: the first duplicate is reported
 
 
 def parse_config(data: Any, *, source: str = "<config>") -> BastionConfig:
@@ -78,47 +143,7 @@ def parse_config(data: Any, *, source: str = "<config>") -> BastionConfig:
     try:
         return BastionConfig.model_validate(data)
     except ValidationError as exc:
-        raise _explain(exc, source) from None
-
-
-def _explain(exc: ValidationError, source: str) -> ConfigError:
-    errors = exc.errors(include_url=False)
-    locations = [tuple(err["loc"]) for err in errors]
-    lines = []
-    for err in errors:
-        loc = tuple(err["loc"])
-        if err["type"] == "too_short" and any(o != loc and o[: len(loc)] == loc for o in locations):
-            continue  # a container "too short" only because its items failed: noise
-        lines.append(f"{_key_path(loc) or '(top level)'}: {_message(err)}")
-    first, *rest = lines
-    path, _, message = first.partition(": ")
-    more = f" (and {len(rest)} more: {'; '.join(rest)})" if rest else ""
-    return ConfigError(message + more, source=source, path=path, hint="docs/config.md describes every key")
-
-
-def _message(err: Any) -> str:
-    kind = err["type"]
-    if kind == "string_pattern_mismatch":
-        return f"{err['input']!r} has characters not allowed here (expected {_PATTERN_HELP.get(err['ctx']['pattern'], 'the documented format')})"
-    if kind == "extra_forbidden":
-        return "unknown key (check its spelling and indentation)"
-    if kind == "missing":
-        return "required key is missing"
-    return str(err["msg"]).removeprefix("Value error, ")
-
-
-_PATTERN_HELP = {
-    r"^[a-z0-9][a-z0-9_-]{0,62}$": "a lower-case name of letters, digits, '-' and '_'",
-    r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$": "an OAuth scope token: printable ASCII without spaces, quotes or backslashes",
-    r"^[A-Za-z0-9-]{1,64}$": "an HTTP header name",
-}
-
-
-def _key_path(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+        raise explain(exc, source) from None
 
 
 def read_secret(ref: SecretRef, environ: Mapping[str, str], where: str, source: str = "") -> str:
@@ -127,16 +152,34 @@ def read_secret(ref: SecretRef, environ: Mapping[str, str], where: str, source: 
         value = environ.get(ref.env)
         if not value:
             raise ConfigError(
-                f"environment variable {ref.env} is not set or empty", source=source, path=where
+                f"environment variable {ref.env} is not set or empty",
+                source=source,
+                path=where,
+                hint=f"set it where mcp-bastion runs; {_SKIP_SECRETS}",
             )
         return value
     assert ref.file is not None
     try:
-        return Path(ref.file).read_text(encoding="utf-8").rstrip("\r\n")
+        value = Path(ref.file).read_text(encoding="utf-8").rstrip("\r\n")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(
-            f"cannot read secret file {ref.file!r} ({exc})", source=source, path=where
+            f"cannot read secret file {ref.file!r} ({_reason(exc)})",
+            source=source,
+            path=where,
+            hint=f"the file must exist and be readable where mcp-bastion runs; {_SKIP_SECRETS}",
         ) from None
+    if not value:
+        raise ConfigError(f"secret file {ref.file!r} is empty", source=source, path=where)
+    return value
+
+
+_SKIP_SECRETS = "`mcp-bastion check-config --skip-secrets FILE` checks the rest without reading secrets"
+
+
+def _reason(exc: OSError | UnicodeDecodeError) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    return exc.strerror or str(exc)
 
 
 def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: str) -> dict[str, str]:

@@ -13,6 +13,9 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
+
+from ..urls import is_loopback
 
 __all__ = [
     "AuditConfig",
@@ -44,6 +47,12 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
 
 
+def _refuse(message: str, *at: str | int) -> PydanticCustomError:
+    """A model-level refusal that points at the exact key below the model (`at`), so the
+    message names `identity_providers[0].issuer`, not only `identity_providers[0]`."""
+    return PydanticCustomError("bastion", "{detail}", {"detail": message, "at": at})
+
+
 Name = Annotated[str, Field(pattern=_NAME, description="Lower-case name: letters, digits, '-' and '_'.")]
 Scope = Annotated[str, Field(pattern=_SCOPE, description="An OAuth scope token (RFC 6749 §3.3).")]
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
@@ -59,8 +68,10 @@ class SecretRef(_Model):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> SecretRef:
-        if (self.env is None) == (self.file is None):
-            raise ValueError("give exactly one of 'env' or 'file'")
+        if self.env is not None and self.file is not None:
+            raise ValueError("found both 'env' and 'file': give exactly one of them")
+        if self.env is None and self.file is None:
+            raise ValueError("found neither 'env' nor 'file': give exactly one, e.g. {env: VARIABLE}")
         return self
 
 
@@ -113,7 +124,9 @@ class IdentityProviderConfig(_Model):
         if self.jwks_uri is not None:
             _check_fetch_url(self.jwks_uri, "jwks_uri", self.allow_insecure_http)
         if not self.discovery and self.jwks_uri is None:
-            raise ValueError("with discovery off, 'jwks_uri' is required")
+            raise _refuse(
+                "required key is missing: with discovery: false, the keys come from jwks_uri", "jwks_uri"
+            )
         return self
 
 
@@ -132,9 +145,13 @@ class UpstreamAuthConfig(_Model):
     @model_validator(mode="after")
     def _secret_for_static(self) -> UpstreamAuthConfig:
         if self.type == "static" and self.secret is None:
-            raise ValueError("type 'static' needs 'secret' (env or file)")
+            raise _refuse(
+                "required key is missing: type 'static' sends this secret as the header value; "
+                "give it as {env: VARIABLE} or {file: PATH}",
+                "secret",
+            )
         if self.type != "static" and self.secret is not None:
-            raise ValueError("'secret' is only used with type 'static'")
+            raise _refuse(f"only used with type 'static' (this one is type {self.type!r})", "secret")
         return self
 
 
@@ -153,7 +170,11 @@ class ServerConfig(_Model):
         default=(), description="Names of the IdPs trusted for this server; empty = all."
     )
     upstream_auth: UpstreamAuthConfig = UpstreamAuthConfig()
-    tools: dict[str, ToolPolicy] = Field(default_factory=dict, description="Per-tool scope overrides.")
+    tools: dict[str, ToolPolicy] = Field(
+        default_factory=dict,
+        description="Per-tool scope overrides; each scope must be defined (scopes registry, "
+        "scopes.implies, or this server's `scopes`).",
+    )
     scopes: tuple[Scope, ...] = Field(default=(), description="Extra scopes this server defines.")
     # Annotations come from the upstream and are untrusted; they can only pick between the
     # registry's read and write scopes, never undercut an override above.
@@ -232,7 +253,7 @@ class AuditConfig(_Model):
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditConfig:
         if self.sink == "file" and not self.path:
-            raise ValueError("sink 'file' needs 'path'")
+            raise _refuse("required key is missing: sink 'file' writes to this path", "path")
         return self
 
 
@@ -297,43 +318,92 @@ class BastionConfig(_Model):
 
     @model_validator(mode="after")
     def _cross_references(self) -> BastionConfig:
-        names = [s.name for s in self.servers]
-        if len(set(names)) != len(names):
-            raise ValueError("server names must be unique")
-        idps = {p.name for p in self.identity_providers}
-        if len(idps) != len(self.identity_providers):
-            raise ValueError("identity provider names must be unique")
-        if len({p.issuer for p in self.identity_providers}) != len(self.identity_providers):
-            raise ValueError("two identity providers share an issuer")
-        for server in self.servers:
-            unknown = set(server.identity_providers) - idps
+        _unique(self.servers, "servers", "name", "server names must be unique (each is a URL path segment)")
+        _unique(
+            self.identity_providers, "identity_providers", "name", "identity provider names must be unique"
+        )
+        _unique(
+            self.identity_providers,
+            "identity_providers",
+            "issuer",
+            "a token's `iss` must choose one identity provider",
+        )
+        idps = [p.name for p in self.identity_providers]
+        for i, server in enumerate(self.servers):
+            unknown = [name for name in server.identity_providers if name not in idps]
             if unknown:
-                raise ValueError(f"server {server.name!r} names unknown identity providers {sorted(unknown)}")
-            if server.auth and not idps:
-                raise ValueError(
-                    f"server {server.name!r} requires auth but no identity_providers are configured"
+                raise _refuse(
+                    f"names identity providers that are not defined: {', '.join(map(repr, unknown))} "
+                    f"(defined in identity_providers: {', '.join(map(repr, idps)) or 'none'})",
+                    "servers",
+                    i,
+                    "identity_providers",
                 )
+            if server.auth and not idps:
+                raise _refuse(
+                    f"none are configured, but servers[{i}] ({server.name!r}) requires authentication: "
+                    "add an identity provider, or set auth: false on that server (benchmarks only)",
+                    "identity_providers",
+                )
+            _defined_scopes(server, i, self.scopes)
         return self
+
+
+def _unique(items: tuple[_Model, ...], key: str, field: str, why: str) -> None:
+    first: dict[object, int] = {}
+    for i, item in enumerate(items):
+        value = getattr(item, field)
+        if value in first:
+            raise _refuse(f"{value!r} is also the {field} of {key}[{first[value]}]: {why}", key, i, field)
+        first[value] = i
+
+
+def _defined_scopes(server: ServerConfig, index: int, registry: ScopeRegistryConfig) -> None:
+    """Every scope an override or `destructive_scopes` requires is defined somewhere.
+
+    A scope nobody defines is almost always a typo (`admn`): the tool would be callable by no
+    one, and the scope would still be advertised in `scopes_supported`. Defining it in the
+    server's `scopes` costs one line and says the name is meant.
+    """
+    defined = {registry.read, registry.write, registry.admin, *server.scopes}
+    for scope, implied in (registry.implies or {}).items():
+        defined |= {scope, *implied}
+    places: list[tuple[tuple[str | int, ...], tuple[str, ...]]] = [
+        (("tools", name, "scopes"), policy.scopes) for name, policy in server.tools.items()
+    ]
+    places.append((("destructive_scopes",), server.destructive_scopes or ()))
+    for where, scopes in places:
+        for j, scope in enumerate(scopes):
+            if scope not in defined:
+                raise _refuse(
+                    f"{scope!r} is not a defined scope: expected one of {', '.join(sorted(defined))}; "
+                    f"to define a new one, list it in servers[{index}].scopes",
+                    "servers",
+                    index,
+                    *where,
+                    j,
+                )
 
 
 def _check_fetch_url(url: str, field: str, allow_insecure_http: bool) -> None:
     parts = urlsplit(url)
     if parts.scheme == "https" and parts.hostname:
         return
-    if parts.scheme == "http" and parts.hostname and allow_insecure_http and _is_loopback(parts.hostname):
+    loopback_http = parts.scheme == "http" and bool(parts.hostname) and is_loopback(parts.hostname or "")
+    if loopback_http and allow_insecure_http:
         return
-    if parts.scheme == "http" and parts.hostname and _is_loopback(parts.hostname):
-        raise ValueError(f"{field} is plain http: set allow_insecure_http: true (loopback development only)")
-    raise ValueError(f"{field} must be an https URL")
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
+    if loopback_http:
+        raise _refuse(
+            f"{url!r} is plain http: expected https, or allow_insecure_http: true on this provider "
+            "(loopback development only)",
+            field,
+        )
+    if parts.scheme == "http" and allow_insecure_http:
+        raise _refuse(
+            f"expected an https URL, found {url!r} (allow_insecure_http admits plain http on loopback only)",
+            field,
+        )
+    raise _refuse(f"expected an https URL, found {url!r}", field)
 
 
 SCOPE_PATTERN = re.compile(_SCOPE)
