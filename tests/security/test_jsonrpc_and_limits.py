@@ -264,6 +264,70 @@ def test_jr09_client_response_objects(jr: Stack) -> None:
     assert jr.since(mark) == []
 
 
+# --- members another parser could read differently (issue 9) ----------------------------------
+# The gateway authorizes what it parsed and forwards the bytes it received. An upstream whose
+# decoder folds case (the Go SDK before CVE-2026-27896) or keeps the first of a repeated member
+# would otherwise run a call the gateway never authorized.
+
+_DROP = b'"params":{"name":"drop_thing","arguments":{}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"jsonrpc":"2.0","id":7,"Method":"tools/call","method":"tools/list","params":{}}', -32600),
+        (
+            '{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{},"param\u017f":{"name":"drop_thing"}}'.encode(),
+            -32600,
+        ),
+        # First-wins parsers read tools/call drop_thing; orjson keeps the last, an open ping.
+        (b'{"jsonrpc":"2.0","id":7,"method":"tools/call",' + _DROP + b',"method":"ping"}', -32600),
+        (b'{"jsonrpc":"2.0","id":7,"method":"tools/call",' + _DROP + b',"\\u006dethod":"ping"}', -32600),
+        # The tool name decides the scope: a read token must not reach drop_thing through a repeat.
+        (
+            b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"drop_thing","name":"read_thing"}}',
+            -32600,
+        ),
+        (
+            b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"Name":"drop_thing","name":"read_thing"}}',
+            -32602,
+        ),
+        (b'{"jsonrpc":"2.0","id":7,"result":{},"error":{"code":1,"message":"no"}}', -32600),
+        (b'{"jsonrpc":"2.0","id":7,"result":{},"method":"tools/call"}', -32600),
+    ],
+    ids=[
+        "Method",
+        "param-long-s",
+        "repeated-method",
+        "repeated-method-escaped",
+        "repeated-name",
+        "Name",
+        "result-and-error",
+        "response-with-method",
+    ],
+)
+def test_members_another_parser_could_read_differently_are_refused(jr: Stack, body: bytes, code: int) -> None:
+    refused(jr, body, code, 7)
+
+
+def test_an_unknown_member_in_a_batch_element_is_refused(jr: Stack) -> None:
+    batch = (
+        b'[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping","Method":"x"}]'
+    )
+    refused(jr, batch, -32600, 2)  # the element's id, as for its other errors
+
+
+def test_control_read_names_inside_arguments_are_forwarded_byte_for_byte(jr: Stack) -> None:
+    body = (
+        b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"read_thing",'
+        b'"arguments":{"name":"method","Method":"id","Params":[{"name":"x"}],"text":"a \\"name\\"\\n"}}}'
+    )
+    mark = jr.mark()
+    response = jr.post(body, token=jr.token())
+    assert response.status_code == 200, response.text
+    assert [seen.body for seen in jr.tool_calls_since(mark)] == [body]
+
+
 # --- JR-10 ---------------------------------------------------------------------------------
 
 
