@@ -15,6 +15,7 @@ from .support import (
     MODERN,
     Stack,
     call,
+    closed_by_peer,
     initialize,
     jsonrpc_error,
     read_response,
@@ -326,6 +327,52 @@ def test_control_read_names_inside_arguments_are_forwarded_byte_for_byte(jr: Sta
     response = jr.post(body, token=jr.token())
     assert response.status_code == 200, response.text
     assert [seen.body for seen in jr.tool_calls_since(mark)] == [body]
+
+
+# --- HTTP/1.1 framing the gateway cannot serve (RFC 9112, issue 9) -------------------------------
+
+
+_PING_BODY = json.dumps(rpc("ping")).encode()
+
+
+def _chunked(body: bytes, size_line_end: bytes = b"\r\n") -> bytes:
+    return b"%x" % len(body) + size_line_end + body + b"\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        (b"Transfer-Encoding: gzip\r\n\r\n" + _PING_BODY, 400),  # §6.3: no final chunked
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n" + _chunked(_PING_BODY), 501),  # §6.1
+        (b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(_PING_BODY, b"\n"), 400),  # §7.1: bare LF
+    ],
+    ids=["te-gzip", "te-gzip-chunked", "bare-lf-chunk-line"],
+)
+def test_framing_the_gateway_cannot_read_gets_an_answer_then_a_close(
+    jr: Stack, framing: bytes, status: int
+) -> None:
+    """These closed the connection without a word (or, for `gzip, chunked`, handed the app a
+    body still encoded); the client now learns why, and the upstream sees nothing."""
+    mark = jr.mark()
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(request_head(jr, jr.token()) + framing)
+        got, headers, _ = read_response(conn)
+        assert (got, headers.get("connection")) == (status, "close")
+        assert closed_by_peer(conn, 3)
+    assert jr.since(mark) == []
+
+
+def test_an_http11_request_without_host_gets_400_not_421(jr: Stack) -> None:
+    """RFC 9112 §3.2: a missing Host is a malformed request (400), not a misdirected one."""
+    head = request_head(jr, jr.token(), body_length=len(_PING_BODY)).replace(
+        f"Host: {jr.host}:{jr.port}\r\n".encode(), b""
+    )
+    mark = jr.mark()
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(head + b"\r\n" + _PING_BODY)
+        status, _, _ = read_response(conn)
+    assert status == 400
+    assert jr.since(mark) == []
 
 
 # --- JR-10 ---------------------------------------------------------------------------------
