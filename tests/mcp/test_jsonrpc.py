@@ -8,10 +8,13 @@ import orjson
 import pytest
 
 from mcp_bastion.errors import ProtocolError
+from mcp_bastion.mcp.calls import NAMED_METHODS
+from mcp_bastion.mcp.era import META_VERSION
 from mcp_bastion.mcp.jsonrpc import (
     INVALID_PARAMS,
     INVALID_REQUEST,
     PARSE_ERROR,
+    READ_NAMES,
     Message,
     ParsedBody,
     error_body,
@@ -295,3 +298,168 @@ def test_error_body_escapes_hostile_messages_into_one_line() -> None:
     assert b"\r" not in raw
     assert b"\x1b" not in raw
     assert orjson.loads(raw)["error"]["message"] == 'bad "\n\x1b[2J'
+
+
+# --- members two parsers could read differently ------------------------------------------------
+# The gateway authorizes what orjson read and forwards the bytes it received: anything another
+# parser could read as a different message is refused (issue 9, after CVE-2026-27896).
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        # A case-folding decoder reads "Method" as the method: the gateway would authorize
+        # tools/list and the upstream run tools/call.
+        b'{"jsonrpc":"2.0","id":7,"Method":"tools/call","method":"tools/list","params":{}}',
+        b'{"jsonrpc":"2.0","id":7,"method":"tools/list","METHOD":"tools/call"}',
+        # U+017F (long s) folds to "s" in Go's case-insensitive matching.
+        '{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{},"param\u017f":{"name":"x"}}'.encode(),
+        # Another case of "jsonrpc" or "id" beside the real one.
+        b'{"jsonrpc":"2.0","id":7,"method":"ping","Jsonrpc":"2.0"}',
+        b'{"jsonrpc":"2.0","id":7,"method":"ping","Id":8}',
+        # Members JSON-RPC 2.0 does not define at all.
+        b'{"jsonrpc":"2.0","id":7,"method":"ping","extra":1}',
+        b'{"jsonrpc":"2.0","id":7,"method":"ping","result":{}}',
+        b'{"jsonrpc":"2.0","id":7,"method":"ping","error":{"code":1,"message":"x"}}',
+        b'{"jsonrpc":"2.0","id":7,"method":"ping","":0}',
+    ],
+)
+def test_a_request_with_a_member_json_rpc_does_not_define_is_invalid(body: bytes) -> None:
+    error = _fails(body)
+    assert (error.code, error.request_id) == (INVALID_REQUEST, 7)
+    assert "only jsonrpc, id, method and params" in error.message
+
+
+def test_a_notification_with_an_unknown_member_is_invalid_without_an_id() -> None:
+    error = _fails(b'{"jsonrpc":"2.0","method":"notifications/initialized","Id":1}')
+    assert (error.code, error.request_id) == (INVALID_REQUEST, None)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"jsonrpc":"2.0","id":7,"result":{},"error":{"code":1,"message":"x"}}',
+        b'{"jsonrpc":"2.0","id":7,"result":{},"Result":{}}',
+        b'{"jsonrpc":"2.0","id":7,"error":{"code":1,"message":"x"},"params":{}}',
+        b'{"jsonrpc":"2.0","id":7,"result":{},"extra":true}',
+    ],
+)
+def test_a_client_response_carries_exactly_one_of_result_or_error(body: bytes) -> None:
+    error = _fails(body)
+    assert (error.code, error.request_id) == (INVALID_REQUEST, 7)
+    assert "either result or error" in error.message
+
+
+def test_an_unknown_member_in_one_batch_element_spoils_the_batch() -> None:
+    body = orjson.dumps([_req(1), {"jsonrpc": "2.0", "id": 2, "method": "ping", "Method": "tools/call"}])
+    error = _fails(body, allow_batch=True)
+    assert (error.code, error.request_id) == (INVALID_REQUEST, 2)
+
+
+def test_an_unknown_member_with_a_malformed_id_echoes_no_id() -> None:
+    error = _fails(b'{"jsonrpc":"2.0","id":[7],"method":"ping","x":1}')
+    assert (error.code, error.request_id) == (INVALID_REQUEST, None)
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"name": "read_thing", "Name": "drop_thing"},
+        {"Name": "drop_thing"},
+        {"NAME": "drop_thing", "name": "read_thing"},
+        {"uri": "file:///a", "URI": "file:///etc/shadow"},
+        {"name": "x", "_META": {}},
+        {"name": "x", "_Meta": {"io.modelcontextprotocol/protocolVersion": "2026-07-28"}},
+    ],
+)
+def test_a_params_member_that_folds_to_one_the_gateway_reads_is_invalid_params(
+    params: dict[str, Any],
+) -> None:
+    error = _fails(orjson.dumps({"jsonrpc": "2.0", "id": "c", "method": "tools/call", "params": params}))
+    assert (error.code, error.request_id) == (INVALID_PARAMS, "c")
+    assert "only in case" in error.message
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        # Other members of params are the upstream's business; only name, uri, _meta decide.
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "Arguments": {}}},
+        {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "t", "names": "u"}},
+        # Read names as values, and as members of nested objects, once each: fine.
+        {
+            "jsonrpc": "2.0",
+            "id": "method",
+            "method": "tools/call",
+            "params": {"name": "params", "arguments": {"Method": "id", "Name": "name", "uri": "x"}},
+        },
+        {"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"arguments": {"name": "a"}, "name": "b"}},
+        {"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"list": [{"name": "a"}, {"name": "b"}]}},
+        {"jsonrpc": "2.0", "id": 1, "method": "x", "params": {"text": 'a "name" \u00e9 \\ \n'}},
+    ],
+)
+def test_control_bodies_naming_read_names_elsewhere_pass(doc: dict[str, Any]) -> None:
+    message = _parse(orjson.dumps(doc)).messages[0]
+    assert (message.method, message.params) == (doc["method"], doc["params"])
+
+
+def test_control_a_batch_repeats_names_across_elements_not_within_one() -> None:
+    body = orjson.dumps([_req(1), _req(2), {"jsonrpc": "2.0", "method": "notifications/x"}])
+    assert [m.id for m in _parse(body, allow_batch=True).messages] == [1, 2, None]
+
+
+# Each name the gateway reads, spelled plainly and with escapes, repeated in each object where
+# it could decide something (and nested where it decides nothing: the rule covers every object).
+_ESCAPED = {
+    "jsonrpc": "\\u006asonrpc",
+    "id": "i\\u0064",
+    "method": "\\u006dethod",
+    "params": "param\\u0073",
+    "result": "resul\\u0074",
+    "error": "\\u0065rror",
+    "name": "n\\u0061me",
+    "uri": "ur\\u0069",
+    "_meta": "\\u005fmeta",
+    "io.modelcontextprotocol/protocolVersion": "io.modelcontextprotocol\\/protocolVersion",
+}
+
+
+@pytest.mark.parametrize("escaped", [False, True], ids=["plain", "escaped"])
+@pytest.mark.parametrize("name", sorted(_ESCAPED))
+@pytest.mark.parametrize("where", ["envelope", "params", "_meta", "arguments"])
+def test_a_repeated_name_the_gateway_reads_is_invalid_in_any_object(
+    name: str, escaped: bool, where: str
+) -> None:
+    spelled = _ESCAPED[name] if escaped else name
+    pair = f'"{name}":"a","{spelled}":"b"'
+    inner = {
+        "envelope": ('{"jsonrpc":"2.0","id":5,"method":"ping","params":{},%s}', pair),
+        "params": ('{"jsonrpc":"2.0","id":5,"method":"ping","params":{%s}}', pair),
+        "_meta": ('{"jsonrpc":"2.0","id":5,"method":"ping","params":{"_meta":{%s}}}', pair),
+        "arguments": ('{"jsonrpc":"2.0","id":5,"method":"ping","params":{"arguments":[{%s}]}}', pair),
+    }[where]
+    body = (inner[0] % inner[1]).encode()
+    error = _fails(body)
+    assert error.code == INVALID_REQUEST
+    assert f'the member "{name}" appears twice in one object' in error.message
+    # The id is echoed unless a repeated "id" makes it uncertain (the check does not track where).
+    assert error.request_id == (None if name == "id" else 5)
+
+
+def test_the_repeat_rule_covers_every_params_member_the_gateway_decides_on() -> None:
+    # The rule lists its names itself; this keeps it in step with mcp/calls.py and mcp/era.py.
+    assert {*NAMED_METHODS.values(), "_meta", META_VERSION} <= READ_NAMES
+
+
+@pytest.mark.parametrize("repeat", [True, False])
+def test_repeats_are_found_below_the_depth_orjson_writes(repeat: bool) -> None:
+    # orjson writes at most 254 levels: deeper bodies (max_json_depth allows 512) take the slow path.
+    inner = '{"name":"a","name":"b"}' if repeat else '{"name":"a"}'
+    body = (
+        '{"jsonrpc":"2.0","id":1,"method":"x","params":{"a":' + "[" * 300 + inner + "]" * 300 + "}}"
+    ).encode()
+    if repeat:
+        error = _fails(body, max_depth=400)
+        assert 'the member "name" appears twice' in error.message
+    else:
+        assert _parse(body, max_depth=400).messages[0].method == "x"

@@ -9,6 +9,7 @@ caps (depth, batch size, id, method and name lengths) always hold.
 from __future__ import annotations
 
 import base64
+import random
 import tracemalloc
 from typing import Any
 
@@ -180,7 +181,10 @@ def valid_messages(draw: st.DrawFn) -> dict[str, Any]:
     message: dict[str, Any] = {"jsonrpc": "2.0", "method": draw(methods)}
     if draw(st.booleans()):
         message["id"] = draw(ids)
-    params = draw(st.dictionaries(st.text(max_size=10), json_values(6), max_size=3))
+    # A key that differs from name/uri/_meta only in case is refused (a case-folding upstream
+    # would read it as that member): not a valid message.
+    keys = st.text(max_size=10).filter(lambda k: k.casefold() not in ("name", "uri", "_meta"))
+    params = draw(st.dictionaries(keys, json_values(6), max_size=3))
     field = NAMED_METHODS.get(message["method"])
     if field is not None:
         params[field] = draw(names)
@@ -224,8 +228,8 @@ def test_bodies_past_the_caps_are_refused(depth: int, batch_size: int) -> None:
     assert long_method.code == INVALID_REQUEST
 
 
-@given(shape=st.sampled_from(["deep", "wide", "strings"]))
-@budget(6, deadline_ms=5000)
+@given(shape=st.sampled_from(["deep", "wide", "strings", "wide-read-twice"]))
+@budget(8, deadline_ms=5000)
 def test_a_hostile_megabyte_body_is_parsed_in_bounded_memory(shape: str) -> None:
     # The body cap (limits.max_body_bytes, 1 MiB) bounds the input; the parser's peak memory
     # must stay proportional to it, whatever the shape: deep nesting is refused before any
@@ -235,6 +239,8 @@ def test_a_hostile_megabyte_body_is_parsed_in_bounded_memory(shape: str) -> None
         "deep": b"[" * size,
         "wide": b"[" + b"[]," * (size // 3 - 1) + b"[]]",
         "strings": b'["' + b'\\u0000","' * (size // 10) + b'"]',
+        # A read name twice sends the body through the second, checking reading as well.
+        "wide-read-twice": b'{"params":[' + b"[]," * (size // 3 - 9) + b'"id","id"]}',
     }[shape]
     tracemalloc.start()
     try:
@@ -379,3 +385,77 @@ def test_a_modern_named_call_with_matching_headers_passes(version: str) -> None:
     check_modern_headers(era_of(version), message, "tools/call", _sentinel("send_ema\u0456l"))
     with pytest.raises(ProtocolError):
         check_modern_headers(era_of(version), message, "tools/call", "send_email")
+
+
+# --- repeated member names ---------------------------------------------------------------------
+# Stated independently of the parser: the names the gateway reads (the JSON-RPC 2.0 members, the
+# params members mcp/calls.py and mcp/era.py decide on, and the protocol-version key), repeated
+# in any one object, are refused whatever the spelling; no other body is refused for a repeat.
+_READ = ["jsonrpc", "id", "method", "params", "result", "error", "name", "uri", "_meta", META_VERSION]
+_OTHER = ["arguments", "Name", "x", "names", ""]
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """A JSON object as written: members in order, repeats allowed."""
+
+
+def _spell(name: str, rnd: random.Random) -> str:
+    out = []
+    for char in name:
+        roll = rnd.random()
+        if roll < 0.15:
+            out.append(f"\\u{ord(char):04x}")
+        elif char == "/" and roll < 0.5:
+            out.append("\\/")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
+
+
+def _write(node: Any, rnd: random.Random) -> str:
+    if isinstance(node, _Pairs):
+        return "{" + ",".join(_spell(k, rnd) + ":" + _write(v, rnd) for k, v in node) + "}"
+    if isinstance(node, list):
+        return "[" + ",".join(_write(v, rnd) for v in node) + "]"
+    return orjson.dumps(node).decode()
+
+
+def _repeats_a_read_name(node: Any) -> bool:
+    if isinstance(node, _Pairs):
+        names = [k for k, _ in node]
+        if any(names.count(k) > 1 for k in _READ):
+            return True
+        return any(_repeats_a_read_name(v) for _, v in node)
+    if isinstance(node, list):
+        return any(_repeats_a_read_name(v) for v in node)
+    return False
+
+
+_member_names = st.sampled_from(_READ + _OTHER)
+_trees = st.recursive(
+    st.one_of(st.sampled_from(_READ + _OTHER), st.integers(-5, 5), st.none()),
+    lambda children: (
+        st.lists(children, max_size=3) | st.lists(st.tuples(_member_names, children), max_size=4).map(_Pairs)
+    ),
+    max_leaves=12,
+)
+
+
+@given(
+    params=st.lists(st.tuples(_member_names, _trees), max_size=4).map(_Pairs),
+    extra=st.lists(st.tuples(_member_names, _trees), max_size=2).map(_Pairs),
+    rnd=st.randoms(use_true_random=False),
+)
+@example(params=_Pairs([("name", "a"), ("name", "b")]), extra=_Pairs(), rnd=random.Random(0))
+@budget(400)
+def test_a_repeated_read_name_is_refused_in_any_object_and_only_then(
+    params: _Pairs, extra: _Pairs, rnd: random.Random
+) -> None:
+    envelope = _Pairs([("jsonrpc", "2.0"), ("id", 1), ("method", "x"), ("params", params), *extra])
+    body = _write(envelope, rnd).encode()
+    result = _parse(body)
+    repeated = isinstance(result, ProtocolError) and "appears twice in one object" in result.message
+    assert repeated == _repeats_a_read_name(envelope), body
+    if repeated:
+        assert isinstance(result, ProtocolError)
+        assert result.code == INVALID_REQUEST

@@ -15,6 +15,7 @@ from .support import (
     MODERN,
     Stack,
     call,
+    closed_by_peer,
     initialize,
     jsonrpc_error,
     read_response,
@@ -261,6 +262,116 @@ def test_jr09_client_response_objects(jr: Stack) -> None:
     mark = jr.mark()
     body = {"jsonrpc": "2.0", "id": "srv-2", "result": {}}
     refused(jr, json.dumps(body).encode(), -32020, "srv-2", **{"mcp-protocol-version": MODERN})
+    assert jr.since(mark) == []
+
+
+# --- members another parser could read differently (issue 9) ----------------------------------
+# The gateway authorizes what it parsed and forwards the bytes it received. An upstream whose
+# decoder folds case (the Go SDK before CVE-2026-27896) or keeps the first of a repeated member
+# would otherwise run a call the gateway never authorized.
+
+_DROP = b'"params":{"name":"drop_thing","arguments":{}}'
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        (b'{"jsonrpc":"2.0","id":7,"Method":"tools/call","method":"tools/list","params":{}}', -32600),
+        (
+            '{"jsonrpc":"2.0","id":7,"method":"tools/list","params":{},"param\u017f":{"name":"drop_thing"}}'.encode(),
+            -32600,
+        ),
+        # First-wins parsers read tools/call drop_thing; orjson keeps the last, an open ping.
+        (b'{"jsonrpc":"2.0","id":7,"method":"tools/call",' + _DROP + b',"method":"ping"}', -32600),
+        (b'{"jsonrpc":"2.0","id":7,"method":"tools/call",' + _DROP + b',"\\u006dethod":"ping"}', -32600),
+        # The tool name decides the scope: a read token must not reach drop_thing through a repeat.
+        (
+            b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"drop_thing","name":"read_thing"}}',
+            -32600,
+        ),
+        (
+            b'{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"Name":"drop_thing","name":"read_thing"}}',
+            -32602,
+        ),
+        (b'{"jsonrpc":"2.0","id":7,"result":{},"error":{"code":1,"message":"no"}}', -32600),
+        (b'{"jsonrpc":"2.0","id":7,"result":{},"method":"tools/call"}', -32600),
+    ],
+    ids=[
+        "Method",
+        "param-long-s",
+        "repeated-method",
+        "repeated-method-escaped",
+        "repeated-name",
+        "Name",
+        "result-and-error",
+        "response-with-method",
+    ],
+)
+def test_members_another_parser_could_read_differently_are_refused(jr: Stack, body: bytes, code: int) -> None:
+    refused(jr, body, code, 7)
+
+
+def test_an_unknown_member_in_a_batch_element_is_refused(jr: Stack) -> None:
+    batch = (
+        b'[{"jsonrpc":"2.0","id":1,"method":"ping"},{"jsonrpc":"2.0","id":2,"method":"ping","Method":"x"}]'
+    )
+    refused(jr, batch, -32600, 2)  # the element's id, as for its other errors
+
+
+def test_control_read_names_inside_arguments_are_forwarded_byte_for_byte(jr: Stack) -> None:
+    body = (
+        b'{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"read_thing",'
+        b'"arguments":{"name":"method","Method":"id","Params":[{"name":"x"}],"text":"a \\"name\\"\\n"}}}'
+    )
+    mark = jr.mark()
+    response = jr.post(body, token=jr.token())
+    assert response.status_code == 200, response.text
+    assert [seen.body for seen in jr.tool_calls_since(mark)] == [body]
+
+
+# --- HTTP/1.1 framing the gateway cannot serve (RFC 9112, issue 9) -------------------------------
+
+
+_PING_BODY = json.dumps(rpc("ping")).encode()
+
+
+def _chunked(body: bytes, size_line_end: bytes = b"\r\n") -> bytes:
+    return b"%x" % len(body) + size_line_end + body + b"\r\n0\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("framing", "status"),
+    [
+        (b"Transfer-Encoding: gzip\r\n\r\n" + _PING_BODY, 400),  # §6.3: no final chunked
+        (b"Transfer-Encoding: gzip, chunked\r\n\r\n" + _chunked(_PING_BODY), 501),  # §6.1
+        (b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(_PING_BODY, b"\n"), 400),  # §7.1: bare LF
+    ],
+    ids=["te-gzip", "te-gzip-chunked", "bare-lf-chunk-line"],
+)
+def test_framing_the_gateway_cannot_read_gets_an_answer_then_a_close(
+    jr: Stack, framing: bytes, status: int
+) -> None:
+    """These closed the connection without a word (or, for `gzip, chunked`, handed the app a
+    body still encoded); the client now learns why, and the upstream sees nothing."""
+    mark = jr.mark()
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(request_head(jr, jr.token()) + framing)
+        got, headers, _ = read_response(conn)
+        assert (got, headers.get("connection")) == (status, "close")
+        assert closed_by_peer(conn, 3)
+    assert jr.since(mark) == []
+
+
+def test_an_http11_request_without_host_gets_400_not_421(jr: Stack) -> None:
+    """RFC 9112 §3.2: a missing Host is a malformed request (400), not a misdirected one."""
+    head = request_head(jr, jr.token(), body_length=len(_PING_BODY)).replace(
+        f"Host: {jr.host}:{jr.port}\r\n".encode(), b""
+    )
+    mark = jr.mark()
+    with socket.create_connection((jr.host, jr.port), timeout=5) as conn:
+        conn.sendall(head + b"\r\n" + _PING_BODY)
+        status, _, _ = read_response(conn)
+    assert status == 400
     assert jr.since(mark) == []
 
 

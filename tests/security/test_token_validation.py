@@ -15,6 +15,7 @@ import datetime
 import hashlib
 import hmac
 import json
+import logging
 import socket
 import time
 import uuid
@@ -396,6 +397,41 @@ def test_tv09_audience_must_name_this_resource(tv: Stack, audience: Callable[[st
 def test_tv09_control_audience_list_naming_this_resource_passes(tv: Stack) -> None:
     claims = standard_claims(tv, aud=["https://api.example", tv.url])
     accepted(tv, forge(es256_header(tv.idp), claims, signer=issuer_signer(tv.idp)))
+
+
+# --- an unverified token's claims stay unsaid (issue 9) -------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claims", "said"),
+    [
+        (lambda now: {"exp": 0}, "expired"),
+        (lambda now: {"aud": "https://gw.example/other/mcp"}, "audience"),
+        (lambda now: {"nbf": now + 3600}, "not valid yet"),
+        (lambda now: {"exp": now + 10**7}, "lifetime"),
+    ],
+    ids=["exp-0", "other-aud", "future-nbf", "huge-lifetime"],
+)
+def test_a_forged_token_is_answered_without_a_word_about_its_claims(
+    tv: Stack, claims: Callable[[int], dict[str, Any]], said: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A forger must not learn which claim a real token would have failed on: not from the
+    challenge, the body, the audit reason or an INFO log line."""
+    body = standard_claims(tv, **claims(tv.now()))
+    feed = tv.gateway.audit
+    seen = len(feed.events)
+    mark = tv.mark()
+    with caplog.at_level(logging.INFO):
+        response = send(tv, forge(es256_header(tv.idp), body, signer=ec_signer(ATTACKER)))
+        feed.wait_for(lambda _: len(feed.events) > seen)
+    assert_refused(tv, response, mark)
+    assert 'error_description="token signature is invalid"' in response.headers["www-authenticate"]
+    assert said not in response.headers["www-authenticate"] + response.text
+    assert [e.reason for e in feed.events[seen:]] == ["token signature is invalid"]
+    assert not [r for r in caplog.records if said in r.getMessage()]
+    # Control: the same claims under the issuer's signature are named, so `said` is the right word.
+    signed = send(tv, forge(es256_header(tv.idp), body, signer=issuer_signer(tv.idp)))
+    assert said in signed.headers["www-authenticate"]
 
 
 # --- TV-11 ---------------------------------------------------------------------------------

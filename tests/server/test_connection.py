@@ -19,6 +19,7 @@ import pytest
 from mcp_bastion.server import ConnectionLimits
 
 from . import (
+    Handler,
     RawClient,
     Receive,
     Scope,
@@ -579,6 +580,158 @@ def test_malformed_request_gets_400_and_close(request_bytes: bytes) -> None:
         assert (answer.status, answer.header("connection")) == (400, "close")
         assert client.read_to_eof() == b""
     assert app.paths == []
+
+
+def _refused_unseen(request_bytes: bytes, status: int = 400) -> bytes:
+    """Send one request; it must get `status` with a close, then EOF, and never reach the app."""
+    app = TinyApp()
+    with serving(app) as served, served.client() as client:
+        client.send(request_bytes)
+        answer = client.read_response()
+        assert (answer.status, answer.header("connection")) == (status, "close"), answer.raw
+        assert client.read_to_eof() == b""
+    assert app.paths == []
+    return answer.body
+
+
+@pytest.mark.parametrize(
+    "codings",
+    [b"gzip", b"deflate", b"chunked;q=1", b"chunked, gzip", b"identity", b"gzip, chunked, br"],
+)
+def test_a_transfer_encoding_whose_final_coding_is_not_chunked_gets_400_and_close(codings: bytes) -> None:
+    """RFC 9112 §6.3: the body's length cannot be known, so 400 and close (the parser closed
+    the connection without a word for some of these, after handing the head to the app)."""
+    _refused_unseen(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + codings + b"\r\n\r\nabc")
+
+
+def test_a_get_with_a_non_chunked_transfer_encoding_gets_400() -> None:
+    _refused_unseen(b"GET / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Transfer-Encoding: gzip, chunked\r\n",
+        b"Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n",  # one list over two lines
+    ],
+)
+def test_a_coding_before_a_final_chunked_gets_501_and_close(head: bytes) -> None:
+    """RFC 9112 §6.1: a transfer coding the server does not understand is 501; the body is never
+    handed to the app still gzip-encoded as if it were the JSON it claims to be."""
+    body = _refused_unseen(b"POST /up HTTP/1.1\r\nHost: t\r\n" + head + b"\r\n3\r\nabc\r\n0\r\n\r\n", 501)
+    assert body == b"no transfer coding but chunked is supported\n"
+
+
+def test_transfer_encoding_in_an_http10_request_gets_400() -> None:
+    """RFC 9112 §6.1: HTTP/1.0 has no transfer codings; an HTTP/1.0 hop in front of the gateway
+    would frame this body differently (request smuggling)."""
+    _refused_unseen(b"POST /up HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+
+
+@pytest.mark.parametrize("codings", [b"Chunked", b"  chunked ", b"CHUNKED", b", chunked"])
+def test_control_chunked_in_any_case_and_spacing_is_served(codings: bytes) -> None:
+    with serving(TinyApp()) as served, served.client() as client:
+        client.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: " + codings + b"\r\n\r\n")
+        client.send(b"3;ext=1\r\nabc\r\n0\r\n\r\n")
+        assert client.read_response().body == b"POST /up\nabc"
+
+
+def _reads_the_body(app: TinyApp) -> Handler:
+    async def route(scope: Scope, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                app.note("client gone")
+                break
+            if not message.get("more_body"):
+                app.note("whole body")
+                break
+        await respond(send, 200, b"an answer to a void request")
+
+    return route
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        b"3\nabc\r\n0\r\n\r\n",  # a chunk-size line ending in a bare LF
+        b"3\r\nabc\n0\r\n\r\n",  # chunk data ending in a bare LF
+        b"zz\r\nabc\r\n0\r\n\r\n",  # a size that is not hex
+        b"3\r\nabcdef\r\n0\r\n\r\n",  # more data than the size said
+        b"fffffffffffffffffff\r\n",  # a size beyond 64 bits
+    ],
+    ids=["bare-lf-size-line", "bare-lf-after-data", "not-hex", "overlong-chunk", "huge-size"],
+)
+def test_a_broken_chunked_body_gets_400_and_close_and_the_app_hears_the_client_gone(chunks: bytes) -> None:
+    """RFC 9112 §7.1: the head was fine, so the app began; the body's framing then broke. The
+    client gets a 400 (it got nothing but a close before), the app's own answer goes nowhere."""
+    app = TinyApp()
+    app.routes["/up"] = _reads_the_body(app)
+    with serving(app) as served, served.client() as client:
+        client.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n" + chunks)
+        answer = client.read_response()
+        assert (answer.status, answer.header("connection")) == (400, "close")
+        assert answer.body == b"malformed request body\n"
+        assert client.read_to_eof() == b""
+        app.wait_for("client gone")
+
+
+def test_a_broken_chunked_body_after_the_answer_began_only_closes() -> None:
+    """An answer already under way cannot become a 400: the connection ends, cutting it short."""
+    app = TinyApp()
+
+    async def streams_then_reads(scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"early", "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        app.note("client gone")
+
+    app.routes["/up"] = streams_then_reads
+    with serving(app) as served, served.client() as client:
+        client.send(b"POST /up HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        client.read_until(b"early\r\n")
+        client.send(b"3\nabc\r\n")
+        assert b"400" not in client.read_to_eof()
+        app.wait_for("client gone")
+
+
+def test_an_http11_request_without_host_gets_400() -> None:
+    """RFC 9112 §3.2: MUST 400 (it reached the app before, and the gateway answered 421)."""
+    assert _refused_unseen(b"GET / HTTP/1.1\r\n\r\n") == b"Host header is required\n"
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"1.0"])
+def test_two_host_headers_get_400(version: bytes) -> None:
+    _refused_unseen(b"GET / HTTP/" + version + b"\r\nHost: a.example\r\nHost: b.example\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    "host",
+    [b"a b", b"a/b", b"user@a.example", b"[::1", b"a.example:http", b"a.example:80:80", b"\xc3\xa9.example"],
+)
+def test_a_host_that_is_not_host_and_port_gets_400(host: bytes) -> None:
+    """RFC 9112 §3.2: a Host with an invalid value is 400, like a missing one."""
+    assert _refused_unseen(b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n") == b"invalid Host header\n"
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"GET / HTTP/1.0\r\n",  # HTTP/1.0 has no Host requirement
+        b"GET / HTTP/1.1\r\nHost:\r\n",  # empty: a target without an authority (RFC 9112 §3.2)
+        b"GET / HTTP/1.1\r\nHost: [::1]:8080\r\n",
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n",
+        b"GET / HTTP/1.1\r\nHost: GW.Example.:443\r\n",
+        b"GET / HTTP/1.1\r\nHost: xn--caf-dma.example\r\n",
+    ],
+)
+def test_control_hosts_the_rfc_allows_reach_the_app(head: bytes) -> None:
+    app = TinyApp()
+    with serving(app) as served, served.client() as client:
+        client.send(head + b"\r\n")
+        assert client.read_response().status == 200
+    assert app.paths == ["/"]
 
 
 def test_upgrade_request_gets_400_and_close() -> None:

@@ -1,9 +1,15 @@
 """Access-token verification: JWTs (RFC 7519, RFC 9068) under the rules of RFC 8725.
 
 The order is deliberate: size cap, then strict parsing of the header, then the issuer
-(before any key is fetched: TV-08), then the time and audience claims, and only then the
-key lookup and signature. Verified results are kept in a bounded cache keyed by a hash of
-the token, never the token itself, and never past its `exp`.
+(before any key is fetched: TV-08), then the key lookup and signature, and only then the
+audience, time and subject claims. Until the signature verifies, a refusal says nothing
+about the token's claims but whether its issuer is one this resource trusts: a forged token
+with `exp: 0` or another `aud` learns only that its signature is invalid, never which claim
+a real token would have failed on. (Checking claims first saves no work an attacker could
+not make the gateway spend anyway, with a forged token whose claims are fine.)
+
+Verified results are kept in a bounded cache keyed by a hash of the token, never the token
+itself, and never past its `exp`.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jws import JWSRegistry
 
+from ..cache import BoundedCache
 from ..config.model import SUPPORTED_ALGORITHMS, IdentityProviderConfig
 from ..errors import InvalidToken
 from .keys import RemoteKeySet
@@ -57,13 +64,15 @@ _BEARER_PREFIXES = frozenset({"Bearer ", "bearer ", "BEARER "})
 
 
 class JwtVerifier:
+    """The JWT `TokenVerifier` (`auth/verifier.py`): RFC 9068 access tokens from the configured issuers."""
+
     def __init__(
         self, issuers: Mapping[str, IssuerPolicy], *, clock: Callable[[], float], max_token_bytes: int
     ) -> None:
         self._issuers = dict(issuers)
         self._clock = clock
         self._max_bytes = max_token_bytes
-        self._cache: dict[bytes, _Verified] = {}
+        self._cache: BoundedCache[bytes, _Verified] = BoundedCache(CACHE_SIZE)
 
     def remembered(
         self, authorization: str, resource: str, allowed_issuers: frozenset[str]
@@ -115,10 +124,6 @@ class JwtVerifier:
             raise InvalidToken("token issuer is not trusted for this resource")
         config = policy.config
         alg, kid = _check_header(header, config)
-        audiences = _audiences(claims)
-        if resource not in audiences:
-            raise InvalidToken("token audience is not this resource")
-        expires_at = _check_times(claims, config, now)
         key = await policy.keys.key_for(kid, alg)
         try:
             with warnings.catch_warnings():
@@ -128,14 +133,17 @@ class JwtVerifier:
                 jws.deserialize_compact(token, key, registry=_REGISTRIES[alg])
         except (JoseError, ValueError, TypeError):
             raise InvalidToken("token signature is invalid") from None
+        # From here on the claims are the issuer's: their failures may be named.
+        audiences = _audiences(claims)
+        if resource not in audiences:
+            raise InvalidToken("token audience is not this resource")
+        expires_at = _check_times(claims, config, now)
         principal = _principal(claims, config, digest, expires_at)
         cache_until = min(expires_at + config.leeway_seconds, now + CACHE_MAX_SECONDS)
         return _Verified(principal, audiences, cache_until)
 
     def _remember(self, digest: bytes, verified: _Verified) -> None:
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.pop(next(iter(self._cache)))  # oldest first: dicts keep insertion order
-        self._cache[digest] = verified
+        self._cache.put(digest, verified)
 
 
 def _registry(alg: str) -> JWSRegistry:

@@ -3,11 +3,35 @@
 orjson is strict where CPython's json is lax (JR-06): it refuses invalid UTF-8, lone
 surrogates, NaN/Infinity, a UTF-16 BOM and integers beyond 64 bits (JR-05), and it never
 raises RecursionError. The depth cap is ours and cheaper than orjson's 1024.
+
+The gateway authorizes what it parsed and forwards the bytes it received, so every parser
+downstream must read the same message from them. Three ways to make two parsers disagree are
+refused rather than re-serialized (re-encoding would rewrite numbers and strings the upstream
+may read more precisely than a double):
+
+- a member JSON-RPC 2.0 does not define (-32600): `"Method"` beside `"method"`, or "params"
+  ending in a long s (U+017F, which folds to "s"), is what an upstream whose decoder folds
+  case (the Go SDK before CVE-2026-27896) reads as the real one. A request or notification has
+  exactly jsonrpc, method, params? and id (requests); a client response jsonrpc, id, and one
+  of result or error. A subset test on the dict's keys.
+- a params member that folds to one the gateway reads (`"Name"`, `"URI"`, `"_Meta"`, …) beside
+  or instead of it (-32602): the same decoders fill a struct's `Name` from it.
+- a repeated member name the gateway reads (-32600): orjson keeps the last of
+  `{"method":"a","method":"b"}`, parsers that keep the first exist, and `"name"` repeated in
+  tools/call params decides which tool is authorized. The rule covers those names
+  (`READ_NAMES`) in every object of the body, not only where they are read, so that a cheap
+  pre-check can rule it out: unless a name's quoted form occurs twice in the bytes, or the
+  bytes hold a `\\u` or `\\/` escape (the only ways to spell these names differently), no
+  object can repeat it; and a body that is byte for byte orjson's own compact writing of what
+  it read (what the SDKs send) cannot have lost a member. Otherwise CPython's json re-reads
+  the body with a hook that sees each object's members in order (a few microseconds for a
+  typical call).
 """
 
 from __future__ import annotations
 
-from typing import Any, Final, Literal, NamedTuple
+import json
+from typing import Any, Final, Literal, NamedTuple, NoReturn
 
 import orjson
 
@@ -19,6 +43,7 @@ __all__ = [
     "INVALID_REQUEST",
     "METHOD_NOT_FOUND",
     "PARSE_ERROR",
+    "READ_NAMES",
     "Message",
     "ParsedBody",
     "error_body",
@@ -31,6 +56,18 @@ METHOD_NOT_FOUND: Final = -32601
 INVALID_PARAMS: Final = -32602
 INTERNAL_ERROR: Final = -32603
 MAX_ID_CHARS: Final = 256  # an id is a correlation handle, not a payload
+
+_REQUEST_MEMBERS: Final = frozenset(("jsonrpc", "id", "method", "params"))
+_RESPONSE_MEMBERS: Final = frozenset(("jsonrpc", "id", "result", "error"))
+# The params members the gateway decides on (mcp/calls.py NAMED_METHODS, mcp/era.py _meta).
+_READ_PARAMS: Final = frozenset(("name", "uri", "_meta"))
+_PROTOCOL_VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
+# Every member name the gateway reads in a client's body; none may be repeated in any object.
+READ_NAMES: Final = _REQUEST_MEMBERS | _RESPONSE_MEMBERS | _READ_PARAMS | {_PROTOCOL_VERSION_KEY}
+_QUOTED_NAMES: Final = tuple(b'"' + name.encode() + b'"' for name in sorted(READ_NAMES))
+# orjson's writer peaks at ~50 bytes per output byte on a hostile body (a megabyte of `[],`):
+# the byte-for-byte shortcut is for ordinary calls; larger bodies go by counting.
+_SHORTCUT_MAX_BYTES: Final = 65_536
 
 Kind = Literal["request", "notification", "response"]
 
@@ -65,6 +102,9 @@ def parse_body(body: bytes, *, max_depth: int, max_batch: int, allow_batch: bool
             raise ProtocolError("Invalid Request: empty batch", code=INVALID_REQUEST)
         if len(doc) > max_batch:
             raise ProtocolError(f"Invalid Request: batch larger than {max_batch}", code=INVALID_REQUEST)
+    if _may_repeat_a_name(body, doc):
+        _refuse_repeated_names(body, doc)
+    if isinstance(doc, list):
         return ParsedBody(tuple(_message(item) for item in doc), True)
     return ParsedBody((_message(doc),), False)
 
@@ -78,9 +118,13 @@ def _message(doc: Any) -> Message:
             'Invalid Request: "jsonrpc" must be "2.0"', code=INVALID_REQUEST, request_id=_safe_id(raw_id)
         )
     if "method" in doc:
+        if not doc.keys() <= _REQUEST_MEMBERS:
+            _invalid("a request may carry only jsonrpc, id, method and params", raw_id)
         return _request(doc, raw_id)
     if "result" in doc or "error" in doc:
         # Legacy-era clients answer server requests (sampling, elicitation) with responses.
+        if not doc.keys() <= _RESPONSE_MEMBERS or ("result" in doc and "error" in doc):
+            _invalid("a response carries jsonrpc, id, and either result or error", raw_id)
         return Message("response", _checked_id(raw_id, required=True), "", None)
     raise ProtocolError(
         "Invalid Request: neither a request nor a response", code=INVALID_REQUEST, request_id=_safe_id(raw_id)
@@ -101,9 +145,78 @@ def _request(doc: dict[str, Any], raw_id: Any) -> Message:
         raise ProtocolError(
             'Invalid params: "params" must be an object', code=INVALID_PARAMS, request_id=_safe_id(raw_id)
         )
+    if params and not params.keys() <= _READ_PARAMS and _folds_to_a_read_param(params):
+        raise ProtocolError(
+            'Invalid params: a member differs from "name", "uri" or "_meta" only in case',
+            code=INVALID_PARAMS,
+            request_id=_safe_id(raw_id),
+        )
     if "id" not in doc:
         return Message("notification", None, method, params)
     return Message("request", _checked_id(raw_id, required=True), method, params)
+
+
+def _invalid(what: str, raw_id: Any) -> NoReturn:
+    raise ProtocolError("Invalid Request: " + what, code=INVALID_REQUEST, request_id=_safe_id(raw_id))
+
+
+def _folds_to_a_read_param(params: dict[str, Any]) -> bool:
+    # casefold() maps U+017F to "s" and U+212A (Kelvin) to "k", as Go's case-insensitive
+    # matching does; it folds more than Go does, which can only refuse more.
+    return any(key not in _READ_PARAMS and key.casefold() in _READ_PARAMS for key in params)
+
+
+def _may_repeat_a_name(body: bytes, doc: Any) -> bool:
+    """False only when no object in ``body`` can repeat a name of READ_NAMES.
+
+    A body that is exactly orjson's compact writing of what it read (as the SDKs' clients send
+    them) holds nothing orjson dropped. Otherwise: without a `\\u` or `\\/` escape, a member
+    named N appears in the bytes as `"N"` verbatim (none of these names holds a quote, a
+    backslash or a control character), so a repeated N means at least two occurrences.
+    Counting also finds N as a string value: that only costs the careful check.
+    """
+    if len(body) <= _SHORTCUT_MAX_BYTES:
+        try:
+            if orjson.dumps(doc) == body:
+                return False
+        except orjson.JSONEncodeError:  # nested deeper than orjson writes (255): no shortcut
+            pass
+    if b"\\u" in body or b"\\/" in body:
+        return True
+    return any(body.count(quoted) > 1 for quoted in _QUOTED_NAMES)
+
+
+def _refuse_repeated_names(body: bytes, doc: Any) -> None:
+    """Raise -32600 when any object of ``body`` repeats a name of READ_NAMES."""
+    try:
+        json.loads(body, object_pairs_hook=_check_members)
+    except _Repeated as repeated:
+        # The id is echoed only when it is not itself the repeated name: which one would it be?
+        keep_id = isinstance(doc, dict) and repeated.name != "id"
+        raise ProtocolError(
+            f'Invalid Request: the member "{repeated.name}" appears twice in one object',
+            code=INVALID_REQUEST,
+            request_id=_safe_id(doc.get("id")) if keep_id else None,
+        ) from None
+    except ValueError:
+        # CPython's json refusing what orjson read would be a third reading: fail closed.
+        raise ProtocolError("Parse error: the body is not valid UTF-8 JSON", code=PARSE_ERROR) from None
+
+
+class _Repeated(Exception):
+    def __init__(self, name: str) -> None:
+        super().__init__(name)
+        self.name = name
+
+
+def _check_members(pairs: list[tuple[str, Any]]) -> None:
+    # Returns None: this second reading only checks, so it builds no second set of dicts.
+    if len(pairs) > 1:
+        seen: set[str] = set()
+        for name, _ in pairs:
+            if name in seen and name in READ_NAMES:
+                raise _Repeated(name)
+            seen.add(name)
 
 
 def _checked_id(raw_id: Any, *, required: bool) -> str | int:

@@ -18,6 +18,14 @@ Bounds (JR-10, TV-16), all from `limits`:
 - **Keep-alive.** An idle kept-alive connection closes after `keep_alive_timeout_seconds`.
 - **Connections.** Past `max_connections` open connections, a request gets 503 and the
   connection closes; the others keep being served.
+- **Framing and Host (RFC 9112).** Refused with 400 and a close before the app sees them: a
+  `Transfer-Encoding` whose final coding is not `chunked` (§6.3: the body's length cannot be
+  known), any `Transfer-Encoding` in an HTTP/1.0 request (§6.1: faulty framing), an HTTP/1.1
+  request without `Host`, a request with two, or a `Host` that is not `host[:port]` (§3.2).
+  Codings before a final `chunked` (`gzip, chunked`) are 501 (§6.1: not understood). A body
+  whose chunked framing breaks (a chunk-size line ending in a bare LF, a size that is not hex)
+  is answered 400 and the connection closed, unless the app has already begun its answer;
+  the app hears the client gone.
 - **Lingering close.** A connection closed while the client may still be sending (the
   server's 400/431, or an answer given before the whole body arrived: the gateway's 413, 408,
   401) stops writing, drops input for a moment (bounded in time and bytes), then closes, so
@@ -27,6 +35,7 @@ Bounds (JR-10, TV-16), all from `limits`:
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, cast
@@ -43,6 +52,8 @@ __all__ = ["ConnectionLimits", "HttpConnection", "ServerState"]
 REQUEST_LINE_ALLOWANCE = 8192  # the request line (method, target) is not part of the header cap
 LINGER_SECONDS = 1.0
 LINGER_MAX_BYTES = 1_048_576
+# RFC 9112 §3.2, RFC 3986 §3.2.2: uri-host [ ":" port ], the host an IP-literal or a reg-name.
+_HOST = re.compile(rb"(?:\[[0-9A-Za-z:._~!$&'()*+,;=-]+\]|[0-9A-Za-z._~%!$&'()*+,;=-]*)(?::[0-9]*)?\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +116,9 @@ class HttpConnection(asyncio.Protocol):
         self.head_size = 0  # the parsed head's size (caps heads that completed in one read)
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.hosts = 0  # Host header lines of the head being read
+        self.host = b""
+        self.codings: list[bytes] | None = None  # its Transfer-Encoding values, if any
         self.cycle: RequestCycle | None = None  # the request being answered
         self.waiting: deque[RequestCycle] = deque()  # pipelined requests behind it
         self.reading = True
@@ -165,7 +179,7 @@ class HttpConnection(asyncio.Protocol):
             return
         except httptools.HttpParserError:
             # Also how a callback that refused the request stops the parser (then: lingering).
-            self._refuse(400, b"malformed HTTP request")
+            self._malformed()
             return
         # Checked after parsing: one read may hold a whole head and a body. A head still not
         # complete past the cap is refused; the parser never buffered more than cap + one read.
@@ -193,6 +207,8 @@ class HttpConnection(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.head_size = 0
+        self.hosts = 0
+        self.codings = None
         if self.idle or not self.in_head:
             # A new request on a kept-alive connection: its head gets the same deadline.
             self.idle = False
@@ -213,8 +229,14 @@ class HttpConnection(asyncio.Protocol):
                 self._refuse(431, b"request trailers too large")
                 raise _Refused
             return
-        self.headers.append((name.lower(), value))
+        lowered = name.lower()
+        self.headers.append((lowered, value))
         self.head_size += len(name) + len(value) + 4
+        if lowered == b"host":
+            self.hosts += 1
+            self.host = value
+        elif lowered == b"transfer-encoding":
+            self.codings = [value] if self.codings is None else [*self.codings, value]
 
     def on_headers_complete(self) -> None:
         self.in_head = False
@@ -229,6 +251,10 @@ class HttpConnection(asyncio.Protocol):
             # catches only heads still incomplete).
             self._refuse(431, b"request headers too large")
             raise _Refused  # stops the parser: nothing behind this request reaches the app
+        refusal = self._framing_or_host_refusal()
+        if refusal is not None:
+            self._refuse(*refusal)
+            raise _Refused
         scope = self._scope()
         if scope is None:
             raise _Refused
@@ -260,6 +286,38 @@ class HttpConnection(asyncio.Protocol):
             cycle.wake()
 
     # --- ours --------------------------------------------------------------------------------
+
+    def _framing_or_host_refusal(self) -> tuple[int, bytes] | None:
+        """Why the head just read cannot be served (see the module docstring), or None."""
+        http10 = self.parser.get_http_version() == "1.0"
+        if self.codings is not None:
+            if http10:
+                return 400, b"Transfer-Encoding is not allowed in HTTP/1.0"
+            codings = [c.strip().lower() for value in self.codings for c in value.split(b",")]
+            codings = [c for c in codings if c]  # empty list elements are ignored (RFC 9110 §5.6.1)
+            if not codings or codings[-1] != b"chunked":
+                return 400, b"the final transfer coding must be chunked"
+            if len(codings) > 1:
+                return 501, b"no transfer coding but chunked is supported"
+        if self.hosts == 1:
+            return None if _HOST.match(self.host.strip(b" \t")) else (400, b"invalid Host header")
+        if self.hosts > 1:
+            return 400, b"more than one Host header"
+        return None if http10 else (400, b"Host header is required")
+
+    def _malformed(self) -> None:
+        """The parser failed: a head, or the body of the request the app is serving."""
+        cycle = self.cycle
+        if cycle is None or self.waiting or cycle.body_complete or cycle.response_started or self.lingering:
+            self._refuse(400, b"malformed HTTP request")
+            return
+        # Its chunked framing broke mid-body (RFC 9112 §7.1): the request is void. Answered here,
+        # as no answer has begun; the app, waiting for the rest of the body, hears the client
+        # gone, so whatever it sends after goes nowhere.
+        cycle.client_gone()
+        self.in_head = False
+        self.transport.write(plain_answer(400, b"malformed request body", close=True))
+        self._close(lingering=True)
 
     def _scope(self) -> dict[str, Any] | None:
         url = self.url
