@@ -1,0 +1,137 @@
+"""The published scope registry: each upstream's live tools and the scopes each call needs.
+
+`mcp-bastion tools` asks every configured upstream for its tool list, with the credential the
+gateway itself would send (a token minted for the upstream, the static secret, or nothing), and
+puts next to each tool the scopes a caller needs and where that requirement comes from. Tools
+named in per-tool config that the upstream does not list are shown too: a misspelt override
+protects nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..app import build_gateway
+from ..audit import NullSink
+from ..auth.principal import Principal
+from ..config import LoadedConfig
+from ..errors import BastionError, ConfigError
+from ..route import ServerRoute
+from ..upstream.client import UpstreamClient
+from ..upstream.tool_list import fetch_tool_list
+from .provenance import Requirement, Source, requirement_of
+
+__all__ = ["OPERATOR", "ServerTools", "ToolEntry", "published_tools"]
+
+# Who the upstream sees in a minted token's `sub` for these fetches: no end user is involved,
+# and `tools/list` needs no scope (the gateway's own catalog fetch also asks with none).
+OPERATOR = Principal("mcp-bastion-tools", "", None, frozenset(), "", float("inf"))
+HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
+MAX_TEXT = 1000  # characters of an upstream's title or description kept in the report
+
+
+@dataclass(frozen=True)
+class ToolEntry:
+    name: str
+    hints: Mapping[str, Any]  # the MCP hints the upstream sent, as sent (untrusted)
+    scopes: tuple[str, ...]
+    source: Source
+    listed: bool  # False: named in per-tool config, but not in the upstream's list
+    title: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class ServerTools:
+    name: str
+    resource: str
+    upstream: str
+    tools: tuple[ToolEntry, ...]
+    error: str | None = None
+
+
+async def published_tools(
+    loaded: LoadedConfig, *, server: str | None = None, timeout: float | None = None
+) -> list[ServerTools]:
+    """Each configured server's live tools with their requirements (`server`: only that one).
+
+    `timeout` caps each upstream request (default: the server's `timeout_seconds`)."""
+    routes = await _routes(loaded)
+    if server is not None:
+        routes = [r for r in routes if r.name == server]
+        if not routes:
+            names = ", ".join(s.name for s in loaded.config.servers)
+            raise ConfigError(
+                f"no server named {server!r} (the config has: {names})", source=loaded.path or ""
+            )
+    client = UpstreamClient(loaded.config.limits)
+    try:
+        return list(await asyncio.gather(*(_server_tools(client, route, timeout) for route in routes)))
+    finally:
+        await client.aclose()
+
+
+def entries(route: ServerRoute, tools: Sequence[Mapping[str, Any]]) -> tuple[ToolEntry, ...]:
+    """The report lines for an upstream's tool definitions, plus overrides it does not list."""
+    out: dict[str, ToolEntry] = {}
+    for tool in tools:
+        name = tool["name"]
+        if name not in out:  # a repeated name: the first definition is the one reported
+            out[name] = _entry(name, tool, requirement_of(route.policy, name, tool))
+    for name in route.policy.tool_scopes:
+        if name not in out:
+            requirement = requirement_of(route.policy, name, None)
+            out[name] = ToolEntry(name, {}, requirement.scopes, requirement.source, listed=False)
+    return tuple(out.values())
+
+
+async def _server_tools(client: UpstreamClient, route: ServerRoute, timeout: float | None) -> ServerTools:
+    wait = timeout if timeout is not None else route.config.timeout_seconds
+    try:
+        tools = await fetch_tool_list(client, route.upstream, await _credential_header(route), wait)
+    except BastionError as exc:
+        return ServerTools(route.name, route.resource, route.upstream, entries(route, []), exc.message)
+    return ServerTools(route.name, route.resource, route.upstream, entries(route, tools))
+
+
+async def _credential_header(route: ServerRoute) -> tuple[bytes, bytes] | None:
+    # The one call of UpstreamCredential.header here. It becomes `async def` on main (issue 9
+    # §3): then this line gains an `await`, nothing else changes.
+    return route.credential.header(OPERATOR, ())
+
+
+async def _routes(loaded: LoadedConfig) -> list[ServerRoute]:
+    """The gateway's own routes for this config: the same credential objects, policies and
+    resource URLs `serve` builds, so the report cannot differ from what the gateway does."""
+    secrets = dict(loaded.secrets)
+    # Listing tools needs no session: a throwaway key keeps the gateway's warning about a
+    # per-process session key out of this report.
+    secrets.setdefault("sessions.key", base64.b64encode(os.urandom(32)).decode())
+    gateway = build_gateway(LoadedConfig(loaded.config, secrets, loaded.path), audit=NullSink())
+    try:
+        return list(gateway.routes.values())
+    finally:
+        await gateway.shutdown()
+
+
+def _entry(name: str, tool: Mapping[str, Any], requirement: Requirement) -> ToolEntry:
+    raw = tool.get("annotations")
+    hints = {k: raw[k] for k in HINTS if k in raw} if isinstance(raw, Mapping) else {}
+    title = tool.get("title")
+    if not isinstance(title, str) and isinstance(raw, Mapping):
+        title = raw.get("title")
+    description = tool.get("description")
+    return ToolEntry(
+        name,
+        hints,
+        requirement.scopes,
+        requirement.source,
+        listed=True,
+        title=title[:MAX_TEXT] if isinstance(title, str) else None,
+        description=description[:MAX_TEXT] if isinstance(description, str) else None,
+    )
