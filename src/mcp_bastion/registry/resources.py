@@ -94,5 +94,5 @@ def _uses(value: str, server: ServerConfig, registry: ScopeRegistry) -> list[str
         uses.append("MCP methods the gateway does not classify")
     tools = sorted(name for name, policy in server.tools.items() if value in policy.scopes)
     if tools:
-        uses.append(f"the tools {', '.join(tools)}")
+        uses.append(f"the tool{'s' if len(tools) > 1 else ''} {', '.join(tools)}")
     return uses
