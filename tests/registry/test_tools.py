@@ -167,3 +167,35 @@ async def test_one_server_by_name_and_an_unknown_name_is_a_config_error() -> Non
 
     assert [s.name for s in only] == ["two"]
     assert caught.value.message == "bastion.yaml: no server named 'three' (the config has: one, two)"
+
+
+async def refuses_every_token(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    """An upstream that verifies the gateway's JWKS: a token signed by another key gets 401."""
+    if scope["type"] == "http":
+        await send({"type": "http.response.start", "status": 401, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.mark.parametrize(
+    ("auth", "secrets", "hinted"),
+    [
+        ({"type": "minted"}, {}, True),
+        (
+            {"type": "minted"},
+            {"signing.key": orjson.dumps(ECKey.generate_key("P-256").as_dict(private=True)).decode()},
+            False,
+        ),
+        ({"type": "none"}, {}, False),
+    ],
+    ids=["minted-with-a-process-key", "minted-with-the-gateways-key", "no-credential"],
+)
+async def test_a_401_to_a_token_signed_by_a_key_of_this_process_says_so(
+    auth: dict[str, Any], secrets: dict[str, str], hinted: bool
+) -> None:
+    with serve_asgi(refuses_every_token) as server:
+        servers = [{"name": "up", "upstream": f"{server.base_url}/mcp", "upstream_auth": auth}]
+        [report] = await published_tools(LoadedConfig(parse_config(config(servers)), secrets))
+
+    assert report.error is not None
+    assert report.error.startswith("upstream answered HTTP 401")
+    assert ("signing.key is not set" in report.error) is hinted

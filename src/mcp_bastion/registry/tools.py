@@ -33,6 +33,10 @@ __all__ = ["OPERATOR", "ServerTools", "ToolEntry", "published_tools"]
 OPERATOR = Principal("mcp-bastion-tools", "", None, frozenset(), "", float("inf"))
 HINTS = ("readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint")
 MAX_TEXT = 1000  # characters of an upstream's title or description kept in the report
+UNSIGNED_HINT = (
+    " (signing.key is not set, so this command signed the upstream token with a key of its own,"
+    " not the running gateway's: set signing.key, or check the upstream's own answer)"
+)
 
 
 @dataclass(frozen=True)
@@ -69,9 +73,11 @@ async def published_tools(
             raise ConfigError(
                 f"no server named {server!r} (the config has: {names})", source=loaded.path or ""
             )
+    signed = loaded.secret("signing.key") is not None  # else minted tokens use a key of this process
     client = UpstreamClient(loaded.config.limits)
     try:
-        return list(await asyncio.gather(*(_server_tools(client, route, timeout) for route in routes)))
+        fetches = (_server_tools(client, route, timeout, signed) for route in routes)
+        return list(await asyncio.gather(*fetches))
     finally:
         await client.aclose()
 
@@ -90,13 +96,28 @@ def entries(route: ServerRoute, tools: Sequence[Mapping[str, Any]]) -> tuple[Too
     return tuple(out.values())
 
 
-async def _server_tools(client: UpstreamClient, route: ServerRoute, timeout: float | None) -> ServerTools:
+async def _server_tools(
+    client: UpstreamClient, route: ServerRoute, timeout: float | None, signed_by_gateway: bool
+) -> ServerTools:
     wait = timeout if timeout is not None else route.config.timeout_seconds
     try:
         tools = await fetch_tool_list(client, route.upstream, await _credential_header(route), wait)
     except BastionError as exc:
-        return ServerTools(route.name, route.resource, route.upstream, entries(route, []), exc.message)
+        return ServerTools(
+            route.name,
+            route.resource,
+            route.upstream,
+            entries(route, []),
+            _explain(route, exc, signed_by_gateway),
+        )
     return ServerTools(route.name, route.resource, route.upstream, entries(route, tools))
+
+
+def _explain(route: ServerRoute, exc: BastionError, signed_by_gateway: bool) -> str:
+    if route.config.upstream_auth.type == "minted" and not signed_by_gateway and "HTTP 401" in exc.message:
+        # The most likely reason, and one a user cannot guess from a 401.
+        return exc.message + UNSIGNED_HINT
+    return exc.message
 
 
 async def _credential_header(route: ServerRoute) -> tuple[bytes, bytes] | None:
