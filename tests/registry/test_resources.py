@@ -9,6 +9,7 @@ import httpx
 from mcp_bastion.app import build_gateway
 from mcp_bastion.audit import NullSink
 from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.demo.stack import DemoOptions, build_demo_stack
 from mcp_bastion.registry import published_resources
 
 from ..support.gateway import serve_gateway
@@ -117,3 +118,15 @@ def test_a_custom_registry_and_hierarchy_are_what_is_published() -> None:
     ]
     assert one.scopes[1].description.endswith("; includes mcp:read")
     assert "includes" not in one.scopes[2].description  # this hierarchy gives admin nothing
+
+
+def test_the_demos_resources_are_the_urls_it_tells_clients_to_use() -> None:
+    stack = build_demo_stack(
+        DemoOptions(), {"demo": "http://127.0.0.1:1/mcp", "notes": "http://127.0.0.1:2/mcp"}, port=8000
+    )
+
+    published = published_resources(stack.config)
+
+    urls = {name: entry["url"] for name, entry in stack.client_config()["mcpServers"].items()}
+    assert {r.server: r.resource for r in published} == urls
+    assert all([s.value for s in r.scopes] == ["tools.read", "tools.write", "admin"] for r in published)
