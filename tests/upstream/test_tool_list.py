@@ -66,7 +66,7 @@ async def fetch(upstream: Any, credential: tuple[bytes, bytes] | None = CREDENTI
     client = UpstreamClient(LimitsConfig())
     try:
         with serve_asgi(upstream) as server:
-            return await fetch_tool_list(client, f"{server.base_url}/mcp", credential, 5)
+            return await fetch_tool_list(client.transport(f"{server.base_url}/mcp"), credential, 5)
     finally:
         await client.aclose()
 
@@ -228,7 +228,7 @@ async def test_an_unreachable_upstream_is_an_error() -> None:
     client = UpstreamClient(LimitsConfig())
     try:
         with pytest.raises(UpstreamError) as caught:
-            await fetch_tool_list(client, url, None, 5)
+            await fetch_tool_list(client.transport(url), None, 5)
     finally:
         await client.aclose()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from .. import urls
 from ..config.model import BastionConfig, ServerConfig
 from ..policy.scopes import ScopeRegistry
 
@@ -34,9 +35,9 @@ class PublishedResource:
 def resource_url(config: BastionConfig, server: ServerConfig) -> str:
     """The server's public MCP URL: PRM `resource` and the token `aud`, byte for byte.
 
-    Built as `app._route` builds it; tests/registry/test_resources.py compares the two over a
-    running gateway's metadata, so they cannot drift apart."""
-    return f"{config.public_base_url}/{server.name}/mcp"
+    The gateway's own function (`urls.resource_url`); tests/registry/test_resources.py also
+    compares the two over a running gateway's metadata."""
+    return urls.resource_url(config.public_base_url, server.name)
 
 
 def published_resources(config: BastionConfig) -> list[PublishedResource]:

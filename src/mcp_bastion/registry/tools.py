@@ -16,13 +16,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..app import build_gateway
+from ..app import Gateway, build_gateway
 from ..audit import NullSink
 from ..auth.principal import Principal
 from ..config import LoadedConfig
 from ..errors import BastionError, ConfigError
 from ..route import ServerRoute
-from ..upstream.client import UpstreamClient
 from ..upstream.tool_list import fetch_tool_list
 from .provenance import Requirement, Source, requirement_of
 
@@ -65,21 +64,20 @@ async def published_tools(
     """Each configured server's live tools with their requirements (`server`: only that one).
 
     `timeout` caps each upstream request (default: the server's `timeout_seconds`)."""
-    routes = await _routes(loaded)
-    if server is not None:
-        routes = [r for r in routes if r.name == server]
-        if not routes:
-            names = ", ".join(s.name for s in loaded.config.servers)
-            raise ConfigError(
-                f"no server named {server!r} (the config has: {names})", source=loaded.path or ""
-            )
-    signed = loaded.secret("signing.key") is not None  # else minted tokens use a key of this process
-    client = UpstreamClient(loaded.config.limits)
+    gateway = _gateway(loaded)
     try:
-        fetches = (_server_tools(client, route, timeout, signed) for route in routes)
-        return list(await asyncio.gather(*fetches))
+        routes = list(gateway.routes.values())
+        if server is not None:
+            routes = [r for r in routes if r.name == server]
+            if not routes:
+                names = ", ".join(s.name for s in loaded.config.servers)
+                raise ConfigError(
+                    f"no server named {server!r} (the config has: {names})", source=loaded.path or ""
+                )
+        signed = loaded.secret("signing.key") is not None  # else minted with a key of this process
+        return list(await asyncio.gather(*(_server_tools(r, timeout, signed) for r in routes)))
     finally:
-        await client.aclose()
+        await gateway.shutdown()
 
 
 def entries(route: ServerRoute, tools: Sequence[Mapping[str, Any]]) -> tuple[ToolEntry, ...]:
@@ -96,21 +94,16 @@ def entries(route: ServerRoute, tools: Sequence[Mapping[str, Any]]) -> tuple[Too
     return tuple(out.values())
 
 
-async def _server_tools(
-    client: UpstreamClient, route: ServerRoute, timeout: float | None, signed_by_gateway: bool
-) -> ServerTools:
-    wait = timeout if timeout is not None else route.config.timeout_seconds
+async def _server_tools(route: ServerRoute, timeout: float | None, signed_by_gateway: bool) -> ServerTools:
+    upstream = route.config.upstream
     try:
-        tools = await fetch_tool_list(client, route.upstream, await _credential_header(route), wait)
+        credential = await route.credential.header(OPERATOR, ())
+        wait = timeout if timeout is not None else route.config.timeout_seconds
+        tools = await fetch_tool_list(route.transport, credential, wait)
     except BastionError as exc:
-        return ServerTools(
-            route.name,
-            route.resource,
-            route.upstream,
-            entries(route, []),
-            _explain(route, exc, signed_by_gateway),
-        )
-    return ServerTools(route.name, route.resource, route.upstream, entries(route, tools))
+        failed = _explain(route, exc, signed_by_gateway)
+        return ServerTools(route.name, route.resource, upstream, entries(route, []), failed)
+    return ServerTools(route.name, route.resource, upstream, entries(route, tools))
 
 
 def _explain(route: ServerRoute, exc: BastionError, signed_by_gateway: bool) -> str:
@@ -120,24 +113,14 @@ def _explain(route: ServerRoute, exc: BastionError, signed_by_gateway: bool) -> 
     return exc.message
 
 
-async def _credential_header(route: ServerRoute) -> tuple[bytes, bytes] | None:
-    # The one call of UpstreamCredential.header here. It becomes `async def` on main (issue 9
-    # §3): then this line gains an `await`, nothing else changes.
-    return route.credential.header(OPERATOR, ())
-
-
-async def _routes(loaded: LoadedConfig) -> list[ServerRoute]:
-    """The gateway's own routes for this config: the same credential objects, policies and
-    resource URLs `serve` builds, so the report cannot differ from what the gateway does."""
+def _gateway(loaded: LoadedConfig) -> Gateway:
+    """The gateway `serve` would build for this config: its routes hold the same credentials,
+    transports, policies and resource URLs, so the report cannot differ from what it does."""
     secrets = dict(loaded.secrets)
     # Listing tools needs no session: a throwaway key keeps the gateway's warning about a
     # per-process session key out of this report.
     secrets.setdefault("sessions.key", base64.b64encode(os.urandom(32)).decode())
-    gateway = build_gateway(LoadedConfig(loaded.config, secrets, loaded.path), audit=NullSink())
-    try:
-        return list(gateway.routes.values())
-    finally:
-        await gateway.shutdown()
+    return build_gateway(LoadedConfig(loaded.config, secrets, loaded.path), audit=NullSink())
 
 
 def _entry(name: str, tool: Mapping[str, Any], requirement: Requirement) -> ToolEntry:

@@ -4,7 +4,8 @@
 catalog fetch (`upstream/catalog.py`, which only learns annotations and keeps going when an
 upstream fails), this returns every tool definition and raises when it cannot: the operator
 wants to see the failure. It tries the stateless era (2026-07-28) first, then an `initialize`
-session (2025-11-25), as the gateway does. The caller attaches the credential.
+session (2025-11-25), as the gateway does, through the server's `UpstreamTransport` (HTTP
+today, stdio next). The caller attaches the credential.
 
 Everything the upstream sends is hostile input: the answer is size-capped, pages are capped,
 and only JSON objects with a string `name` count as tools. Errors are our own words; nothing
@@ -17,8 +18,10 @@ from typing import Any
 
 import orjson
 
+from ..asgi import Headers
 from ..errors import BastionError, UpstreamError
-from .client import UpstreamClient, UpstreamResponse
+from .client import Streamed
+from .transport import UpstreamResponse, UpstreamTransport
 
 __all__ = ["MAX_TOOLS", "fetch_tool_list"]
 
@@ -31,13 +34,13 @@ Header = tuple[bytes, bytes]
 
 
 async def fetch_tool_list(
-    client: UpstreamClient, url: str, credential: Header | None, timeout: float
+    transport: UpstreamTransport, credential: Header | None, timeout: float
 ) -> list[dict[str, Any]]:
-    """Every tool the upstream at `url` lists (its definitions as sent), or UpstreamError."""
-    base = [(b"accept", b"application/json, text/event-stream")]
+    """Every tool the upstream lists (its definitions as sent), or UpstreamError."""
+    base: Headers = [(b"accept", b"application/json, text/event-stream")]
     if credential is not None:
         base.append(credential)
-    fetch = _Fetch(client, url, base, timeout)
+    fetch = _Fetch(transport, base, timeout)
     try:
         return await fetch.stateless()
     except BastionError as modern:
@@ -50,9 +53,8 @@ async def fetch_tool_list(
 
 
 class _Fetch:
-    def __init__(self, client: UpstreamClient, url: str, base: list[Header], timeout: float) -> None:
-        self._client = client
-        self._url = url
+    def __init__(self, transport: UpstreamTransport, base: Headers, timeout: float) -> None:
+        self._transport = transport
         self._base = base
         self._timeout = timeout
 
@@ -78,14 +80,14 @@ class _Fetch:
             if session is not None:
                 await self._end(headers)
 
-    async def _end(self, headers: list[Header]) -> None:
+    async def _end(self, headers: Headers) -> None:
         try:
-            async with self._client.stream("DELETE", self._url, [*self._base, *headers], b"", 5):
+            async with Streamed(self._transport, "DELETE", [*self._base, *headers], b"", 5):
                 pass
         except BastionError:
             pass  # ending the session is a courtesy: the list is what was asked for
 
-    async def _pages(self, headers: list[Header], params: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _pages(self, headers: Headers, params: dict[str, Any]) -> list[dict[str, Any]]:
         tools: list[dict[str, Any]] = []
         cursor: object = None
         for _ in range(MAX_PAGES):
@@ -102,9 +104,9 @@ class _Fetch:
                 break
         return tools
 
-    async def _post(self, extra: list[Header], body: bytes) -> tuple[dict[str, Any], bytes | None]:
+    async def _post(self, extra: Headers, body: bytes) -> tuple[dict[str, Any], bytes | None]:
         headers = [*self._base, *extra, (b"content-type", b"application/json")]
-        async with self._client.stream("POST", self._url, headers, body, self._timeout) as up:
+        async with Streamed(self._transport, "POST", headers, body, self._timeout) as up:
             data = await up.read_all(MAX_BYTES)
             if data is None:
                 raise UpstreamError(f"the answer is larger than {MAX_BYTES} bytes")
