@@ -195,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-TOOLS_EPILOG = """Each tool's scopes come from (FROM column, `source` in JSON):
+IDP_SETUP_URL = f"{REPOSITORY_URL}/blob/main/docs/idp-setup.md"
+
+TOOLS_EPILOG = f"""Each tool's scopes come from (FROM column, `source` in JSON):
   override    servers[].tools.<name>.scopes in the config (always wins)
   annotation  the upstream's readOnlyHint: true (read scope), destructiveHint: false
               (write scope) or destructiveHint: true (destructive_scopes, default: write)
@@ -203,15 +205,19 @@ TOOLS_EPILOG = """Each tool's scopes come from (FROM column, `source` in JSON):
 The upstream is asked with the gateway's own credential (upstream_auth): with type minted and
 no signing.key, the token is signed with a key of this process only, which an upstream that
 verifies the gateway's JWKS refuses. Exit status 1 when any upstream could not be listed.
+
+config reference: {CONFIG_REFERENCE_URL}
 """
 
-SCOPES_EPILOG = """Formats (--idp):
+SCOPES_EPILOG = f"""Formats (--idp):
   entra     app registration manifest fragments: identifierUris, api.oauth2PermissionScopes
   okta      custom authorization servers (audiences) and their scope objects
   keycloak  client scopes with an oidc-audience-mapper per resource (admin REST API)
   auth0     resource servers (APIs) as the Management API creates them
   generic   resources and their scopes, for any other IdP
 The JSON goes to stdout and a one-line how-to to stderr. Secrets are not read.
+
+walk-through per IdP: {IDP_SETUP_URL}
 """
 
 
@@ -343,7 +349,7 @@ def _registry(args: argparse.Namespace) -> int:
     if args.format == "table":
         print(resources_table(resources))
         return 0
-    print(INTROS[args.idp], "See docs/idp-setup.md.", file=sys.stderr)
+    print(INTROS[args.idp], f"Walk-through: {IDP_SETUP_URL}", file=sys.stderr)
     print(json.dumps(registry.idp_document(args.idp, resources), indent=2))
     return 0
 

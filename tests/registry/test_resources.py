@@ -24,11 +24,19 @@ SERVERS: list[dict[str, Any]] = [
             "delete_repository": {"scopes": ["admin"]},
             "merge": {"scopes": ["gh.merge", "tools.write"]},
         },
-        "scopes": ["gh.extra", "offline_access"],
+        "scopes": ["gh.extra", "gh.merge", "offline_access"],
+        # gh.destroy is defined through `scopes.implies` only (below), not in `scopes`.
         "destructive_scopes": ["tools.write", "gh.destroy"],
     },
     {"name": "wiki", "upstream": "http://10.0.0.6:9000/mcp", "trust_annotations": False},
 ]
+
+
+IMPLIES = {
+    "admin": ["tools.write", "tools.read"],
+    "tools.write": ["tools.read"],
+    "gh.destroy": ["tools.write"],
+}
 
 
 def config(base: str, **extra: Any) -> dict[str, Any]:
@@ -36,6 +44,7 @@ def config(base: str, **extra: Any) -> dict[str, Any]:
         "public_base_url": base,
         "identity_providers": [{"name": "idp", "issuer": "https://idp.example"}],
         "servers": SERVERS,
+        "scopes": {"implies": IMPLIES},
         **extra,
     }
 
@@ -61,10 +70,12 @@ def test_resources_are_byte_identical_to_the_running_gateways_metadata() -> None
         assert exported[name].resource == f"http://127.0.0.1:{port}/Edge/{name}/mcp"
         scopes = [s.value for s in exported[name].scopes]
         assert set(document["scopes_supported"]) <= set(scopes)
-    # destructive_scopes are needed by calls even where the config forgot to list them.
+    # The metadata's scopes, in its order; then destructive_scopes, which calls need even when
+    # they are defined only through `scopes.implies` and so missing from the metadata.
     github = [s.value for s in exported["github"].scopes]
-    assert set(github) - set(documents["github"]["scopes_supported"]) == {"gh.destroy"}
+    assert github == [*documents["github"]["scopes_supported"], "gh.destroy"]
     assert github == ["tools.read", "tools.write", "admin", "gh.extra", "gh.merge", "gh.destroy"]
+    assert [s.value for s in exported["wiki"].scopes] == documents["wiki"]["scopes_supported"]
 
 
 def test_each_scope_says_what_it_allows_on_that_server() -> None:
@@ -86,7 +97,8 @@ def test_each_scope_says_what_it_allows_on_that_server() -> None:
         "gh.extra": ("GitHub: a scope this server defines", False),
         "gh.merge": ("GitHub: the tool merge", False),
         "gh.destroy": (
-            "GitHub: tools that may destroy data (annotated destructive, or not annotated)",
+            "GitHub: tools that may destroy data (annotated destructive, or not annotated); "
+            "includes tools.read, tools.write",
             False,
         ),
     }

@@ -72,6 +72,7 @@ async def test_overrides_and_defaults_are_told_apart_and_unlisted_overrides_show
                                 "drop_thing": {"scopes": ["admin"]},
                                 "no_such_tool": {"scopes": ["admin"]},
                             },
+                            "scopes": ["rec.destroy"],
                             "destructive_scopes": ["tools.write", "rec.destroy"],
                         }
                     ]

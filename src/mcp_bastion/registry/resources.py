@@ -56,7 +56,7 @@ def published_resources(config: BastionConfig) -> list[PublishedResource]:
 
 def _scopes_of(server: ServerConfig, registry: ScopeRegistry) -> Iterable[str]:
     # The PRM's `scopes_supported` (app._route), plus destructive_scopes: a token may need
-    # them even when the config forgot to list them under `scopes`.
+    # them even when they are defined only through `scopes.implies`, not under `scopes`.
     every = (
         registry.read,
         registry.write,
