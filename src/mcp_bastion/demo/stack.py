@@ -16,6 +16,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import uvicorn
 
@@ -23,8 +24,9 @@ from ..app import build_gateway
 from ..config import BastionConfig, LoadedConfig, parse_config
 from ..devidp import DevIdpSettings, build_devidp
 from ..errors import ConfigError
+from ..registry.resources import published_resources
 from .router import PrefixRouter
-from .upstreams import build_demo_upstream, build_notes_upstream
+from .upstreams import MCP_PATH, build_demo_upstream, build_notes_upstream
 
 __all__ = ["DemoOptions", "DemoStack", "build_demo_stack", "run_demo"]
 
@@ -37,6 +39,10 @@ class DemoOptions:
     port: int = 8000
     auto_approve: str | None = None
     allow_remote: bool = False
+    # A `serve` config to run beside the demo (examples/dev.yaml): its resources are
+    # registered with the development IdP, and its loopback upstreams named `demo` and
+    # `notes` are the demo's sample servers.
+    serve_config: BastionConfig | None = None
 
 
 @dataclass(frozen=True)
@@ -73,7 +79,11 @@ def build_demo_stack(options: DemoOptions, upstream_urls: dict[str, str], *, por
     display_host = f"[{options.host}]" if ":" in options.host else options.host
     base = f"http://{display_host}:{port}"
     issuer = f"{base}/idp"
-    resources = {f"{base}/{name}/mcp": ("tools.read", "tools.write", "admin") for name in DEMO_SERVERS}
+    resources: dict[str, tuple[str, ...]] = {
+        f"{base}/{name}/mcp": ("tools.read", "tools.write", "admin") for name in DEMO_SERVERS
+    }
+    if options.serve_config is not None:
+        resources.update(_companion_resources(options.serve_config, issuer))
     idp = build_devidp(DevIdpSettings(issuer=issuer, resources=resources, auto_approve=options.auto_approve))
     config = parse_config(
         {
@@ -95,7 +105,29 @@ def build_demo_stack(options: DemoOptions, upstream_urls: dict[str, str], *, por
     return DemoStack(base, issuer, config, app, {})
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def _companion_resources(config: BastionConfig, issuer: str) -> dict[str, tuple[str, ...]]:
+    """The resources and scopes of a `serve` config that trusts this demo's IdP, exactly as
+    `mcp-bastion scopes export` publishes them."""
+    if issuer not in (idp.issuer for idp in config.identity_providers):
+        raise ConfigError(
+            f"the --serve-config file does not trust this demo's development IdP ({issuer})",
+            hint=f"give it an identity provider with issuer: {issuer} (see examples/dev.yaml)",
+        )
+    return {r.resource: tuple(s.value for s in r.scopes) for r in published_resources(config)}
+
+
+def sample_upstream_ports(config: BastionConfig | None) -> dict[str, int]:
+    """The loopback ports at which a `serve` config expects the sample servers, by name."""
+    ports: dict[str, int] = {}
+    for server in config.servers if config is not None else ():
+        parts = urlsplit(server.upstream)
+        local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
+        if server.name in DEMO_SERVERS and local and parts.path == MCP_PATH and parts.port:
+            ports[server.name] = parts.port
+    return ports
+
+
+def _listen(host: str, port: int, hint: str = "pick another --port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -103,9 +135,7 @@ def _listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigError(
-            f"cannot listen on {host}:{port} ({exc.strerror})", hint="pick another --port"
-        ) from None
+        raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror})", hint=hint) from None
     sock.listen(1024)
     return sock
 
@@ -114,7 +144,9 @@ async def run_demo(options: DemoOptions, announce: Callable[[DemoStack], None]) 
     """Serve the whole demo until interrupted."""
     check_bind(options.host, options.allow_remote)
     public = _listen(options.host, options.port)
-    upstream_socks = {name: _listen("127.0.0.1", 0) for name in DEMO_SERVERS}
+    fixed = sample_upstream_ports(options.serve_config)
+    taken = "the --serve-config file puts a sample server on this port: free it or change the file"
+    upstream_socks = {name: _listen("127.0.0.1", fixed.get(name, 0), taken) for name in DEMO_SERVERS}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}/mcp" for name, s in upstream_socks.items()}
     stack = build_demo_stack(options, urls, port=public.getsockname()[1])
     builders = {"demo": build_demo_upstream, "notes": build_notes_upstream}
