@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-__all__ = ["ASGIApp", "Headers", "Message", "Receive", "Scope", "Send"]
+__all__ = ["ASGIApp", "AnyASGIApp", "Headers", "Message", "Receive", "Scope", "Send"]
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -18,3 +18,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]  # raw (name, value) pairs, names lower-case
+# An app of another framework (Starlette types its messages as MutableMapping), as the demo's
+# router mounts it beside ours: any ASGI 3 callable.
+AnyASGIApp = Callable[[Any, Any, Any], Awaitable[None]]

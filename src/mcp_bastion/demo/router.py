@@ -7,18 +7,14 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Any
+
+from ..asgi import AnyASGIApp, Message, Receive, Scope, Send
 
 __all__ = ["PrefixRouter"]
 
-ASGIApp = Any
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
-
 
 class PrefixRouter:
-    def __init__(self, routes: Sequence[tuple[Sequence[str], ASGIApp]], fallback: ASGIApp) -> None:
+    def __init__(self, routes: Sequence[tuple[Sequence[str], AnyASGIApp]], fallback: AnyASGIApp) -> None:
         self._routes = [(tuple(prefixes), app) for prefixes, app in routes]
         self._fallback = fallback
         self.started = asyncio.Event()
@@ -52,12 +48,12 @@ class PrefixRouter:
 class _Lifespan:
     """Drives one child app's lifespan protocol through in-memory queues."""
 
-    def __init__(self, app: ASGIApp, scope: Scope) -> None:
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    def __init__(self, app: AnyASGIApp, scope: Scope) -> None:
+        self._inbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
         self._task = asyncio.ensure_future(app(dict(scope), self._inbox.get, self._send))
 
-    async def _send(self, message: dict[str, Any]) -> None:
+    async def _send(self, message: Message) -> None:
         await self._outbox.put(message)
 
     async def startup(self) -> str:
@@ -74,7 +70,7 @@ class _Lifespan:
             await self._inbox.put({"type": "lifespan.shutdown"})
             await self._next()
 
-    async def _next(self) -> dict[str, Any]:
+    async def _next(self) -> Message:
         getter = asyncio.ensure_future(self._outbox.get())
         await asyncio.wait((getter, self._task), return_when=asyncio.FIRST_COMPLETED)
         if getter.done():

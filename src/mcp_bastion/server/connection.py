@@ -38,12 +38,13 @@ import asyncio
 import re
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 from urllib.parse import unquote
 
 import httptools
 
-from .cycle import App, RequestCycle
+from ..asgi import ASGIApp, Scope
+from .cycle import RequestCycle
 from .wire import plain_answer
 
 __all__ = ["ConnectionLimits", "HttpConnection", "ServerState"]
@@ -76,7 +77,7 @@ class ServerState:
     """What the connections of one listening socket share: the app, the limits, the live set,
     and the sweep that enforces deadlines."""
 
-    def __init__(self, app: App, limits: ConnectionLimits, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, app: ASGIApp, limits: ConnectionLimits, loop: asyncio.AbstractEventLoop) -> None:
         self.app = app
         self.limits = limits
         self.loop = loop
@@ -319,7 +320,7 @@ class HttpConnection(asyncio.Protocol):
         self.transport.write(plain_answer(400, b"malformed request body", close=True))
         self._close(lingering=True)
 
-    def _scope(self) -> dict[str, Any] | None:
+    def _scope(self) -> Scope | None:
         url = self.url
         if url[:1] != b"/":
             if url == b"*" or not url:

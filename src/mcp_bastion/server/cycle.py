@@ -5,19 +5,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ..asgi import ASGIApp, Message, Scope
 from .wire import plain_answer, response_head
 
 if TYPE_CHECKING:
     from .connection import HttpConnection
 
-__all__ = ["App", "RequestCycle"]
+__all__ = ["RequestCycle"]
 
 log = logging.getLogger("mcp_bastion.server")
 
 BODY_HIGH_WATER = 256 * 1024  # unread request body buffered before reading from the client pauses
-App = Callable[[dict[str, Any], Any, Any], Any]
 
 
 class RequestCycle:
@@ -49,7 +49,7 @@ class RequestCycle:
         "task",
     )
 
-    def __init__(self, connection: HttpConnection, scope: dict[str, Any], keep_alive: bool) -> None:
+    def __init__(self, connection: HttpConnection, scope: Scope, keep_alive: bool) -> None:
         self.connection = connection
         self.scope = scope
         scope["extensions"]["mcp_bastion.cycle"] = self
@@ -102,7 +102,7 @@ class RequestCycle:
 
     # --- the app's side ----------------------------------------------------------------------
 
-    async def run(self, app: App) -> None:
+    async def run(self, app: ASGIApp) -> None:
         try:
             await app(self.scope, self.receive, self.send)
         except BaseException as exc:
@@ -127,7 +127,7 @@ class RequestCycle:
             if self.task is not None:
                 self.connection.state.tasks.discard(self.task)
 
-    async def receive(self) -> dict[str, Any]:
+    async def receive(self) -> Message:
         while True:
             if self._body and (self.body_complete or not self._body_sent):
                 body = b"".join(self._body) if len(self._body) > 1 else self._body[0]
@@ -160,7 +160,7 @@ class RequestCycle:
                 self.connection.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 return
 
-    async def send(self, message: dict[str, Any]) -> None:
+    async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
             if self.response_started:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from ..asgi import Receive, Scope, Send
 from .connection import ConnectionLimits, HttpConnection, ServerState
 
 __all__ = ["HttpServer", "ServedApp", "bind", "run_workers"]
@@ -28,7 +29,7 @@ CRASH_LOOP_SECONDS = 2.0  # a worker dying sooner than this after its start is n
 
 
 class ServedApp(Protocol):
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None: ...
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None: ...
     async def startup(self) -> None: ...
     async def shutdown(self) -> None: ...
 
