@@ -41,6 +41,7 @@ from .pipeline.gateway import Gateway, Stage
 from .pipeline.parse import ParseMcp
 from .pipeline.relay import Relay
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
+from .policy.scopes import published_scopes
 from .route import ServerRoute
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
@@ -148,13 +149,7 @@ def _route(
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
     issuer_urls = tuple(p.issuer for p in config.identity_providers if p.name in issuers)
-    scopes = (
-        registry.read,
-        registry.write,
-        registry.admin,
-        *server.scopes,
-        *(s for t in server.tools.values() for s in t.scopes),
-    )
+    scopes = published_scopes(registry, server)
     policy = ServerPolicy(
         registry,
         {name: tool.scopes for name, tool in server.tools.items()},

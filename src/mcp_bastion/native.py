@@ -63,6 +63,7 @@ COMPILED = (
     "mcp_bastion.upstream.client",
     "mcp_bastion.upstream.http11",
     "mcp_bastion.upstream.responses",
+    "mcp_bastion.upstream.tool_list",
     "mcp_bastion.upstream.transport",
 )
 

@@ -70,10 +70,10 @@ def test_resources_are_byte_identical_to_the_running_gateways_metadata() -> None
         assert exported[name].resource == f"http://127.0.0.1:{port}/Edge/{name}/mcp"
         scopes = [s.value for s in exported[name].scopes]
         assert set(document["scopes_supported"]) <= set(scopes)
-    # The metadata's scopes, in its order; then destructive_scopes, which calls need even when
-    # they are defined only through `scopes.implies` and so missing from the metadata.
+    # The metadata's scopes, in its order, destructive_scopes included even when they are
+    # defined only through `scopes.implies` (a call needs them; a client must be able to ask).
     github = [s.value for s in exported["github"].scopes]
-    assert github == [*documents["github"]["scopes_supported"], "gh.destroy"]
+    assert github == documents["github"]["scopes_supported"]
     assert github == ["tools.read", "tools.write", "admin", "gh.extra", "gh.merge", "gh.destroy"]
     assert [s.value for s in exported["wiki"].scopes] == documents["wiki"]["scopes_supported"]
 

@@ -6,9 +6,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from ..cache import BoundedCache
-from ..config.model import ScopeRegistryConfig
+from ..config.model import ScopeRegistryConfig, ServerConfig
 
-__all__ = ["ScopeRegistry"]
+__all__ = ["ScopeRegistry", "published_scopes"]
 
 EXPANSION_MEMO_SIZE = 1024
 
@@ -62,3 +62,21 @@ def _close(implies: Mapping[str, Iterable[str]]) -> dict[str, frozenset[str]]:
                 todo.extend(implies.get(scope, ()))
         closed[root] = frozenset(seen)
     return closed
+
+
+def published_scopes(registry: ScopeRegistry, server: ServerConfig) -> tuple[str, ...]:
+    """The scopes one server publishes (its PRM `scopes_supported`): every scope a call to it
+    may need, so a client can ask for each (step-up) and an operator can register each.
+
+    `offline_access` is the IdP's own (refresh tokens), never a resource's.
+    """
+    every = (
+        registry.read,
+        registry.write,
+        registry.admin,
+        *server.scopes,
+        *(scope for tool in server.tools.values() for scope in tool.scopes),
+        # Needed by calls even when defined only through `scopes.implies`, not under `scopes`.
+        *(server.destructive_scopes or ()),
+    )
+    return tuple(scope for scope in dict.fromkeys(every) if scope != "offline_access")

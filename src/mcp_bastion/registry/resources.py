@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .. import urls
 from ..config.model import BastionConfig, ServerConfig
-from ..policy.scopes import ScopeRegistry
+from ..policy.scopes import ScopeRegistry, published_scopes
 
 __all__ = ["PublishedResource", "PublishedScope", "published_resources", "resource_url"]
 
@@ -55,18 +55,7 @@ def published_resources(config: BastionConfig) -> list[PublishedResource]:
 
 
 def _scopes_of(server: ServerConfig, registry: ScopeRegistry) -> Iterable[str]:
-    # The PRM's `scopes_supported` (app._route), plus destructive_scopes: a token may need
-    # them even when they are defined only through `scopes.implies`, not under `scopes`.
-    every = (
-        registry.read,
-        registry.write,
-        registry.admin,
-        *server.scopes,
-        *(scope for tool in server.tools.values() for scope in tool.scopes),
-        *(server.destructive_scopes or ()),
-    )
-    # offline_access is the IdP's own (refresh tokens), never a resource's (as in the PRM).
-    return [scope for scope in dict.fromkeys(every) if scope != "offline_access"]
+    return published_scopes(registry, server)  # exactly the PRM's `scopes_supported`
 
 
 def _scope(value: str, server: ServerConfig, registry: ScopeRegistry) -> PublishedScope:
