@@ -58,10 +58,17 @@ def test_a_production_install_declares_none_of_the_demos_dependencies() -> None:
     assert runtime.isdisjoint(DEMO_ONLY)
 
 
-def test_serving_imports_none_of_the_demos_dependencies() -> None:
-    # `serve` and `check-config` run in a fresh interpreter: nothing they import may need the extra.
+@pytest.mark.parametrize(
+    "modules",
+    [
+        "mcp_bastion.cli, mcp_bastion.serving, mcp_bastion.app",  # serve, check-config
+        "mcp_bastion.registry, mcp_bastion.registry.report",  # tools, scopes export
+    ],
+)
+def test_production_commands_import_none_of_the_demos_dependencies(modules: str) -> None:
+    # Each in a fresh interpreter: nothing a production command imports may need the extra.
     code = (
-        "import sys; import mcp_bastion.cli, mcp_bastion.serving, mcp_bastion.app; "
+        f"import sys; import {modules}; "
         "print(' '.join(sorted(m for m in ('mcp', 'starlette', 'uvicorn', 'multipart', 'h11') if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
