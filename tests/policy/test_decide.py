@@ -11,7 +11,7 @@ from mcp_bastion.auth.principal import Principal
 from mcp_bastion.config.model import ScopeRegistryConfig
 from mcp_bastion.mcp.calls import Call
 from mcp_bastion.policy import Decision, ServerPolicy, ToolAnnotations, annotations_of
-from mcp_bastion.policy.decide import OPEN_METHODS, READ_METHODS
+from mcp_bastion.policy.decide import OPEN_METHODS, READ_METHODS, Refusal
 from mcp_bastion.policy.scopes import ScopeRegistry
 
 REGISTRY = ScopeRegistry.from_config(ScopeRegistryConfig())
@@ -238,3 +238,35 @@ def test_a_notification_name_on_a_request_is_an_unknown_method() -> None:
     policy = ServerPolicy(ScopeRegistry.from_config(ScopeRegistryConfig()), {})
     assert policy.requirement(Call("notifications/initialized", None, None), None) == ()
     assert policy.requirement(Call("notifications/initialized", None, 5), None) == ("admin",)
+
+
+class _Refuse:
+    """A check beyond scopes that refuses one tool by name."""
+
+    def __init__(self, tool: str) -> None:
+        self.tool = tool
+        self.seen: list[str | None] = []
+
+    def check(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Refusal | None:
+        self.seen.append(call.name)
+        return Refusal("refused by policy", ("rule-7",)) if call.name == self.tool else None
+
+
+def test_a_check_refuses_a_call_scopes_allow_with_its_reason_and_rules() -> None:
+    check = _Refuse("t")
+    policy = ServerPolicy(REGISTRY, {"t": ("tools.read",)}, checks=(check,))
+    alice = Principal("alice", "https://idp", None, frozenset({"admin"}), "h", 0.0)
+    decision = policy.decide(alice, Call("tools/call", "t", 1), None)
+    assert decision == Decision(False, ("tools.read",), (), False, "refused by policy", ("rule-7",))
+    assert policy.decide(alice, Call("tools/call", "other", 2), None).allowed is True
+    assert check.seen == ["t", "other"]
+
+
+def test_a_refused_call_is_never_offered_as_a_step_up() -> None:
+    # Scopes alone would make it reachable (tools.write is published); the check makes it not.
+    policy = ServerPolicy(
+        REGISTRY, {"t": ("tools.write",)}, published=frozenset({"tools.write"}), checks=(_Refuse("t"),)
+    )
+    reader = Principal("bob", "https://idp", None, frozenset({"tools.read"}), "h", 0.0)
+    decision = policy.decide(reader, Call("tools/call", "t", 1), None)
+    assert (decision.allowed, decision.missing, decision.reachable) == (False, (), False)

@@ -207,7 +207,7 @@ def test_valid_messages_round_trip_through_the_parser(messages: list[dict[str, A
     calls = [call_of(m) for m in parsed.messages]
     for call, m in zip(calls, sent, strict=True):
         field = NAMED_METHODS.get(m["method"])
-        assert call == Call(m["method"], m["params"][field] if field else None, m.get("id"))
+        assert call == Call(m["method"], m["params"][field] if field else None, m.get("id"), m.get("params"))
 
 
 @given(depth=st.integers(DEPTH + 1, 5000), batch_size=st.integers(BATCH + 1, 3 * BATCH))

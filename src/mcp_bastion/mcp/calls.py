@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import NamedTuple
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from ..errors import ProtocolError
 from .jsonrpc import INVALID_PARAMS, Message
@@ -15,17 +16,19 @@ MAX_NAME_CHARS = 4096
 
 
 class Call(NamedTuple):
-    """One message's intent: `method` ("" for a client's JSON-RPC response) and its target."""
+    """One message's intent: `method` ("" for a client's JSON-RPC response), its target, and
+    its params as parsed (for policies that look at arguments; never forwarded from here)."""
 
     method: str
     name: str | None
     id: str | int | None
+    params: Mapping[str, Any] | None = None
 
 
 def call_of(message: Message) -> Call:
     field = NAMED_METHODS.get(message.method)
     if field is None:
-        return Call(message.method, None, message.id)
+        return Call(message.method, None, message.id, message.params)
     value = (message.params or {}).get(field)
     if not isinstance(value, str) or not value or len(value) > MAX_NAME_CHARS:
         raise ProtocolError(
@@ -33,4 +36,4 @@ def call_of(message: Message) -> Call:
             code=INVALID_PARAMS,
             request_id=message.id,
         )
-    return Call(message.method, value, message.id)
+    return Call(message.method, value, message.id, message.params)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from ..auth.principal import Principal
-from ..errors import InsufficientScope
+from ..errors import AuthorizationError, InsufficientScope
 from ..route import ServerRoute
 from .exchange import Exchange
 
@@ -37,6 +37,10 @@ class Authorize:
             decision = policy.decide(principal, call, annotations)
             required.append(decision.required)
             if not decision.allowed:
+                if not decision.missing:
+                    # Refused by a check beyond scopes: no step-up can fix it, so no challenge.
+                    ex.required = tuple(required)
+                    raise AuthorizationError(decision.reason or "refused by policy")
                 missing.extend(decision.required)
         ex.required = tuple(required)
         if missing:

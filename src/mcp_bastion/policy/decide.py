@@ -3,15 +3,19 @@
 `ServerPolicy.decide(principal, call, annotations)` is the single decision point: the
 authorize stage asks it for every call, and the `tools/list` filter asks it for every tool
 ("may this caller call it?"), so what a caller sees and what it may do cannot drift apart.
-Checks beyond scopes (a policy engine, pinned tool definitions) join here. Nothing here
-touches the network, the clock or globals; tests drive it with tables.
+
+Scopes come first; then every `CallCheck` of the server (a policy engine, pinned tool
+definitions) may refuse the call for a reason no step-up can fix. A check is consulted
+even when scopes already refuse, so a list never offers a step-up to a call a check would
+refuse anyway. Nothing here touches the network, the clock or globals; tests drive it with
+tables (a check that needs the time is handed a clock when it is built).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from ..auth.principal import Principal
 from ..mcp.calls import Call
@@ -20,7 +24,9 @@ from .scopes import ScopeRegistry
 __all__ = [
     "OPEN_METHODS",
     "READ_METHODS",
+    "CallCheck",
     "Decision",
+    "Refusal",
     "ServerPolicy",
     "ToolAnnotations",
     "annotations_of",
@@ -74,12 +80,31 @@ def annotations_of(tool: Mapping[str, Any]) -> ToolAnnotations:
 class Decision(NamedTuple):
     """The verdict on one call: `required` is what it needs, `missing` what the caller lacks
     (empty when allowed); `reachable` says a denied call could be allowed after a step-up,
-    every missing scope being one this server publishes in its metadata."""
+    every missing scope being one this server publishes in its metadata. A call a check
+    refused has `reason` (the gateway's own words, safe to show) and the `rules` that
+    decided (for the audit feed), and is never reachable."""
 
     allowed: bool
     required: tuple[str, ...]
     missing: tuple[str, ...] = ()
     reachable: bool = False
+    reason: str = ""
+    rules: tuple[str, ...] = ()
+
+
+class Refusal(NamedTuple):
+    """A check's "no": why, in words safe to show a client, and which rules decided."""
+
+    reason: str
+    rules: tuple[str, ...] = ()
+
+
+class CallCheck(Protocol):
+    """A check beyond scopes. Pure and fast: it runs per call and per listed tool."""
+
+    def check(
+        self, principal: Principal, call: Call, annotations: ToolAnnotations | None
+    ) -> Refusal | None: ...
 
 
 @dataclass(frozen=True)
@@ -92,12 +117,17 @@ class ServerPolicy:
     enforce: bool = True
     # The server's `scopes_supported` (RFC 9728): what a client can ask the IdP for.
     published: frozenset[str] = frozenset()
+    checks: tuple[CallCheck, ...] = ()
 
     def decide(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Decision:
         """May `principal` make `call`? `annotations` are the target tool's, when known."""
         required = self.requirement(call, annotations)
         if not self.enforce:
             return Decision(True, required)
+        for check in self.checks:
+            refusal = check.check(principal, call, annotations)
+            if refusal is not None:
+                return Decision(False, required, (), False, refusal.reason, refusal.rules)
         granted = self.registry.expand(principal.scopes)
         if granted.issuperset(required):
             return Decision(True, required)
