@@ -1,6 +1,7 @@
 """Assembling the gateway: config in, ASGI app out. The request chain is built here, in order:
 
-    EdgeChecks → Authenticate → ReadBody → ParseMcp → Authorize → Forward, then AuditStep
+    EdgeChecks → Authenticate → ReadBody → ParseMcp → OpenRequestState → Authorize → Forward,
+    then AuditStep
 
 Each stage either returns (continue) or raises a BastionError (answer); `pipeline/replies.py`
 turns errors into HTTP, and every MCP request ends with one audit event per call. The
@@ -30,6 +31,7 @@ from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
 from .errors import ConfigError, KeySourceError
+from .mcp.request_state import RequestStateSealer
 from .mcp.sessions import SessionSealer
 from .pipeline.audit import AuditStep
 from .pipeline.authenticate import Authenticate
@@ -40,6 +42,7 @@ from .pipeline.forward import Forward
 from .pipeline.gateway import Gateway, Stage
 from .pipeline.parse import ParseMcp
 from .pipeline.relay import Relay
+from .pipeline.request_state import OpenRequestState
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
 from .policy.scopes import published_scopes
 from .route import ServerRoute
@@ -92,17 +95,22 @@ def build_gateway(
         issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
         warmers.extend(policy.keys.warm for policy in issuers.values())
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
-    sealer = SessionSealer(_session_key(loaded), ttl_seconds=config.sessions.ttl_seconds)
+    session_key = _session_key(loaded)
+    sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds)
+    request_states = RequestStateSealer(session_key, ttl_seconds=config.sessions.request_state_ttl_seconds)
     limits = config.limits
     stages: tuple[Stage, ...] = (
         EdgeChecks(config),
         Authenticate(verifier),
         ReadBody(limits.max_body_bytes, limits.body_read_timeout_seconds),
         ParseMcp(limits, sealer, clock),
+        OpenRequestState(request_states, clock),
         Authorize(CatalogFetcher(clock)),
         Forward(
             Relay(sealer, clock, max_event_bytes=limits.max_list_response_bytes),
             max_response_bytes=limits.max_response_bytes,
+            request_states=request_states,
+            clock=clock,
         ),
     )
     documents = {path_of(route.metadata_url): route.metadata for route in routes}

@@ -32,6 +32,9 @@ TOOLS = [
 ]
 
 
+UPSTREAM_STATE = "step-2;approved-amount=10"  # what a naive server keeps unprotected
+
+
 @dataclass
 class SeenRequest:
     method: str
@@ -81,6 +84,22 @@ class RecordingUpstream:
             return
         if method == "tools/call" and params.get("name") == "stream_thing":
             await self._sse(send, doc["id"])
+            return
+        if method == "tools/call" and params.get("name") == "ask_thing":
+            # A 2026-07-28 multi round-trip tool: asks for input with a state of its own, and
+            # says which state the retry brought back (unlisted: it needs the write scope).
+            state = params.get("requestState")
+            if state is None:
+                result: dict[str, Any] = {
+                    "resultType": "input_required",
+                    "inputRequests": {
+                        "confirm": {"method": "elicitation/create", "params": {"message": "sure?"}}
+                    },
+                    "requestState": UPSTREAM_STATE,
+                }
+            else:
+                result = {"content": [{"type": "text", "text": f"resumed with {state}"}]}
+            await _reply(send, 200, orjson.dumps({"jsonrpc": "2.0", "id": doc["id"], "result": result}))
             return
         extra = [(b"mcp-session-id", self.session_id.encode())] if method == "initialize" else []
         await _reply(send, 200, orjson.dumps(self._answer(doc)), extra)

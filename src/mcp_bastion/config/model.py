@@ -264,6 +264,15 @@ class SessionConfig(_Model):
         "Absent: a random key per process (sessions do not survive restarts or cross replicas).",
     )
     ttl_seconds: int = Field(default=86_400, ge=60, le=30 * 86_400)
+    # MCP 2026-07-28 multi round-trip requests: an upstream's `requestState` is sealed with the
+    # same key before a client sees it; the spec asks for "a short expiry" (mrtr.mdx).
+    request_state_ttl_seconds: int = Field(
+        default=600,
+        ge=10,
+        le=86_400,
+        description="How long a sealed requestState (2026-07-28 multi round-trip requests) may be "
+        "echoed back by the client.",
+    )
 
 
 class SigningConfig(_Model):

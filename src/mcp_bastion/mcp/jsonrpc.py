@@ -60,7 +60,9 @@ MAX_ID_CHARS: Final = 256  # an id is a correlation handle, not a payload
 _REQUEST_MEMBERS: Final = frozenset(("jsonrpc", "id", "method", "params"))
 _RESPONSE_MEMBERS: Final = frozenset(("jsonrpc", "id", "result", "error"))
 # The params members the gateway decides on (mcp/calls.py NAMED_METHODS, mcp/era.py _meta).
-_READ_PARAMS: Final = frozenset(("name", "uri", "_meta"))
+# requestState: the gateway swaps its sealed form for the upstream's own (mcp/request_state.py).
+_READ_PARAMS: Final = frozenset(("name", "uri", "_meta", "requestState"))
+_READ_PARAMS_FOLDED: Final = frozenset(name.casefold() for name in _READ_PARAMS)
 _PROTOCOL_VERSION_KEY: Final = "io.modelcontextprotocol/protocolVersion"
 # Every member name the gateway reads in a client's body; none may be repeated in any object.
 READ_NAMES: Final = _REQUEST_MEMBERS | _RESPONSE_MEMBERS | _READ_PARAMS | {_PROTOCOL_VERSION_KEY}
@@ -147,7 +149,7 @@ def _request(doc: dict[str, Any], raw_id: Any) -> Message:
         )
     if params and not params.keys() <= _READ_PARAMS and _folds_to_a_read_param(params):
         raise ProtocolError(
-            'Invalid params: a member differs from "name", "uri" or "_meta" only in case',
+            'Invalid params: a member differs from "name", "uri", "_meta" or "requestState" only in case',
             code=INVALID_PARAMS,
             request_id=_safe_id(raw_id),
         )
@@ -163,7 +165,7 @@ def _invalid(what: str, raw_id: Any) -> NoReturn:
 def _folds_to_a_read_param(params: dict[str, Any]) -> bool:
     # casefold() maps U+017F to "s" and U+212A (Kelvin) to "k", as Go's case-insensitive
     # matching does; it folds more than Go does, which can only refuse more.
-    return any(key not in _READ_PARAMS and key.casefold() in _READ_PARAMS for key in params)
+    return any(key not in _READ_PARAMS and key.casefold() in _READ_PARAMS_FOLDED for key in params)
 
 
 def _may_repeat_a_name(body: bytes, doc: Any) -> bool:

@@ -2,8 +2,8 @@
 
 The pieces, each in its own module: what goes out (`outbound.py`), which upstream statuses
 mean something for this request (`mcp/statuses.py`), which messages may come back
-(`upstream/responses.py`), the `tools/list` filter (`listing.py`) and the relaying itself
-(`relay.py`). This stage strings them together and watches the client: a client that
+(`upstream/responses.py`), the `tools/list` filter (`listing.py`), sealing an upstream's
+`requestState` (`request_state.py`) and the relaying itself (`relay.py`). This stage strings them together and watches the client: a client that
 disconnects cancels the upstream request (JR-12).
 
 An upstream failure (5xx, a redirect, a status the transport does not define for this
@@ -14,10 +14,12 @@ nothing of the upstream's text reaches the client (UP-03).
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 
 from ..cache import BoundedCache
 from ..errors import ProtocolError, UpstreamError
+from ..mcp.request_state import RequestStateSealer
 from ..mcp.statuses import status_use
 from ..upstream.responses import ResponseGuard
 from ..upstream.transport import UpstreamResponse
@@ -25,6 +27,7 @@ from .exchange import Exchange
 from .listing import filter_tool_list
 from .outbound import outbound_request
 from .relay import Relay
+from .request_state import seal_input_required
 
 __all__ = ["SESSION_NOT_FOUND", "Forward"]
 
@@ -32,9 +35,18 @@ SESSION_NOT_FOUND = -32001  # what the MCP SDKs answer with their 404 for an unk
 
 
 class Forward:
-    def __init__(self, relay: Relay, *, max_response_bytes: int) -> None:
+    def __init__(
+        self,
+        relay: Relay,
+        *,
+        max_response_bytes: int,
+        request_states: RequestStateSealer | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._relay = relay
         self._max_response = max_response_bytes
+        self._request_states = request_states
+        self._clock = clock
 
     async def __call__(self, ex: Exchange) -> None:
         # The relay runs in this task and is cancelled if the client goes away, which closes
@@ -129,7 +141,9 @@ class Forward:
     def _guard(self, ex: Exchange, secret: bytes | None) -> ResponseGuard:
         ids = {c.id for c in ex.calls if c.id is not None and c.method} if ex.http_method == "POST" else None
         listing = next((c.id for c in ex.calls if c.method == "tools/list"), None)
-        return ResponseGuard(ids, listing, lambda result: filter_tool_list(ex, result), secret)
+        states = self._request_states
+        rewrite = seal_input_required(ex, states, self._clock) if states is not None else None
+        return ResponseGuard(ids, listing, lambda result: filter_tool_list(ex, result), secret, rewrite)
 
 
 async def _watch_disconnect(ex: Exchange, client_gone: Callable[[], None]) -> None:

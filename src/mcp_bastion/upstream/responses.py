@@ -18,10 +18,12 @@ import orjson
 from ..errors import UpstreamError
 from ..mcp.sse import DROP, Rewrite
 
-__all__ = ["ResponseGuard"]
+__all__ = ["ListFilter", "ResponseGuard", "ResultRewrite"]
 
 log = logging.getLogger("mcp_bastion.upstream")
 ListFilter = Callable[[dict[str, Any]], None]  # edits a tools/list result in place
+# Edits another result in place (a sealed requestState, say); True when it changed something.
+ResultRewrite = Callable[[str | int, dict[str, Any]], bool]
 _NO_ID: Final = object()
 
 
@@ -32,12 +34,14 @@ class ResponseGuard:
         list_request: str | int | None,
         list_filter: ListFilter,
         credential: bytes | None = None,
+        rewrite_result: ResultRewrite | None = None,
     ) -> None:
         # None: any id (a session-era GET stream, where a resumed stream replays responses to
         # earlier POSTs of the same session; the session itself is bound to the caller).
         self._outstanding = request_ids
         self._list_request = list_request
         self._list_filter = list_filter
+        self._rewrite_result = rewrite_result
         # The secret the gateway sent with this request (minted token or static value): an
         # upstream that quotes it back (an error echoing its Authorization header) must not
         # hand it to the client (SL-02). It is credential material: base64url, dots, no quotes.
@@ -116,11 +120,18 @@ class ResponseGuard:
         return DROP
 
     def _filtered(self, messages: list[Any]) -> bool:
-        if self._list_request is None:
+        """Apply the list filter and the result rewrite to admitted messages; True if any changed."""
+        if self._list_request is None and self._rewrite_result is None:
             return False
+        changed = False
         for message in messages:
-            result = message.get("result") if message.get("id") == self._list_request else None
-            if isinstance(result, dict) and isinstance(result.get("tools"), list):
+            rid = message.get("id")
+            result = message.get("result")
+            if not isinstance(result, dict) or isinstance(rid, bool) or not isinstance(rid, (str, int)):
+                continue
+            if rid == self._list_request and isinstance(result.get("tools"), list):
                 self._list_filter(result)
-                return True
-        return False
+                changed = True
+            elif self._rewrite_result is not None and self._rewrite_result(rid, result):
+                changed = True
+        return changed
