@@ -21,6 +21,7 @@ from typing import Final, NamedTuple
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ..cache import BoundedCache
 from ..errors import RequestRejected
 
 __all__ = ["SessionSealer", "UnsealedSession", "subject_digest"]
@@ -58,7 +59,7 @@ class SessionSealer:
         # Ids opened before, by (sealed id, server): a client sends its id on every request, and
         # decrypting gives the same answer each time. Only authentic ids get here; the
         # subject and expiry checks run on every request all the same.
-        self._opened: dict[tuple[str, str], UnsealedSession] = {}
+        self._opened: BoundedCache[tuple[str, str], UnsealedSession] = BoundedCache(OPENED_CACHE_SIZE)
 
     @staticmethod
     def decode_key(text: str) -> bytes:
@@ -86,9 +87,7 @@ class SessionSealer:
                 raise RequestRejected("Mcp-Session-Id is malformed", status=400)
             opened = self._open(sealed, server)
             if opened is not None:
-                if len(self._opened) >= OPENED_CACHE_SIZE:
-                    self._opened.pop(next(iter(self._opened)))  # oldest first
-                self._opened[(sealed, server)] = opened
+                self._opened.put((sealed, server), opened)
         if opened is None or opened.subject != subject or now - opened.issued_at > self._ttl:
             # One answer for all three: a prober learns nothing about other users' sessions.
             raise RequestRejected("Session not found", status=404)
