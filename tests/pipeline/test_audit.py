@@ -115,6 +115,6 @@ def test_the_token_never_appears_only_its_hash() -> None:
 
 def test_latency_is_measured_from_when_the_exchange_started() -> None:
     ex = _exchange()
-    ex.started = time.perf_counter() - 2.5
+    ex.started = time.perf_counter() - 1000  # in milliseconds: 1,000,000 and a little
     (event,) = _audit(ex).events
-    assert 2500 <= event.latency_ms < 60_000
+    assert 1_000_000 <= event.latency_ms < 1_000_500  # half a second of slack for a loaded machine

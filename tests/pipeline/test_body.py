@@ -49,6 +49,15 @@ async def test_chunks_are_joined_in_order() -> None:
     assert ex.body == b'{"jsonrpc":"2.0","id":1}'
 
 
+async def test_a_message_without_more_body_is_the_last() -> None:
+    # ASGI HTTP: `more_body` defaults to False.
+    receive = Received({"type": "http.request", "body": b"{}"}, {"type": "http.request", "body": b"more"})
+    ex = exchange(ROUTE, receive=receive)
+    await ReadBody(1024)(ex)
+    assert ex.body == b"{}"
+    assert receive.calls == 1
+
+
 @pytest.mark.parametrize("method", ["GET", "DELETE"])
 async def test_only_a_post_has_its_body_read(method: str) -> None:
     receive = Received(*body_messages(b"ignored"))

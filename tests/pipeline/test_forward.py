@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import pytest
 
-from mcp_bastion.asgi import Message
+from mcp_bastion.asgi import Headers, Message
 from mcp_bastion.credentials import StaticCredential, UpstreamCredential
 from mcp_bastion.errors import ProtocolError, UpstreamError
 from mcp_bastion.mcp.calls import call_of
@@ -26,7 +26,7 @@ from mcp_bastion.mcp.sessions import SessionSealer
 from mcp_bastion.pipeline.exchange import Exchange
 from mcp_bastion.pipeline.forward import Forward
 from mcp_bastion.pipeline.relay import Relay
-from mcp_bastion.upstream.transport import ResponseHeaders
+from mcp_bastion.upstream.transport import ResponseHeaders, UpstreamResponse
 
 from .fakes import (
     POST_HEADERS,
@@ -64,9 +64,10 @@ class Setup:
         session: str | None = None,
         receive: Received | None = None,
         credential: UpstreamCredential | None = None,
+        transport: CannedTransport | None = None,
         **server: Any,
     ) -> None:
-        self.transport = CannedTransport(*responses)
+        self.transport = transport if transport is not None else CannedTransport(*responses)
         self.sent = Sent()
         target = route(transport=self.transport, credential=credential, **server)
         headers = POST_HEADERS if method == "POST" else {"host": "gw.example", "accept": "text/event-stream"}
@@ -112,6 +113,15 @@ async def test_a_json_answer_for_another_request_is_not_relayed() -> None:
     assert _closed_all(setup)
 
 
+async def test_an_answer_may_not_use_the_id_of_a_clients_response_or_a_notification() -> None:
+    # Only requests are answered: a "response" to the id the client used in its own response
+    # (to a server request) answers nothing the client asked (UP-04).
+    foreign = {"jsonrpc": "2.0", "id": "srv-1", "result": {"injected": True}}
+    setup = Setup(json_response(200, [foreign, RESULT]), body=[CLIENT_RESPONSE, NOTIFICATION, REQUEST])
+    await setup.run()
+    assert setup.sent.json() == [RESULT]
+
+
 async def test_a_tools_list_answer_is_filtered_for_the_caller() -> None:
     tools = [{"name": "search", "annotations": {"readOnlyHint": True}}, {"name": "drop"}]
     body = {"jsonrpc": "2.0", "id": 5, "method": "tools/list"}
@@ -139,6 +149,16 @@ async def test_a_json_answer_over_the_cap_is_an_upstream_error() -> None:
     big = {"jsonrpc": "2.0", "id": 1, "result": {"blob": "x" * 2000}}
     setup = Setup(json_response(200, big))
     with pytest.raises(UpstreamError):
+        await setup.run(_forward(max_response_bytes=1000))
+    assert setup.sent.messages == []
+    assert _closed_all(setup)
+
+
+async def test_a_json_answer_over_the_cap_to_a_notification_is_not_relayed_empty() -> None:
+    # UP-02: a body too big to check is never replaced by "nothing", even where nothing would do.
+    big = {"jsonrpc": "2.0", "method": "notifications/message", "params": {"blob": "x" * 2000}}
+    setup = Setup(json_response(200, big), body=NOTIFICATION)
+    with pytest.raises(UpstreamError, match="max_response_bytes"):
         await setup.run(_forward(max_response_bytes=1000))
     assert setup.sent.messages == []
     assert _closed_all(setup)
@@ -231,13 +251,22 @@ async def test_a_redirect_never_reaches_the_client(status: int) -> None:
     assert _closed_all(setup)
 
 
-@pytest.mark.parametrize("status", [401, 403, 407])
-async def test_an_upstream_refusing_the_gateways_credential_is_a_502(status: int) -> None:
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (401, "upstream refused the gateway's credential"),
+        (403, "upstream refused the gateway's credential"),
+        (407, "upstream answered HTTP 407"),  # proxy credentials: not the gateway's credential
+    ],
+)
+async def test_an_upstream_refusing_the_gateways_credential_is_a_502(status: int, message: str) -> None:
+    # The upstream's challenge is about the gateway's credential: relayed, it would send the
+    # client to re-authorize for nothing. The operator is told what went wrong instead.
     challenge = (b"www-authenticate", b'Bearer error="invalid_token"')
     setup = Setup(json_response(status, RPC_ERROR, challenge))
     with pytest.raises(UpstreamError) as caught:
         await setup.run()
-    assert caught.value.status == 502
+    assert (caught.value.status, caught.value.message) == (502, message)
     assert setup.sent.messages == []
     assert _closed_all(setup)
 
@@ -400,6 +429,41 @@ async def test_a_client_disconnect_cancels_the_upstream_read_and_closes_it() -> 
     assert ex.reason == "client disconnected"
     assert setup.sent.body == first
     assert _closed_all(setup)
+
+
+class HangingTransport(CannedTransport):
+    """An upstream that accepts the request and never answers."""
+
+    def __init__(self, reached: asyncio.Event) -> None:
+        super().__init__()
+        self._reached = reached
+
+    async def open(
+        self, method: str, headers: Headers, body: bytes, read_timeout: float | None
+    ) -> UpstreamResponse:
+        self._reached.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+async def test_a_client_gone_before_any_answer_is_recorded_as_499() -> None:
+    reached = asyncio.Event()
+    disconnect = asyncio.Event()
+
+    class Client(Received):
+        async def __call__(self) -> Message:
+            await disconnect.wait()
+            return {"type": "http.disconnect"}
+
+    transport = HangingTransport(reached)
+    setup = Setup(transport=transport, receive=Client())
+    task = asyncio.ensure_future(setup.run())
+    await asyncio.wait_for(reached.wait(), 5)
+    disconnect.set()
+    ex = await asyncio.wait_for(task, 5)
+    assert (ex.status, ex.reason) == (499, "client disconnected")
+    assert setup.sent.messages == []
+    assert transport.closed == []  # no answer was opened, so there is none to close
 
 
 async def test_a_cancellation_that_is_not_the_clients_goes_through_and_closes() -> None:

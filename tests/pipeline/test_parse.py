@@ -95,6 +95,14 @@ async def test_an_unknown_version_with_an_unreadable_body_has_no_id() -> None:
     assert (caught.value.code, caught.value.request_id) == (-32022, None)
 
 
+async def test_an_unknown_version_with_a_batch_body_has_no_id() -> None:
+    # A batch names no one request the error could be about (JSON-RPC 2.0 §5: null id).
+    ex = _post([_call(41, "a")], **{"mcp-protocol-version": "2099-01-01"})
+    with pytest.raises(ProtocolError) as caught:
+        await _parse()(ex)
+    assert (caught.value.code, caught.value.request_id) == (-32022, None)
+
+
 async def test_a_modern_message_without_meta_is_invalid_params() -> None:
     headers = {"mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": "a"}
     ex = _post(_call(3, "a"), **headers)

@@ -165,3 +165,19 @@ async def test_stream_sse_without_a_cap_relays_everything() -> None:
     upstream = CannedResponse(200, [(b"content-type", b"text/event-stream")], [chunk] * 50)
     await RELAY.stream_sse(ex, upstream, _guard(), cap=None)
     assert sent.body == chunk * 50
+
+
+@pytest.mark.parametrize(
+    ("tail", "relayed"),
+    [
+        (_event({"jsonrpc": "2.0", "id": 1, "result": {}})[:-1], True),  # one newline short
+        (_event({"jsonrpc": "2.0", "id": 99, "result": {}})[:-2], False),  # for another request
+    ],
+)
+async def test_an_unterminated_last_event_is_checked_like_the_others(tail: bytes, relayed: bool) -> None:
+    ex, sent = _exchange()
+    note = _event({"jsonrpc": "2.0", "method": "notifications/progress"})
+    upstream = CannedResponse(200, [(b"content-type", b"text/event-stream")], [note, tail])
+    await RELAY.stream_sse(ex, upstream, _guard(), cap=None)
+    assert sent.body == note + (tail if relayed else b"")
+    assert sent.finished
