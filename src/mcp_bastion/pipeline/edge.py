@@ -28,7 +28,7 @@ class EdgeChecks:
         self._hosts = frozenset(
             {netloc, *_default_port_forms(scheme, netloc), *(h.lower() for h in config.allowed_hosts)}
         )
-        self._origins = frozenset({f"{scheme}://{netloc}", *config.origins.allow})
+        self._origins = frozenset({_serialized_origin(scheme, netloc), *config.origins.allow})
         self._proxies = tuple(ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies)
         self._max_body = config.limits.max_body_bytes
 
@@ -119,3 +119,10 @@ def _default_port_forms(scheme: str, netloc: str) -> Iterable[str]:
         yield netloc[: -len(default)]
     elif ":" not in netloc.rsplit("]", 1)[-1]:
         yield netloc + default
+
+
+def _serialized_origin(scheme: str, netloc: str) -> str:
+    # RFC 6454 §6.1: the Origin a browser sends leaves out the scheme's default port, even
+    # when public_base_url spells it out.
+    default = ":443" if scheme == "https" else ":80"
+    return f"{scheme}://{netloc[: -len(default)] if netloc.endswith(default) else netloc}"
