@@ -3,8 +3,8 @@
 The refresher (the upstream's tool list, fetched when a call names a tool the gateway has
 not seen) is IO: it must run only when its answer can change the decision, i.e. for an
 unknown tool with no per-tool override, on a route that enforces scopes. A denial names
-the scopes of the denied calls, each once, in call order (DM-09: what this request
-needs, not the catalogue), so the client can step up.
+every scope the request's calls need, each once, in call order (DM-09: what this request
+needs, not the catalogue), so a client stepping up to exactly those can make the request.
 """
 
 from __future__ import annotations
@@ -126,7 +126,7 @@ async def test_required_is_recorded_per_call_in_order() -> None:
     assert required == (("tools.read",), (), ("ops.deploy", "tools.write"), ())
 
 
-async def test_a_denial_names_the_denied_calls_scopes_once_each_in_order() -> None:
+async def test_a_denial_names_every_scope_the_request_needs_once_each_in_order() -> None:
     target = route(
         tools={
             "a": {"scopes": ["x.one", "x.two"]},
@@ -146,9 +146,10 @@ async def test_a_denial_names_the_denied_calls_scopes_once_each_in_order() -> No
     ex.calls = calls
     with pytest.raises(InsufficientScope) as caught:
         await Authorize(FakeRefresher())(ex)
-    # b needs x.two x.three, a needs x.one x.two: the union in call order, held ones included
-    # (a client re-authorizing with only the missing ones would lose x.one).
-    assert caught.value.scopes == ("x.two", "x.three", "x.one")
+    # b needs x.two x.three, c x.four (held), a x.one x.two: the union of the whole request in
+    # call order, held ones included (a client re-authorizing with only the named scopes would
+    # otherwise lose x.four and fail on c: a step-up loop in a batch).
+    assert caught.value.scopes == ("x.two", "x.three", "x.four", "x.one")
     assert ex.required == (("x.two", "x.three"), ("x.four",), (), ("x.one", "x.two"))
 
 
@@ -161,3 +162,15 @@ async def test_scope_hierarchy_admin_grants_write_grants_read() -> None:
         assert required == (("tools.read",), ("tools.write",))
     with pytest.raises(InsufficientScope):
         await _authorize(target, principal("tools.read"), calls, FakeRefresher())
+
+
+async def test_a_denial_leaves_out_a_scope_another_named_one_grants() -> None:
+    # A batch of a read call and a write call, by a read token: tools.write grants tools.read
+    # (default hierarchy), so the challenge names tools.write alone.
+    target = route(tools={"r": {"scopes": ["tools.read"]}, "w": {"scopes": ["tools.write"]}})
+    ex = exchange(target)
+    ex.principal = principal("tools.read")
+    ex.calls = (Call("tools/call", "r", 1), Call("tools/call", "w", 2))
+    with pytest.raises(InsufficientScope) as caught:
+        await Authorize(FakeRefresher())(ex)
+    assert caught.value.scopes == ("tools.write",)

@@ -276,13 +276,16 @@ async def test_unreadable_header_sets_are_refused_before_any_stage(
     headers: list[tuple[bytes, bytes]], status: int
 ) -> None:
     log: list[str] = []
-    app, _ = _gateway([Recorder("edge", log), Answer()])
+    app, sink = _gateway([Recorder("edge", log), Answer()])
     scope = _scope("/demo/mcp")
     scope["headers"] = [*scope["headers"], *headers]
     sent = Sent()
     await app(scope, Received(), sent)
     assert sent.status == status
     assert log == []
+    # Still audited, as every MCP request is: one event, no identity, the refusal's status.
+    [event] = sink.events
+    assert (event.decision, event.status, event.subject, event.token_hash) == ("deny", status, None, None)
 
 
 async def test_the_exchange_carries_the_clients_trace_id() -> None:

@@ -193,3 +193,9 @@ async def test_listed_annotations_are_learned_hidden_tools_included() -> None:
     assert target.catalog.get("edit") == ToolAnnotations(read_only=False, destructive=False)
     assert target.catalog.get("drop") == ToolAnnotations(read_only=False, destructive=True)
     assert target.catalog.get("never-listed") is None
+
+
+async def test_a_route_with_auth_off_passes_no_forged_marks() -> None:
+    forged = [{"name": "t", "_meta": {REQUIRED: [], MISSING: [], "vendor/x": 1}}]
+    result = _list(route(auth=False), tools=forged)
+    assert result["tools"] == [{"name": "t", "_meta": {"vendor/x": 1}}]

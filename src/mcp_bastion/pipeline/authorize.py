@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 
 from ..auth.principal import Principal
 from ..errors import AuthorizationError, InsufficientScope
+from ..policy.decide import ServerPolicy
 from ..route import ServerRoute
 from .exchange import Exchange
 
@@ -26,7 +27,7 @@ class Authorize:
         assert principal is not None
         policy = route.policy
         required: list[tuple[str, ...]] = []
-        missing: list[str] = []
+        denied = False
         for call in ex.calls:
             annotations = None
             if call.method == "tools/call" and call.name is not None:
@@ -41,10 +42,21 @@ class Authorize:
                     # Refused by a check beyond scopes: no step-up can fix it, so no challenge.
                     ex.required = tuple(required)
                     raise AuthorizationError(decision.reason or "refused by policy")
-                missing.extend(decision.required)
+                denied = True
         ex.required = tuple(required)
-        if missing:
-            # scope= names what this request needs, not the catalogue (DM-09), so the client can step up.
-            raise InsufficientScope(
-                "the token lacks scopes this call needs", scopes=tuple(dict.fromkeys(missing))
-            )
+        if denied:
+            # scope= names what this request needs, not the catalogue (DM-09), and all of it:
+            # a client re-authorizing with exactly these must be able to make the whole request
+            # (a batch's allowed calls included), or a step-up would lose what it held.
+            needed = tuple(dict.fromkeys(scope for scopes in required for scope in scopes))
+            raise InsufficientScope("the token lacks scopes this call needs", scopes=_minimal(policy, needed))
+
+
+def _minimal(policy: ServerPolicy, scopes: tuple[str, ...]) -> tuple[str, ...]:
+    """Leave out a scope another of `scopes` grants (tools.read beside tools.write)."""
+    grants = policy.registry.grants
+    return tuple(
+        scope
+        for scope in scopes
+        if not any(other != scope and scope in grants.get(other, ()) for other in scopes)
+    )

@@ -23,12 +23,13 @@ from ..mcp.jsonrpc import INTERNAL_ERROR, error_body
 from ..route import ServerRoute
 from ..trace import TraceContext
 from .audit import AuditStep
-from .exchange import CYCLE_EXTENSION, Exchange, read_headers
+from .exchange import CYCLE_EXTENSION, Exchange, RequestHeaders, read_headers
 from .replies import JSON, error_reply, send_reply
 
 __all__ = ["Gateway", "Stage"]
 
 log = logging.getLogger("mcp_bastion")
+_NO_HEADERS = RequestHeaders({}, [], 0)
 
 
 class Stage(Protocol):
@@ -93,7 +94,12 @@ class Gateway:
         try:
             headers = read_headers(scope["headers"], self._max_header_bytes)
         except RequestRejected as err:
-            await send_reply(send, error_reply(route, err, None))
+            # Refused before anything was read (duplicate Authorization, oversized headers):
+            # still one audit event, with no identity and a fresh trace id.
+            ex = Exchange(scope, receive, send, route, _NO_HEADERS, TraceContext.from_header(None))
+            ex.started = started
+            await self._answer(ex, err)
+            self._audit(ex)
             return
         ex = Exchange(
             scope, receive, send, route, headers, TraceContext.from_header(headers.get("traceparent"))

@@ -48,7 +48,15 @@ def filter_tool_list(ex: Exchange, result: dict[str, Any]) -> None:
                 tools.append(tool)
         result["tools"] = tools
     else:
-        result["tools"] = [tool for tool, _, _ in known]
+        tools = []
+        for tool, _, _ in known:
+            meta = tool.get("_meta")
+            if isinstance(meta, dict):
+                # No decision made here, so no marks: none an upstream wrote may pass as ours.
+                meta.pop(REQUIRED_SCOPES_META, None)
+                meta.pop(MISSING_SCOPES_META, None)
+            tools.append(tool)
+        result["tools"] = tools
     if ex.era is not None and ex.era.version in MODERN_VERSIONS:
         # caching.mdx: a list that differs per caller must not be shared across tokens.
         result["cacheScope"] = "private"
