@@ -993,3 +993,60 @@ async def test_a_forged_token_is_not_cached_and_a_real_one_still_is() -> None:
     remembered = h.verifier.remembered("Bearer " + real, RESOURCE, ALLOWED)
     assert remembered is not None
     assert remembered.subject == "alice"
+
+
+# --- boundaries, stated as numbers rather than read back from the module ------------------
+
+
+async def test_a_header_segment_of_2048_characters_is_read_and_one_more_is_too_large() -> None:
+    h = make()
+    # 1,536 bytes of header JSON are exactly 2,048 base64url characters.
+    pad = 1536 - len(orjson.dumps(header("ES256", **{"x-pad": ""})))
+    tok = token(header("ES256", **{"x-pad": "p" * pad}))
+    assert len(tok.split(".")[0]) == 2048
+    assert (await h.verify(tok)).subject == "alice"
+    # 2,049 characters cannot even be base64url: the size, not the decoding, must refuse it.
+    _, body, sig = tok.split(".")
+    await h.reject(f"{'A' * 2049}.{body}.{sig}", "token header too large")
+
+
+@pytest.mark.parametrize(("length", "ok"), [(256, True), (257, False)])
+async def test_a_kid_of_256_characters_is_looked_up_and_one_more_is_refused(length: int, ok: bool) -> None:
+    kid = "k" * length
+    h = make({"keys": [public_jwk(EC_KEY, kid, alg="ES256")]})
+    tok = token(header("ES256", kid=kid))
+    if ok:
+        assert (await h.verify(tok)).subject == "alice"
+    else:
+        await h.reject(tok, "token key id is malformed")
+        assert h.loader.calls == 0
+
+
+@pytest.mark.parametrize(("length", "ok"), [(1024, True), (1025, False)])
+async def test_a_subject_of_1024_characters_is_kept_and_one_more_is_refused(length: int, ok: bool) -> None:
+    h = make()
+    tok = token(body=claims(sub="s" * length))
+    if ok:
+        assert (await h.verify(tok)).subject == "s" * length
+    else:
+        await h.reject(tok, "token has no subject")
+
+
+async def test_a_token_of_exactly_the_size_cap_is_remembered() -> None:
+    tok = token()
+    h = make(max_token_bytes=len(tok))
+    principal = await h.verify(tok)
+    assert h.verifier.remembered(f"Bearer {tok}", RESOURCE, ALLOWED) == principal
+
+
+async def test_a_cached_verdict_ends_at_its_cache_until_instant() -> None:
+    # exp + leeway (40 s) comes before the minute: that instant ends the verdict, for both paths.
+    h = make()
+    tok = token(body=claims(exp=T + 10))
+    await h.verify(tok)
+    h.clock.now = NOW + 39.999
+    assert h.verifier.remembered(f"Bearer {tok}", RESOURCE, ALLOWED) is not None
+    h.clock.now = NOW + 40
+    assert h.verifier.remembered(f"Bearer {tok}", RESOURCE, ALLOWED) is None
+    assert (await h.verify(tok)).subject == "alice"  # exp + leeway itself is still valid
+    assert h.keys.lookups == 2  # verified afresh, not answered from the cache

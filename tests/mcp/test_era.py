@@ -225,3 +225,9 @@ def test_plain_mcp_name_with_characters_that_need_base64_is_refused(name: str) -
     message = _call(name)
     error = _mismatch(Era("modern", "2026-07-28"), message, "tools/call", name)
     assert "must be base64-encoded" in error.message
+
+
+def test_error_codes_are_the_specifications() -> None:
+    # 2026-07-28 schema: HEADER_MISMATCH and UNSUPPORTED_PROTOCOL_VERSION, stated here rather
+    # than read back from the module the other tests import them from.
+    assert (HEADER_MISMATCH, UNSUPPORTED_VERSION) == (-32020, -32022)

@@ -8,11 +8,14 @@ import orjson
 import pytest
 
 from mcp_bastion.errors import ProtocolError
+from mcp_bastion.mcp import jsonrpc
 from mcp_bastion.mcp.calls import NAMED_METHODS
 from mcp_bastion.mcp.era import META_VERSION
 from mcp_bastion.mcp.jsonrpc import (
+    INTERNAL_ERROR,
     INVALID_PARAMS,
     INVALID_REQUEST,
+    METHOD_NOT_FOUND,
     PARSE_ERROR,
     READ_NAMES,
     Message,
@@ -463,3 +466,62 @@ def test_repeats_are_found_below_the_depth_orjson_writes(repeat: bool) -> None:
         assert 'the member "name" appears twice' in error.message
     else:
         assert _parse(body, max_depth=400).messages[0].method == "x"
+
+
+def test_error_codes_are_json_rpc_2_0s() -> None:
+    # JSON-RPC 2.0 §5.1, stated here rather than read back from the module.
+    assert (PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR) == (
+        -32700,
+        -32600,
+        -32601,
+        -32602,
+        -32603,
+    )
+
+
+def _nest(kind: str, depth: int) -> Any:
+    """A value `depth` containers deep, each level with an empty sibling container (so the body
+    holds more brackets than levels, and the count shortcut cannot settle the depth)."""
+    value: Any = {}
+    for level in range(depth - 1):
+        as_list = kind == "lists" or (kind == "mixed" and level % 2)
+        value = [value, []] if as_list else {"n": value, "e": {}}
+    return value
+
+
+@pytest.mark.parametrize("kind", ["objects", "lists", "mixed"])
+@pytest.mark.parametrize(("depth", "ok"), [(64, True), (65, False)])
+def test_the_depth_cap_counts_levels_not_brackets(kind: str, depth: int, ok: bool) -> None:
+    # The envelope and params are two levels: the value inside params gets the other 62.
+    body = orjson.dumps(
+        {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"v": _nest(kind, depth - 2)}}
+    )
+    assert body.count(b"{") + body.count(b"[") > depth  # the walk, not the shortcut, decides
+    if ok:
+        assert _parse(body).messages[0].method == "ping"
+    else:
+        error = _fails(body)
+        assert (error.code, error.message) == (PARSE_ERROR, "Parse error: JSON nested deeper than 64")
+
+
+def test_a_case_variant_beside_every_read_params_member_is_still_refused() -> None:
+    params = {"name": "t", "uri": "u", "_meta": {}, "Name": "drop_thing"}
+    error = _fails(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}))
+    assert error.code == INVALID_PARAMS
+
+
+def test_control_exactly_the_read_params_members_pass() -> None:
+    params = {"name": "t", "uri": "u", "_meta": {}}
+    message = _parse(orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "x", "params": params})).messages[0]
+    assert message.params == params
+
+
+def test_a_second_reading_that_fails_fails_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    # No body orjson accepts is known to fail CPython's json (its checking reading); should one
+    # exist, the body is refused as unreadable rather than forwarded or turned into a 500.
+    def refuses(*args: object, **kwargs: object) -> object:
+        raise ValueError("a reading that disagrees")
+
+    monkeypatch.setattr(jsonrpc.json, "loads", refuses)
+    error = _fails(b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"\\u0061"}}')
+    assert (error.code, error.request_id) == (PARSE_ERROR, None)

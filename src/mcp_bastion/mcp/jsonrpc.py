@@ -127,7 +127,7 @@ def _message(doc: Any) -> Message:
         # Legacy-era clients answer server requests (sampling, elicitation) with responses.
         if not doc.keys() <= _RESPONSE_MEMBERS or ("result" in doc and "error" in doc):
             _invalid("a response carries jsonrpc, id, and either result or error", raw_id)
-        return Message("response", _checked_id(raw_id, required=True), "", None)
+        return Message("response", _checked_id(raw_id), "", None)
     raise ProtocolError(
         "Invalid Request: neither a request nor a response", code=INVALID_REQUEST, request_id=_safe_id(raw_id)
     )
@@ -155,7 +155,7 @@ def _request(doc: dict[str, Any], raw_id: Any) -> Message:
         )
     if "id" not in doc:
         return Message("notification", None, method, params)
-    return Message("request", _checked_id(raw_id, required=True), method, params)
+    return Message("request", _checked_id(raw_id), method, params)
 
 
 def _invalid(what: str, raw_id: Any) -> NoReturn:
@@ -221,7 +221,7 @@ def _check_members(pairs: list[tuple[str, Any]]) -> None:
             seen.add(name)
 
 
-def _checked_id(raw_id: Any, *, required: bool) -> str | int:
+def _checked_id(raw_id: Any) -> str | int:
     # MCP basic: ids are strings or integers and MUST NOT be null; bool is an int in Python.
     if isinstance(raw_id, bool) or not isinstance(raw_id, (str, int)):
         raise ProtocolError('Invalid Request: "id" must be a string or an integer', code=INVALID_REQUEST)
@@ -233,7 +233,7 @@ def _checked_id(raw_id: Any, *, required: bool) -> str | int:
 def _safe_id(raw_id: Any) -> str | int | None:
     """The id to echo in an error, only when it is itself well-formed."""
     try:
-        return _checked_id(raw_id, required=False)
+        return _checked_id(raw_id)
     except ProtocolError:
         return None
 
