@@ -60,6 +60,12 @@ def _marks(result: dict[str, Any]) -> dict[str, tuple[list[str], list[str] | Non
     return {tool["name"]: (tool["_meta"][REQUIRED], tool["_meta"].get(MISSING)) for tool in result["tools"]}
 
 
+def _names(result: dict[str, Any]) -> list[str]:
+    """`callable` lists carry no marks (nothing to step up to): the names are the answer."""
+    assert all(REQUIRED not in tool.get("_meta", {}) for tool in result["tools"])
+    return [tool["name"] for tool in result["tools"]]
+
+
 async def test_reachable_lists_callable_and_step_up_tools_with_their_marks() -> None:
     result = _list(route(**SERVER), "tools.read")
     assert _marks(result) == {
@@ -95,17 +101,13 @@ async def test_a_tool_needing_a_scope_the_server_does_not_publish_is_not_reachab
 
 async def test_callable_lists_only_what_the_token_may_call_now() -> None:
     result = _list(route(tools_list="callable", **SERVER), "tools.read")
-    assert _marks(result) == {"search": (["tools.read"], None)}
+    assert _names(result) == ["search"]
 
 
 async def test_a_broader_token_sees_more_as_callable() -> None:
     result = _list(route(tools_list="callable", **SERVER), "tools.write", "ops.deploy")
-    assert _marks(result) == {
-        "search": (["tools.read"], None),  # write grants read (default hierarchy)
-        "edit": (["tools.write"], None),
-        "drop": (["tools.write"], None),
-        "deploy": (["ops.deploy"], None),  # config wins over the tool's readOnlyHint
-    }
+    # write grants read (default hierarchy); deploy needs ops.deploy (config wins over readOnlyHint)
+    assert _names(result) == ["search", "edit", "drop", "deploy"]
 
 
 async def test_without_trusted_annotations_a_read_only_hint_relaxes_nothing() -> None:
@@ -126,10 +128,11 @@ async def test_an_upstreams_forged_marks_are_overwritten_or_removed(mode: str) -
     ]
     result = _list(route(tools_list=mode), "tools.read", tools=tools)
     search = result["tools"][0]
-    assert search["_meta"] == {REQUIRED: ["tools.read"], "vendor.example/kept": 1}
     if mode == "reachable":
+        assert search["_meta"] == {REQUIRED: ["tools.read"], "vendor.example/kept": 1}
         assert result["tools"][1]["_meta"] == {REQUIRED: ["tools.write"], MISSING: ["tools.write"]}
-    else:
+    else:  # no marks in this mode: the upstream's are removed, its own keys kept
+        assert search["_meta"] == {"vendor.example/kept": 1}
         assert len(result["tools"]) == 1
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from ..mcp.calls import Call
 from ..mcp.era import MODERN_VERSIONS
 from .exchange import Exchange
 
@@ -37,24 +36,26 @@ def filter_tool_list(ex: Exchange, result: dict[str, Any]) -> None:
     if route.auth:
         policy = route.policy
         show_reachable = route.config.tools_list == "reachable"
+        granted = policy.registry.expand(principal.scopes)
+        marks = _Marks()
         tools: list[Any] = []
+        decide_tool = policy.decide_tool
         for tool, name, annotations in known:
-            decision = policy.decide(principal, Call("tools/call", name, None), annotations)
+            decision = decide_tool(principal, name, annotations, granted)
             if decision.allowed:
-                _mark(tool, decision.required, ())
+                if show_reachable:
+                    marks.put(tool, decision.required, ())
+                else:
+                    _unmark(tool)
                 tools.append(tool)
             elif show_reachable and decision.reachable:
-                _mark(tool, decision.required, decision.missing)
+                marks.put(tool, decision.required, decision.missing)
                 tools.append(tool)
         result["tools"] = tools
     else:
         tools = []
         for tool, _, _ in known:
-            meta = tool.get("_meta")
-            if isinstance(meta, dict):
-                # No decision made here, so no marks: none an upstream wrote may pass as ours.
-                meta.pop(REQUIRED_SCOPES_META, None)
-                meta.pop(MISSING_SCOPES_META, None)
+            _unmark(tool)
             tools.append(tool)
         result["tools"] = tools
     if ex.era is not None and ex.era.version in MODERN_VERSIONS:
@@ -62,13 +63,36 @@ def filter_tool_list(ex: Exchange, result: dict[str, Any]) -> None:
         result["cacheScope"] = "private"
 
 
-def _mark(tool: Any, required: tuple[str, ...], missing: tuple[str, ...]) -> None:
+def _unmark(tool: dict[str, Any]) -> None:
+    # No marks in this mode: none an upstream wrote may pass as the gateway's.
     meta = tool.get("_meta")
-    if not isinstance(meta, dict):
-        # Not an object (or absent): ours replaces it; a malformed _meta has no meaning to keep.
-        meta = tool["_meta"] = {}
-    meta[REQUIRED_SCOPES_META] = list(required)
-    if missing:
-        meta[MISSING_SCOPES_META] = list(missing)
-    else:
-        meta.pop(MISSING_SCOPES_META, None)  # an upstream may not forge our marks
+    if meta and isinstance(meta, dict):
+        meta.pop(REQUIRED_SCOPES_META, None)
+        meta.pop(MISSING_SCOPES_META, None)
+
+
+class _Marks:
+    """Writes the scope marks; the lists are built once per distinct requirement in a list
+    (a 200-tool list has a handful), not once per tool."""
+
+    __slots__ = ("_lists",)
+
+    def __init__(self) -> None:
+        self._lists: dict[tuple[str, ...], list[str]] = {}
+
+    def put(self, tool: dict[str, Any], required: tuple[str, ...], missing: tuple[str, ...]) -> None:
+        meta = tool.get("_meta")
+        if not isinstance(meta, dict):
+            # Not an object (or absent): ours replaces it; a malformed _meta has no meaning to keep.
+            meta = tool["_meta"] = {}
+        meta[REQUIRED_SCOPES_META] = self._list(required)
+        if missing:
+            meta[MISSING_SCOPES_META] = self._list(missing)
+        else:
+            meta.pop(MISSING_SCOPES_META, None)  # an upstream may not forge our marks
+
+    def _list(self, scopes: tuple[str, ...]) -> list[str]:
+        known = self._lists.get(scopes)
+        if known is None:
+            known = self._lists[scopes] = list(scopes)
+        return known

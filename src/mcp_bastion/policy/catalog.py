@@ -7,7 +7,7 @@ scopes, and per-tool config always wins (see ServerPolicy). The catalog is bound
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 from .decide import ToolAnnotations, annotations_of
@@ -26,13 +26,14 @@ class ToolCatalog:
     def get(self, name: str) -> ToolAnnotations | None:
         return self._tools.get(name)
 
-    def learn(self, tools: Iterable[Any]) -> list[tuple[Mapping[str, Any], str, ToolAnnotations]]:
+    def learn(self, tools: Iterable[Any]) -> list[tuple[dict[str, Any], str, ToolAnnotations]]:
         """Remember the tools' annotations; return each well-formed tool with its name and
-        annotations (those past the catalog's bound too: they are still filtered)."""
-        known: list[tuple[Mapping[str, Any], str, ToolAnnotations]] = []
+        annotations (those past the catalog's bound too: they are still filtered). Tools are
+        parsed JSON: a tool that is not a JSON object (a dict) is malformed and skipped."""
+        known: list[tuple[dict[str, Any], str, ToolAnnotations]] = []
         catalog = self._tools
         for tool in tools:
-            if type(tool) is not dict and not isinstance(tool, Mapping):  # dicts first: no ABC check
+            if type(tool) is not dict:
                 continue
             name = tool.get("name")
             if not isinstance(name, str):

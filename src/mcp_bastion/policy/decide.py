@@ -14,7 +14,7 @@ tables (a check that needs the time is handed a clock when it is built).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple, Protocol
 
 from ..auth.principal import Principal
@@ -118,19 +118,50 @@ class ServerPolicy:
     # The server's `scopes_supported` (RFC 9728): what a client can ask the IdP for.
     published: frozenset[str] = frozenset()
     checks: tuple[CallCheck, ...] = ()
+    # One allowing Decision per requirement (a handful per server): a 200-tool list allocates none.
+    _allowed: dict[tuple[str, ...], Decision] = field(default_factory=dict, compare=False, repr=False)
 
     def decide(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Decision:
         """May `principal` make `call`? `annotations` are the target tool's, when known."""
         required = self.requirement(call, annotations)
+        return self._verdict(principal, call, annotations, required, self.registry.expand(principal.scopes))
+
+    def decide_tool(
+        self, principal: Principal, name: str, annotations: ToolAnnotations | None, granted: frozenset[str]
+    ) -> Decision:
+        """`decide()` for a `tools/call` of `name`, in the form the list filter asks it for every
+        listed tool: `granted` is `registry.expand(principal.scopes)`, expanded once per list."""
+        required = self.tool_requirement(name, annotations)
+        if self.checks:
+            return self._verdict(principal, Call("tools/call", name, None), annotations, required, granted)
+        if not self.enforce or granted.issuperset(required):
+            allowed = self._allowed.get(required)
+            if allowed is None:
+                allowed = Decision(True, required)
+                if len(self._allowed) < 256:  # requirements come from config and the registry: few
+                    self._allowed[required] = allowed
+            return allowed
+        return self._denied(required, granted)
+
+    def _verdict(
+        self,
+        principal: Principal,
+        call: Call,
+        annotations: ToolAnnotations | None,
+        required: tuple[str, ...],
+        granted: frozenset[str],
+    ) -> Decision:
         if not self.enforce:
             return Decision(True, required)
         for check in self.checks:
             refusal = check.check(principal, call, annotations)
             if refusal is not None:
                 return Decision(False, required, (), False, refusal.reason, refusal.rules)
-        granted = self.registry.expand(principal.scopes)
         if granted.issuperset(required):
             return Decision(True, required)
+        return self._denied(required, granted)
+
+    def _denied(self, required: tuple[str, ...], granted: frozenset[str]) -> Decision:
         missing = tuple(scope for scope in required if scope not in granted)
         return Decision(False, required, missing, self.published.issuperset(missing))
 
