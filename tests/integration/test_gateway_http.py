@@ -126,6 +126,19 @@ def test_tools_list_is_filtered_to_callable_tools(stack: Stack) -> None:
     assert names == ["read_thing", "stream_thing", "hang"]
 
 
+def test_tools_list_answered_as_sse_is_filtered_too(stack: Stack) -> None:
+    stack.upstream.answer_as_sse = True
+    response = stack.post(rpc("tools/list", id=3), token=stack.token("tools.read"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+    assert len(data) == 1
+    answer = json.loads(data[0])
+    assert answer["id"] == 3
+    assert [t["name"] for t in answer["result"]["tools"]] == ["read_thing", "stream_thing", "hang"]
+    assert "id: 1" in response.text.splitlines()  # the event's framing is kept
+
+
 def test_tools_list_in_2026_is_marked_private(stack: Stack) -> None:
     response = stack.post(
         modern("tools/list"), token=stack.token("tools.write"), headers=modern_headers("tools/list")

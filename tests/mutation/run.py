@@ -101,6 +101,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", "-j", type=int, default=1, choices=(1, 2), help="parallel runs (default 1)")
     parser.add_argument("--list", action="store_true", help="print the mutants, run nothing")
     parser.add_argument(
+        "--tests", nargs="+", metavar="FILE", help="run these test files instead of the module's own"
+    )
+    parser.add_argument(
         "--report", type=Path, default=DEFAULT_REPORT, help=f"JSON report (default {DEFAULT_REPORT})"
     )
     parser.add_argument(
@@ -130,7 +133,8 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         try:
             for module, lines in selected:
-                result = _run_module(module, lines, copies, Path(scratch), args.timeout_factor)
+                tests = tuple(args.tests) if args.tests else MODULES[module]
+                result = _run_module(module, lines, tests, copies, Path(scratch), args.timeout_factor)
                 if result is None:
                     return 2
                 outcomes.extend(result)
@@ -177,10 +181,14 @@ def _copy_source(target: Path) -> Path:
 
 
 def _run_module(
-    module: str, lines: set[int] | None, copies: list[Path], scratch: Path, factor: float
+    module: str,
+    lines: set[int] | None,
+    tests: tuple[str, ...],
+    copies: list[Path],
+    scratch: Path,
+    factor: float,
 ) -> list[Outcome] | None:
-    tests = MODULES[module]
-    missing = [t for t in tests if not (ROOT / t).exists()]
+    missing = [t for t in tests if not (ROOT / t.split("::")[0]).exists()]
     tests = tuple(t for t in tests if t not in missing)
     mutants = _mutants(module, lines)
     print(f"== {module}: {len(mutants)} mutants; tests: {' '.join(tests)}", flush=True)
