@@ -40,6 +40,7 @@ _FLIPS: dict[type[ast.cmpop], tuple[type[ast.cmpop], ...]] = {
     ast.IsNot: (ast.Is,),
 }
 _MAX_SHOWN = 90
+_SHORT = 12
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,13 @@ class Mutant:
     end: int
     original: str
     replacement: str
+    # For a short edit (a constant, a bare name), the whole line before and after: `1 -> 2`
+    # alone does not say which 1.
+    shown: tuple[str, str] | None = None
 
     def describe(self) -> str:
-        return f"{_short(self.original)} -> {_short(self.replacement)}"
+        before, after = self.shown or (self.original, self.replacement)
+        return f"{_short(before)} -> {_short(after)}"
 
 
 def apply(source: str, mutant: Mutant) -> str:
@@ -110,7 +115,15 @@ class _Finder(ast.NodeVisitor):
 
     def _add(self, operator: str, node: ast.expr | ast.stmt, replacement: str) -> None:
         start, end = self._span(node)
-        self.found.append(Mutant(operator, node.lineno, start, end, self._text(start, end), replacement))
+        original = self._text(start, end)
+        shown = None
+        if len(original) < _SHORT and node.end_lineno == node.lineno:
+            line_start = self._line_starts[node.lineno - 1]
+            line_end = self._data.find(b"\n", line_start)
+            line_end = len(self._data) if line_end < 0 else line_end
+            before, after = self._text(line_start, start), self._text(end, line_end)
+            shown = ((before + original + after).strip(), (before + replacement + after).strip())
+        self.found.append(Mutant(operator, node.lineno, start, end, original, replacement, shown))
 
     def _add_expr(self, operator: str, node: ast.expr, new: ast.expr) -> None:
         # Parenthesized: the replacement binds as the original did, wherever it stands.

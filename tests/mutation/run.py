@@ -80,6 +80,7 @@ class Outcome:
     replacement: str
     verdict: str  # killed | survived | timeout
     seconds: float
+    description: str
     killed_by: str = ""
 
     def where(self) -> str:
@@ -225,7 +226,15 @@ def _run_module(
             target.write_text(source, encoding="utf-8")
             free.put(copy)
         return Outcome(
-            module, mutant.line, mutant.operator, mutant.original, mutant.replacement, verdict, took, killer
+            module,
+            mutant.line,
+            mutant.operator,
+            mutant.original,
+            mutant.replacement,
+            verdict,
+            took,
+            mutant.describe(),
+            killer,
         )
 
     results: list[Outcome] = []
@@ -235,7 +244,7 @@ def _run_module(
             results.append(outcome)
             mark = {"killed": "killed  ", "timeout": "timeout ", "survived": "SURVIVED"}[outcome.verdict]
             print(
-                f"[{index}/{len(mutants)}] {mark} {outcome.where()}: {_describe(outcome)}"
+                f"[{index}/{len(mutants)}] {mark} {outcome.where()}: {outcome.description}"
                 f"  ({outcome.seconds:.1f} s)",
                 flush=True,
             )
@@ -307,10 +316,6 @@ def _tally(outcomes: list[Outcome]) -> tuple[int, int, int]:
     return killed, timeouts, len(outcomes)
 
 
-def _describe(outcome: Outcome) -> str:
-    return Mutant(outcome.operator, outcome.line, 0, 0, outcome.original, outcome.replacement).describe()
-
-
 def _print_summary(scores: dict[str, tuple[int, int, int]], outcomes: list[Outcome]) -> None:
     print("\n== scores (killed + timed out) / mutants")
     for module, (killed, timeouts, total) in scores.items():
@@ -325,7 +330,7 @@ def _print_summary(scores: dict[str, tuple[int, int, int]], outcomes: list[Outco
 def _survivors(outcomes: list[Outcome]) -> Iterator[str]:
     for outcome in outcomes:
         if outcome.verdict == "survived":
-            yield f"{outcome.where()}: {_describe(outcome)}"
+            yield f"{outcome.where()}: {outcome.description}"
 
 
 if __name__ == "__main__":
