@@ -121,7 +121,7 @@ class _Finder(ast.NodeVisitor):
             line_start = self._line_starts[node.lineno - 1]
             line_end = self._data.find(b"\n", line_start)
             line_end = len(self._data) if line_end < 0 else line_end
-            before, after = self._text(line_start, start), self._text(end, line_end)
+            before, after = self._text(line_start, start), self._text(end, line_end).split("  #")[0]
             shown = ((before + original + after).strip(), (before + replacement + after).strip())
         self.found.append(Mutant(operator, node.lineno, start, end, original, replacement, shown))
 
