@@ -117,6 +117,7 @@ def test_challenge_format(scopes: tuple[str, ...], error: str, description: str,
         ("line\r\nWWW-Authenticate: Basic", "lineWWW-Authenticate: Basic"),
         ("a\nb\rc\td", "abcd"),
         ("bell\x07esc\x1b[2J", "bellesc[2J"),
+        ("del\x7fete \x1f\x20", "delete  "),  # RFC 6750 §3: %x20-21 / %x23-5B / %x5D-7E, no DEL
         ("naïve ✓", "nave "),
         ("x" * 500, "x" * 200),
         ("ok: allowed ~ chars !#$%&'()*+,-./[]^_`{|}", "ok: allowed ~ chars !#$%&'()*+,-./[]^_`{|}"),

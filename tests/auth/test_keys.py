@@ -10,7 +10,7 @@ import pytest
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from mcp_bastion.auth import IssuerPolicy, JwtVerifier
-from mcp_bastion.auth.keys import MAX_KEYS, RemoteKeySet, compatible, import_public_keys
+from mcp_bastion.auth.keys import RemoteKeySet, compatible, import_public_keys
 from mcp_bastion.errors import InvalidToken, KeySourceError
 
 from .tokens import (
@@ -35,6 +35,7 @@ from .tokens import (
 
 TTL = 300.0
 COOLDOWN = 30.0
+MAX_KEYS = 64  # keys of one JWKS document looked at; the rest are ignored (DM-03)
 NEW_EC_KEY = ECKey.generate_key("P-256")
 
 
@@ -96,6 +97,10 @@ async def test_unknown_kid_refetches_once_per_cooldown() -> None:
     assert loader.calls == 2
     for i in range(100):
         await _no_key(keys, f"random-{i}")
+    assert loader.calls == 2
+    # The cooldown, not the one-second retry of a forced refresh, spaces unknown-kid refetches.
+    clock.now = NOW + COOLDOWN + 3
+    await _no_key(keys, "nope-3")
     assert loader.calls == 2
     clock.now = NOW + 2 * COOLDOWN + 2
     await _no_key(keys, "nope-2")
@@ -384,3 +389,34 @@ def test_compatible_key_type_fixes_the_algorithm(key: Any, alg: str, ok: bool) -
 def test_compatible_honours_the_jwk_alg(declared: str, alg: str, ok: bool) -> None:
     by_kid, _ = import_public_keys({"keys": [public_jwk(RSA_KEY, "k", alg=declared)]})
     assert compatible(by_kid["k"], alg) is ok
+
+
+async def test_warming_a_set_without_keys_is_retried_once_a_second() -> None:
+    # At start-up an IdP may be down: keys are tried again a second later, not a cooldown later.
+    loader, clock = Loader(fail_with=KeySourceError("down")), Clock()
+    keys = _key_set(loader, clock)
+    await keys.warm()
+    await keys.warm()
+    assert loader.calls == 1
+    clock.now = NOW + 1.5
+    loader.fail_with = None
+    await keys.warm()
+    assert loader.calls == 2
+    assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)
+
+
+@pytest.mark.parametrize("n", [12345, None, ["AQAB"], {"n": "AQAB"}, "\u00e9" * 342, "!"])
+def test_an_rsa_modulus_that_is_not_base64url_text_drops_the_key(n: Any) -> None:
+    # Hostile JWKS content: the key is unusable, the document is judged on its other keys.
+    document = {"keys": [{"kty": "RSA", "kid": "bad", "n": n, "e": "AQAB"}, public_jwk(EC_KEY, "ok")]}
+    by_kid, anonymous = import_public_keys(document)
+    assert (list(by_kid), anonymous) == (["ok"], [])
+
+
+@pytest.mark.parametrize(("bits", "usable"), [(2040, False), (2048, True), (2056, True), (2096, True)])
+def test_rsa_moduli_of_every_length_from_2048_bits_are_usable(bits: int, usable: bool) -> None:
+    # 2096 bits is 262 bytes, 350 base64url characters: the modulus needs its padding put back.
+    jwk, _ = weak_rsa_jwk_and_signer(bits)
+    document = {"keys": [dict(jwk, kid="rsa"), public_jwk(EC_KEY, "ec")]}
+    by_kid, _ = import_public_keys(document)
+    assert ("rsa" in by_kid) is usable

@@ -146,6 +146,24 @@ def test_tools_list_in_callable_mode_shows_only_what_the_token_may_call() -> Non
     assert names == ["read_thing", "stream_thing", "hang"]
 
 
+def test_tools_list_answered_as_sse_is_filtered_too(stack: Stack) -> None:
+    stack.upstream.answer_as_sse = True
+    response = stack.post(rpc("tools/list", id=3), token=stack.token("tools.read"))
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    data = [line[5:] for line in response.text.splitlines() if line.startswith("data:")]
+    assert len(data) == 1
+    answer = json.loads(data[0])
+    assert answer["id"] == 3
+    tools = answer["result"]["tools"]
+    assert [t["name"] for t in tools if MISSING_SCOPES_META not in t["_meta"]] == [
+        "read_thing",
+        "stream_thing",
+        "hang",
+    ]
+    assert "id: 1" in response.text.splitlines()  # the event's framing is kept
+
+
 def test_tools_list_in_2026_is_marked_private(stack: Stack) -> None:
     response = stack.post(
         modern("tools/list"), token=stack.token("tools.write"), headers=modern_headers("tools/list")

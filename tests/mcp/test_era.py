@@ -24,6 +24,12 @@ LEGACY = Era("legacy", "2025-11-25")
 META = "io.modelcontextprotocol/protocolVersion"
 
 
+def test_error_codes_are_the_specs() -> None:
+    # 2026-07-28 schema: HEADER_MISMATCH = -32020, UNSUPPORTED_PROTOCOL_VERSION = -32022; the
+    # tests below compare with the module's names, so the numbers themselves are pinned here.
+    assert (HEADER_MISMATCH, UNSUPPORTED_VERSION) == (-32020, -32022)
+
+
 @pytest.mark.parametrize(
     ("header", "expected", "batch"),
     [

@@ -525,3 +525,45 @@ def test_a_second_reading_that_fails_fails_closed(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(jsonrpc.json, "loads", refuses)
     error = _fails(b'{"jsonrpc":"2.0","id":1,"method":"ping","params":{"a":"\\u0061"}}')
     assert (error.code, error.request_id) == (PARSE_ERROR, None)
+
+
+def test_error_codes_are_json_rpcs() -> None:
+    # JSON-RPC 2.0 §5.1; the tests above compare with the module's names, so the numbers are pinned here.
+    from mcp_bastion.mcp.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND
+
+    codes = (PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR)
+    assert codes == (-32700, -32600, -32601, -32602, -32603)
+
+
+def _nest_levels(depth: int, container: str) -> Any:
+    """`depth` levels of objects ("o"), arrays ("a") or both in turn ("m"), counting the outermost."""
+    node: Any = {} if container != "a" else []
+    for level in range(depth - 1):
+        as_array = container == "a" or (container == "m" and level % 2 == 0)
+        node = [node, 1] if as_array else {"n": node, "s": 1}
+    return node
+
+
+@pytest.mark.parametrize("container", ["o", "a", "m"])
+@pytest.mark.parametrize(("depth", "ok"), [(4, True), (5, False)])
+def test_depth_counts_objects_and_arrays_alike_whatever_the_width(
+    container: str, depth: int, ok: bool
+) -> None:
+    # JR-04. Siblings make the body hold more openers than the cap, so the depth itself is measured:
+    # the message (depth 1) and params (depth 2) count, then the nested value.
+    siblings = {f"k{i}": [] for i in range(20)}  # depth 4 each
+    params = {"deep": _nest_levels(depth - 2, container), "wide": siblings}
+    body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": params})
+    assert body.count(b"{") + body.count(b"[") > 5
+    if ok:
+        assert _parse(body, max_depth=4).messages[0].params == params
+    else:
+        assert "nested deeper than 4" in _fails(body, max_depth=4).message
+
+
+def test_depth_is_measured_inside_a_batch_too() -> None:
+    deep = {"jsonrpc": "2.0", "id": 2, "method": "ping", "params": {"a": [[{}]]}}
+    flat = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"a": 1, "b": [1], "c": {}}}
+    body = orjson.dumps([flat, flat, deep])  # batch 1, message 2, params 3, a 4, [ 5, { 6
+    assert len(_parse(body, allow_batch=True, max_depth=6).messages) == 3
+    assert "nested deeper than 5" in _fails(body, allow_batch=True, max_depth=5).message

@@ -9,8 +9,6 @@ import pytest
 
 from mcp_bastion.errors import RequestRejected
 from mcp_bastion.mcp.sessions import (
-    MAX_SEALED_CHARS,
-    OPENED_CACHE_SIZE,
     SessionSealer,
     UnsealedSession,
     subject_digest,
@@ -22,6 +20,8 @@ TTL = 3600
 NOW = 1_700_000_000.0
 ALICE = subject_digest("https://idp.example", "alice")
 BOB = subject_digest("https://idp.example", "bob")
+MAX_SEALED_CHARS = 1024  # an Mcp-Session-Id longer than this is malformed (400), unread
+OPENED_CACHE_SIZE = 4096  # ids remembered as opened, oldest evicted first
 
 
 @pytest.fixture
@@ -49,6 +49,28 @@ def test_seal_unseal_roundtrip(sealer: SessionSealer) -> None:
     assert sealer.unseal(sealed, ALICE, "demo", NOW + 5) == UnsealedSession(
         "upstream-session-1", ALICE, int(NOW)
     )
+
+
+# Sealed by this format's first release with KEY: "upstream-session-1" for ALICE on "demo" at
+# NOW. Replicas of different releases share ids during a rolling upgrade, so this must open.
+KNOWN_ANSWER = (
+    "AX4juM8o_0aqiLzjoNkqP2AeZC76Ljqvk9cxwGRsL5IR1ZJWFwjBIZj2JMKbD_GXtD7rtAY8lxB7SwDS4rwWnjmZVGOmtCs"
+)
+
+
+def test_an_id_sealed_by_an_earlier_release_still_opens(sealer: SessionSealer) -> None:
+    opened = sealer.unseal(KNOWN_ANSWER, ALICE, "demo", NOW + 1)
+    assert opened == UnsealedSession("upstream-session-1", ALICE, int(NOW))
+    raw = base64.urlsafe_b64decode(KNOWN_ANSWER + "=" * (-len(KNOWN_ANSWER) % 4))
+    # version 0x01, 12-byte nonce, then AES-GCM over issued-at (8) + subject digest (16) + id, 16-byte tag
+    assert raw[0] == 1
+    assert len(raw) == 1 + 12 + 8 + 16 + len("upstream-session-1") + 16
+
+
+def test_an_empty_upstream_id_seals_into_the_shortest_box_and_opens(sealer: SessionSealer) -> None:
+    sealed = sealer.seal("", ALICE, "demo", NOW)
+    assert len(base64.urlsafe_b64decode(sealed + "=" * (-len(sealed) % 4))) == 1 + 12 + 8 + 16 + 16
+    assert sealer.unseal(sealed, ALICE, "demo", NOW).upstream_id == ""
 
 
 def test_any_replica_with_the_key_can_open(sealer: SessionSealer) -> None:
@@ -127,13 +149,18 @@ def test_unknown_ids_get_404(sealer: SessionSealer, sealed: str) -> None:
         "sess-é",
         "sess-\u2028",
         "\x7f",
-        "A" * (MAX_SEALED_CHARS + 1),
+        "A" * 1025,
         "A" * 10_240,
     ],
 )
 def test_ts04_malformed_ids_get_400(sealer: SessionSealer, sealed: str) -> None:
     error = _rejected(sealer, sealed)
     assert (error.status, error.message) == (400, "Mcp-Session-Id is malformed")
+
+
+def test_an_id_at_the_length_cap_is_read_and_one_past_it_is_not(sealer: SessionSealer) -> None:
+    _not_found(sealer, "A" * 1024)  # well-formed, opens to nothing
+    assert _rejected(sealer, "A" * 1025).status == 400
 
 
 def test_a_real_id_with_a_trailing_newline_is_malformed(sealer: SessionSealer) -> None:
@@ -171,7 +198,18 @@ def test_decode_key() -> None:
     assert SessionSealer.decode_key(f"  {text}\n") == KEY
 
 
-@pytest.mark.parametrize("text", ["", "not base64!", base64.b64encode(b"k" * 16).decode(), "QUJD"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "not base64!",
+        base64.b64encode(b"k" * 16).decode(),
+        "QUJD",
+        # The right 32 bytes with stray characters in between: a damaged key file, not a key.
+        base64.b64encode(KEY).decode()[:20] + "!*" + base64.b64encode(KEY).decode()[20:],
+        base64.urlsafe_b64encode(b"\xfb" * 32).decode(),  # the URL-safe alphabet is not the key's
+    ],
+)
 def test_decode_key_refuses_bad_keys(text: str) -> None:
     with pytest.raises(ValueError, match="32 random bytes, base64-encoded"):
         SessionSealer.decode_key(text)
@@ -186,6 +224,7 @@ def test_subject_digest_separates_issuer_and_subject() -> None:
     ("value", "ok"),
     [
         ("abc-123", True),
+        ("a", True),
         ("!~", True),
         ("u" * 256, True),
         ("u" * 257, False),
@@ -209,6 +248,25 @@ def test_an_id_opened_before_is_still_checked_for_subject_server_and_age(sealer:
     _not_found(sealer, sealed, server="other")
     _not_found(sealer, sealed, now=NOW + TTL + 1)
     assert sealer.unseal(sealed, ALICE, "demo", NOW + TTL).upstream_id == "u"
+
+
+def test_an_id_opened_before_is_not_decrypted_again(sealer: SessionSealer) -> None:
+    # The id comes with every request of a session: one AES-GCM open per id, not per request.
+    sealed = sealer.seal("u", ALICE, "demo", NOW)
+    real = sealer._aead
+    opened: list[bytes] = []
+
+    class Counting:
+        def decrypt(self, nonce: bytes, data: bytes, aad: bytes) -> bytes:
+            opened.append(aad)
+            return real.decrypt(nonce, data, aad)
+
+    sealer._aead = Counting()  # type: ignore[assignment]
+    for _ in range(3):
+        assert sealer.unseal(sealed, ALICE, "demo", NOW).upstream_id == "u"
+    assert opened == [b"demo"]
+    _not_found(sealer, sealed, server="notes")  # another server: opened (and refused) on its own
+    assert opened == [b"demo", b"notes"]
 
 
 def test_remembered_ids_are_bounded(sealer: SessionSealer) -> None:

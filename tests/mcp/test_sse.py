@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mcp_bastion.errors import UpstreamError
-from mcp_bastion.mcp.sse import SseRewriter
+from mcp_bastion.mcp.sse import DROP, Rewrite, SseRewriter
 
 
 class Recorder:
@@ -153,3 +153,38 @@ def test_event_at_the_cap_passes_and_the_cap_is_per_event() -> None:
     out, seen = _run([stream], max_event_bytes=100)
     assert out == stream
     assert seen == [b"x" * 94] * 5
+
+
+def _drop_or_shout(data: bytes) -> Rewrite:
+    """Drops the event whose data is "drop", upper-cases "list", keeps the rest."""
+    if data == b"drop":
+        return DROP
+    return data.upper() if data == b"list" else None
+
+
+@pytest.mark.parametrize("boundary", [b"\n\n", b"\r\n\r\n", b"\r\r"])
+def test_empty_events_keep_their_framing_beside_rewritten_and_dropped_ones(boundary: bytes) -> None:
+    # A stream that opens with a boundary, and two boundaries in a row, hold empty events: each
+    # is relayed as it came, whatever happens to the events around it.
+    b = boundary
+    stream = b + b"data: list" + b + b + b"data: drop" + b + b"data: keep" + b
+    expected = b + b"data: LIST" + b + b + b"data: keep" + b
+    for chunks in _every_split(stream):
+        sse = SseRewriter(_drop_or_shout, max_event_bytes=1024)
+        out = b"".join(sse.feed(chunk) for chunk in chunks) + sse.finish()
+        assert out == expected, chunks
+
+
+def test_an_event_at_the_cap_waiting_for_the_last_byte_of_its_boundary_is_not_refused() -> None:
+    # 10 bytes of event and 3 of a CRLF CRLF boundary are buffered: the event is not over the cap.
+    sse = SseRewriter(Recorder(), max_event_bytes=10)
+    assert sse.feed(b"data: abcd\r\n\r") == b""
+    assert sse.feed(b"\n") == b"data: abcd\r\n\r\n"
+    sse = SseRewriter(Recorder(), max_event_bytes=10)
+    with pytest.raises(UpstreamError, match="oversized event"):
+        sse.feed(b"data: abcde\r\n\r")
+
+
+def test_drop_reads_as_drop() -> None:
+    # What assertion messages and debug logs show for a dropped event.
+    assert repr(DROP) == "DROP"

@@ -82,23 +82,80 @@ def test_tool_override_is_an_exact_name_match() -> None:
     assert policy.requirement(_tool("send_ema\u0456l"), None) == ("tools.write",)
 
 
-@pytest.mark.parametrize("method", sorted(READ_METHODS))
-def test_read_methods_need_the_read_scope(method: str) -> None:
-    assert _policy().requirement(Call(method, None, 1), None) == ("tools.read",)
+# Every method a client sends in the MCP versions the gateway speaks, and what it needs,
+# written out here: moving a method between tables in policy/decide.py must fail this test.
+# "Resources and prompts are covered by read scopes"; protocol plumbing is open to any
+# authenticated caller (tools/list is open because its result is filtered); anything else
+# is default-deny for everyone but administrators.
+METHOD_TABLE = [
+    ("initialize", ()),
+    ("ping", ()),
+    ("server/discover", ()),
+    ("subscriptions/listen", ()),
+    ("logging/setLevel", ()),
+    ("tools/list", ()),
+    ("", ()),  # a client's JSON-RPC response (to a server's sampling or elicitation request)
+    ("resources/list", ("tools.read",)),
+    ("resources/templates/list", ("tools.read",)),
+    ("resources/read", ("tools.read",)),
+    ("resources/subscribe", ("tools.read",)),
+    ("resources/unsubscribe", ("tools.read",)),
+    ("prompts/list", ("tools.read",)),
+    ("prompts/get", ("tools.read",)),
+    ("completion/complete", ("tools.read",)),
+    ("tasks/get", ("tools.read",)),
+    ("tasks/result", ("tools.read",)),
+    ("tasks/list", ("tools.read",)),
+    ("tasks/cancel", ("tools.read",)),
+    # Unknown, misspelled, server-side and look-alike methods.
+    ("sampling/createMessage", ("admin",)),
+    ("elicitation/create", ("admin",)),
+    ("roots/list", ("admin",)),
+    ("server/discovery", ("admin",)),
+    ("discover", ("admin",)),
+    ("tools/delete", ("admin",)),
+    ("admin/shutdown", ("admin",)),
+    ("Tools/list", ("admin",)),
+    ("tools/list ", ("admin",)),
+    ("resources/read/", ("admin",)),
+    ("Resources/Read", ("admin",)),
+    ("tools/call/x", ("admin",)),
+    ("notifications/initialized", ("admin",)),  # a notification's name on a request
+    ("x", ("admin",)),
+]
+
+
+@pytest.mark.parametrize(("method", "required"), METHOD_TABLE)
+def test_method_requirements_table(method: str, required: tuple[str, ...]) -> None:
+    assert _policy().requirement(Call(method, None, 1), None) == required
+    assert _policy().requirement(Call(method, None, "req-1"), None) == required
+
+
+def test_the_table_covers_every_method_the_policy_names() -> None:
+    # A method added to the module's sets needs a row above, with the scope it is meant to need.
+    assert {method for method, _ in METHOD_TABLE} >= (READ_METHODS | OPEN_METHODS)
 
 
 @pytest.mark.parametrize(
-    "method", [*sorted(OPEN_METHODS), "notifications/initialized", "notifications/cancelled"]
+    ("method", "required"),
+    [
+        ("notifications/initialized", ()),
+        ("notifications/cancelled", ()),
+        ("notifications/progress", ()),
+        ("notifications/roots/list_changed", ()),
+        ("notifications/", ()),
+        ("notifications", ("admin",)),
+        ("notificationsx/cancelled", ("admin",)),
+        ("Notifications/initialized", ("admin",)),
+        ("x/notifications/initialized", ("admin",)),
+        ("sampling/createMessage", ("admin",)),
+        ("resources/read", ("tools.read",)),
+        ("ping", ()),
+    ],
 )
-def test_open_methods_and_notifications_need_nothing(method: str) -> None:
-    assert _policy().requirement(Call(method, None, None), None) == ()
-
-
-@pytest.mark.parametrize(
-    "method", ["sampling/createMessage", "tools/delete", "admin/shutdown", "Tools/list", "tools/call/x", "x"]
-)
-def test_unknown_methods_need_admin(method: str) -> None:
-    assert _policy().requirement(Call(method, None, 1), None) == ("admin",)
+def test_notification_requirements(method: str, required: tuple[str, ...]) -> None:
+    # A message without an id is a notification: those named notifications/… need nothing.
+    assert _policy().requirement(Call(method, None, None), None) == required
 
 
 def test_custom_registry_names_flow_into_requirements() -> None:

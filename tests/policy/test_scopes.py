@@ -96,3 +96,17 @@ def test_expansions_of_a_token_scope_set_are_remembered_and_equal_to_fresh_ones(
     assert first == {"tools.write", "tools.read", "custom"}
     assert registry.expand(granted) is first  # from the memo
     assert registry.expand(list(granted)) == first  # any other iterable: computed, same answer
+
+
+def test_the_expansion_memo_stays_bounded_under_a_flood_of_distinct_scope_sets() -> None:
+    # Scope sets come from tokens: many distinct ones (one per forged-but-valid token, say) must
+    # not grow the memo without bound. It keeps the latest 1,024 (the oldest go first).
+    registry = ScopeRegistry.from_config(ScopeRegistryConfig())
+    for i in range(1500):
+        assert registry.expand(frozenset({f"s{i}", "tools.write"})) == {f"s{i}", "tools.write", "tools.read"}
+    assert len(registry._expanded) == 1024
+    late = frozenset({"admin", "late"})
+    assert registry.expand(late) == {"admin", "tools.write", "tools.read", "late"}
+    assert len(registry._expanded) == 1024
+    assert late in registry._expanded
+    assert frozenset({"s0", "tools.write"}) not in registry._expanded

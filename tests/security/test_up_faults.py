@@ -136,6 +136,46 @@ def test_up04_sse_responses_with_unknown_or_repeated_ids_are_dropped(stack: Stac
     assert messages[0]["result"]["content"][0]["text"] == "first"
 
 
+@pytest.mark.parametrize("fault", ["wrong_id", "error_wrong_id", "batch_only_for_others"])
+def test_up04_an_answer_only_for_other_requests_is_never_relayed(stack: Stack, fault: str) -> None:
+    error = _gateway_error(stack.call(fault), 502, 41)
+    assert error["code"] == -32603
+
+
+def test_up04_a_batch_answer_keeps_only_the_answer_to_this_request(stack: Stack) -> None:
+    # Results and errors for other callers' requests, and a second answer to ours, are dropped.
+    response = stack.call("batch_for_others")
+    assert response.status_code == 200
+    assert SECRET_HOST not in response.text
+    assert response.json() == [
+        {"jsonrpc": "2.0", "id": 41, "result": {"content": [{"type": "text", "text": "mine"}]}}
+    ]
+
+
+def test_up04_sse_errors_with_unknown_or_repeated_ids_are_dropped(stack: Stack) -> None:
+    response = stack.call("sse_errors_wrong_and_duplicate_ids", rid=5)
+    assert response.status_code == 200
+    assert SECRET_HOST in response.text  # the one error that answers this request is relayed
+    messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    assert [(m["id"], "error" in m) for m in messages] == [(5, True)]
+
+
+@pytest.mark.parametrize("fault", ["bare_string", "bare_number", "neither_request_nor_response"])
+def test_up03_json_that_is_not_json_rpc_becomes_a_sanitized_error(stack: Stack, fault: str) -> None:
+    error = _gateway_error(stack.call(fault), 502, 41)
+    assert error["code"] == -32603
+
+
+def test_up03_sse_events_that_are_not_json_rpc_messages_are_dropped(stack: Stack) -> None:
+    response = stack.call("sse_not_json_rpc")
+    assert response.status_code == 200
+    assert SECRET_HOST not in response.text
+    messages = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+    assert messages == [
+        {"jsonrpc": "2.0", "id": 41, "result": {"content": [{"type": "text", "text": "mine"}]}}
+    ]
+
+
 def test_a_well_behaved_answer_still_passes_unchanged(stack: Stack) -> None:
     response = stack.call("fine")
     assert response.status_code == 200

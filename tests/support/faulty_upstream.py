@@ -107,6 +107,25 @@ class FaultyUpstream:
                     _ok(rid, "second"),
                 ],
             )
+        elif fault == "error_wrong_id":
+            await _json(send, 200, _error("someone-else"))
+        elif fault == "batch_for_others":
+            # One answer of ours among answers (results and errors) to other callers' requests.
+            others = [_ok("someone-else", SECRET_HOST), _error("another-one"), _error(rid), _ok(rid, "again")]
+            await _raw(send, 200, b"application/json", orjson.dumps([_ok(rid, "mine"), *others]))
+        elif fault == "batch_only_for_others":
+            await _raw(send, 200, b"application/json", orjson.dumps([_ok("someone-else", SECRET_HOST)]))
+        elif fault in NOT_JSON_RPC:
+            await _raw(send, 200, b"application/json", NOT_JSON_RPC[fault])
+        elif fault == "sse_errors_wrong_and_duplicate_ids":
+            await self._sse(send, [_error("someone-else"), _error(rid), _error(rid), _ok(rid, "late")])
+        elif fault == "sse_not_json_rpc":
+            events = [
+                f"Traceback: {SECRET_HOST}".encode(),
+                *NOT_JSON_RPC.values(),
+                orjson.dumps(_ok(rid, "mine")),
+            ]
+            await self._sse_raw(send, events)
         elif fault == "huge_json":
             await self._endless(
                 send,
@@ -127,6 +146,9 @@ class FaultyUpstream:
             await _json(send, 200, _ok(rid, "fine"))
 
     async def _sse(self, send: Any, messages: list[dict[str, Any]]) -> None:
+        await self._sse_raw(send, [orjson.dumps(message) for message in messages])
+
+    async def _sse_raw(self, send: Any, events: list[bytes]) -> None:
         await send(
             {
                 "type": "http.response.start",
@@ -134,14 +156,8 @@ class FaultyUpstream:
                 "headers": [(b"content-type", b"text/event-stream")],
             }
         )
-        for message in messages:
-            await send(
-                {
-                    "type": "http.response.body",
-                    "body": b"data: " + orjson.dumps(message) + b"\n\n",
-                    "more_body": True,
-                }
-            )
+        for data in events:
+            await send({"type": "http.response.body", "body": b"data: " + data + b"\n\n", "more_body": True})
         await send({"type": "http.response.body", "body": b""})
 
     async def _endless(self, send: Any, receive: Any, content_type: bytes, chunk: bytes) -> None:
@@ -179,11 +195,31 @@ FAULTS = (
     "stack_trace_500",
     "invalid_json",
     "wrong_id",
+    "error_wrong_id",
+    "batch_for_others",
+    "batch_only_for_others",
+    "bare_string",
+    "bare_number",
+    "neither_request_nor_response",
     "sse_wrong_and_duplicate_ids",
+    "sse_errors_wrong_and_duplicate_ids",
+    "sse_not_json_rpc",
     "huge_json",
     "endless_sse",
     "fine",
 )
+
+
+# JSON that is no JSON-RPC message: each is the whole answer of the fault of its name.
+NOT_JSON_RPC = {
+    "bare_string": orjson.dumps(f"error at {SECRET_HOST}"),
+    "bare_number": b"500",
+    "neither_request_nor_response": orjson.dumps({"jsonrpc": "2.0", "id": 41, "host": SECRET_HOST}),
+}
+
+
+def _error(rid: Any) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": rid, "error": {"code": -32000, "message": f"failed at {SECRET_HOST}"}}
 
 
 def _ok(rid: Any, text: str) -> dict[str, Any]:

@@ -51,6 +51,8 @@ class RecordingUpstream:
     seen: list[SeenRequest] = field(default_factory=list)
     cancelled: threading.Event = field(default_factory=threading.Event)
     session_id: str = "upstream-session-0001"
+    # Answer every request with an SSE stream (as the SDK's servers may) rather than JSON.
+    answer_as_sse: bool = False
 
     def calls(self, method: str) -> list[SeenRequest]:
         return [
@@ -102,6 +104,9 @@ class RecordingUpstream:
             await _reply(send, 200, orjson.dumps({"jsonrpc": "2.0", "id": doc["id"], "result": result}))
             return
         extra = [(b"mcp-session-id", self.session_id.encode())] if method == "initialize" else []
+        if self.answer_as_sse:
+            await _reply_sse(send, orjson.dumps(self._answer(doc)), extra)
+            return
         await _reply(send, 200, orjson.dumps(self._answer(doc)), extra)
 
     def _answer(self, doc: dict[str, Any]) -> dict[str, Any]:
@@ -155,3 +160,9 @@ async def _reply(send: Any, status: int, body: bytes, extra: list[tuple[bytes, b
     headers = [(b"content-type", b"application/json"), *(extra or [])] if body else list(extra or [])
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def _reply_sse(send: Any, data: bytes, extra: list[tuple[bytes, bytes]]) -> None:
+    headers = [(b"content-type", b"text/event-stream"), *extra]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"id: 1\nevent: message\ndata: " + data + b"\n\n"})

@@ -50,7 +50,9 @@ class EdgeChecks:
         host = (ex.headers.get("host") or "").lower()
         forwarded = ex.headers.get("x-forwarded-host")
         if forwarded is not None and self._from_trusted_proxy(ex):
-            host = forwarded.split(",")[0].strip().lower()
+            # Proxies append the Host they received: only the last value is the trusted peer's
+            # own; any before it came from its caller, who could be the attacker (DNS rebinding).
+            host = forwarded.rsplit(",", 1)[-1].strip().lower()
         if host not in self._hosts:
             raise RequestRejected("unknown Host for this gateway", status=421)
 
