@@ -26,6 +26,7 @@ from .auth import IssuerPolicy, JwtVerifier, RemoteKeySet, metadata_document, me
 from .auth.discovery import discover_jwks_uri
 from .auth.fetch import fetch_json
 from .auth.verifier import TokenVerifier
+from .cedar import policy_checks
 from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
@@ -41,6 +42,7 @@ from .pipeline.gateway import Gateway, Stage
 from .pipeline.parse import ParseMcp
 from .pipeline.relay import Relay
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
+from .policy.decide import CallCheck
 from .policy.scopes import published_scopes
 from .route import ServerRoute
 from .upstream.catalog import CatalogFetcher
@@ -82,8 +84,16 @@ def build_gateway(
         transport_for = _http_transports(pool)
     if credential_for is None:
         credential_for = _credentials(loaded, minter)
+    checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     routes = [
-        _route(config, server, registry, credential_for(server, i), transport_for(server))
+        _route(
+            config,
+            server,
+            registry,
+            credential_for(server, i),
+            transport_for(server),
+            checks.get(server.name, ()),
+        )
         for i, server in enumerate(config.servers)
     ]
     if verifier is None:
@@ -145,6 +155,7 @@ def _route(
     registry: ScopeRegistry,
     credential: UpstreamCredential,
     transport: UpstreamTransport,
+    checks: tuple[CallCheck, ...] = (),
 ) -> ServerRoute:
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
@@ -157,6 +168,7 @@ def _route(
         server.destructive_scopes,
         enforce=server.auth,
         published=frozenset(scopes),
+        checks=checks,
     )
     prm_url = metadata_url(resource)
     return ServerRoute(

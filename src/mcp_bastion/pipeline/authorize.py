@@ -26,6 +26,7 @@ class Authorize:
         assert principal is not None
         policy = route.policy
         required: list[tuple[str, ...]] = []
+        rules: list[tuple[str, ...]] = []
         missing: list[str] = []
         for call in ex.calls:
             annotations = None
@@ -36,10 +37,12 @@ class Authorize:
                     annotations = route.catalog.get(call.name)
             decision = policy.decide(principal, call, annotations)
             required.append(decision.required)
+            rules.append(decision.rules)
             if not decision.allowed:
                 if not decision.missing:
                     # Refused by a check beyond scopes: no step-up can fix it, so no challenge.
                     ex.required = tuple(required)
+                    ex.policy_ids = tuple(rules)
                     raise AuthorizationError(decision.reason or "refused by policy")
                 missing.extend(decision.required)
         ex.required = tuple(required)

@@ -1,0 +1,223 @@
+"""The Cedar check: a `CallCheck` that `ServerPolicy.decide` consults after scopes.
+
+A call is allowed when some policy permits it and none forbids it (Cedar's own rule); every
+other outcome is a `Refusal` naming the policies that decided. It fails closed: a policy that
+errors while it is evaluated (an integer overflow, say) would be skipped by Cedar, which for a
+`forbid` means allowing what it was written to stop, so any evaluation error refuses the call;
+so do claims of the wrong shape, oversized arguments, and any failure of the engine itself.
+
+A tool list asks `decide` about each tool with no arguments (`Call.params` is None). When some
+policy reads the arguments, those questions are partially evaluated with the arguments
+unknown: a tool is hidden only when the policies refuse it whatever the arguments, and listed
+when some call of it could pass (each call is then decided in full). List answers are
+remembered in one bounded cache per caller and tool (and minute, when a policy reads the
+time), so a 200-tool list costs 200 evaluations once, not on every list.
+
+Cost (docs/performance.md): Cedar's own work is mostly reading the request's JSON. So the
+context carries only the attributes some policy reads, and the entities of a (caller, tool)
+pair are parsed once into a handle that later calls reuse, adding only the call's arguments.
+
+Notifications and the client's responses ask nothing of the server and are not put to Cedar.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import NamedTuple
+
+import cedarpy
+import orjson
+
+from ..auth.principal import Principal
+from ..cache import BoundedCache
+from ..mcp.calls import Call
+from ..policy.decide import Refusal, ToolAnnotations
+from .policies import PolicyBundle
+from .request import (
+    CedarRequest,
+    PolicyInputError,
+    PrincipalAttributes,
+    TimeContext,
+    build_request,
+    cedar_uid,
+)
+
+__all__ = ["FORBIDDEN", "NOT_PERMITTED", "UNEVALUATED", "CedarCheck"]
+
+log = logging.getLogger("mcp_bastion.cedar")
+
+# Reasons a client may see (and the audit feed records): the gateway's words, no policy text,
+# no claim or argument value.
+FORBIDDEN = "refused by policy"
+NOT_PERMITTED = "no policy permits this call"
+UNEVALUATED = "refused: a policy could not be evaluated for this call"
+_UNKNOWN_ARGUMENTS = {"__extn": {"fn": "unknown", "arg": "arguments"}}
+# Keyed by what a client's token and an upstream's tool names choose: bounded.
+ENTITY_HANDLES = 4096
+LISTED = 20_000
+
+
+class _Listed(NamedTuple):
+    refusal: Refusal | None
+
+
+# (the principal's entity as JSON, the tool, its annotations when trusted, the minute when a
+# policy reads the time): everything a list answer depends on.
+_ListKey = tuple[bytes, str, ToolAnnotations | None, int]
+
+
+class CedarCheck:
+    def __init__(
+        self,
+        bundle: PolicyBundle,
+        *,
+        server: str,
+        principals: PrincipalAttributes,
+        trust_annotations: bool,
+        timezone: str,
+        max_argument_bytes: int,
+        clock: Callable[[], float],
+    ) -> None:
+        self.bundle = bundle
+        self.server = server
+        self._policies = bundle.policies
+        self._ids = tuple(source.id for source in bundle.sources)
+        self._reads = bundle.context_reads
+        self._timed = bool(self._reads & {"time", "now"})
+        self._principals = principals
+        self._trust = trust_annotations
+        self._time = TimeContext(timezone)
+        self._max_arguments = max_argument_bytes
+        self._clock = clock
+        self._handles: BoundedCache[bytes, cedarpy.Entities] = BoundedCache(ENTITY_HANDLES)
+        self._listed: BoundedCache[_ListKey, _Listed] = BoundedCache(LISTED)
+        # A list asks about every tool for one principal: its entity is built once.
+        self._last: tuple[Principal, dict[str, object], bytes] | None = None
+
+    def check(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Refusal | None:
+        if call.method == "" or (call.id is None and call.method.startswith("notifications/")):
+            return None
+        try:
+            if call.method == "tools/call" and call.params is None:
+                return self._listing(principal, call, annotations)
+            request = self.request_for(principal, call, annotations)
+            result = self._authorize(request, self._handle(request)[1])
+        except PolicyInputError as exc:
+            return Refusal(str(exc))
+        except Exception as exc:  # the engine itself failed: closed, and nothing of the call logged
+            log.error("cedar: evaluating %s failed (%s); refused", call.method, type(exc).__name__)
+            return Refusal(UNEVALUATED)
+        return self.verdict(result.decision, result.diagnostics.reasons, result.diagnostics.errors, call)
+
+    def request_for(
+        self, principal: Principal, call: Call, annotations: ToolAnnotations | None, *, known: bool = True
+    ) -> CedarRequest:
+        """The Cedar request `check` decides `call` with, at the clock's current minute."""
+        return build_request(
+            self._principal(principal)[0],
+            call,
+            annotations,
+            server=self.server,
+            trust_annotations=self._trust,
+            time=self._time.at(self._clock()),
+            reads=self._reads,
+            max_argument_bytes=self._max_arguments,
+            arguments_known=known,
+        )
+
+    def verdict(
+        self, decision: cedarpy.Decision, reasons: list[str], errors: list[str], call: Call
+    ) -> Refusal | None:
+        """Cedar's answer as the gateway's: allowed (None), or a refusal with the deciding ids."""
+        if errors:
+            failed = tuple(pid for pid in self._ids if any(f"policy `{pid}`" in error for error in errors))
+            # Cedar's messages may quote values from the call: the log names the policies only.
+            log.warning("cedar: %s %s refused: could not evaluate %s", call.method, call.name, failed or "it")
+            return Refusal(UNEVALUATED, failed)
+        if decision == cedarpy.Decision.Allow:
+            return None
+        if reasons:
+            return Refusal(FORBIDDEN, tuple(reasons))
+        return Refusal(NOT_PERMITTED)
+
+    def _principal(self, principal: Principal) -> tuple[dict[str, object], bytes]:
+        """The principal's entity, and its JSON (which says all a policy can know of it)."""
+        last = self._last
+        if last is not None and last[0] is principal:
+            return last[1], last[2]
+        entity = self._principals.entity(principal)
+        identity = orjson.dumps(entity)
+        self._last = (principal, entity, identity)
+        return entity, identity
+
+    def _handle(self, request: CedarRequest) -> tuple[bytes, cedarpy.Entities]:
+        """The parsed entities of the request (but its arguments), and their JSON as the key."""
+        key = orjson.dumps(request.entities)
+        handle = self._handles.get(key)
+        if handle is None:
+            handle = cedarpy.Entities.from_json_str(key.decode())
+            self._handles.put(key, handle)
+        return key, handle
+
+    def _authorize(self, request: CedarRequest, entities: cedarpy.Entities) -> cedarpy.AuthzResult:
+        if request.arguments is not None:
+            entities = entities.with_added_json_str(orjson.dumps((request.arguments,)).decode())
+        return cedarpy.is_authorized(
+            {
+                "principal": request.principal,
+                "action": request.action,
+                "resource": request.resource,
+                "context": orjson.dumps(request.context).decode(),
+            },
+            self._policies,
+            entities,
+        )
+
+    def _listing(
+        self, principal: Principal, call: Call, annotations: ToolAnnotations | None
+    ) -> Refusal | None:
+        assert call.name is not None
+        key = (
+            self._principal(principal)[1],
+            call.name,
+            annotations if self._trust else None,
+            int(self._clock() // 60) if self._timed else 0,
+        )
+        hit = self._listed.get(key)
+        if hit is not None:
+            return hit.refusal
+        request = self.request_for(principal, call, annotations, known=False)
+        entities = self._handle(request)[1]
+        if "arguments" in self._reads:
+            refusal = self._partial(request, entities, call)
+        else:  # no policy reads the arguments: the full answer is the answer for every call
+            result = self._authorize(request, entities)
+            refusal = self.verdict(
+                result.decision, result.diagnostics.reasons, result.diagnostics.errors, call
+            )
+        self._listed.put(key, _Listed(refusal))
+        return refusal
+
+    def _partial(self, request: CedarRequest, entities: cedarpy.Entities, call: Call) -> Refusal | None:
+        context = dict(request.context)
+        context["arguments"] = _UNKNOWN_ARGUMENTS
+        result = cedarpy.is_authorized_partial(
+            {
+                # Partial evaluation takes uids only as Cedar text.
+                "principal": cedar_uid("User", request.principal["id"]),
+                "action": cedar_uid("Action", request.action["id"]),
+                "resource": cedar_uid(request.resource["type"], request.resource["id"]),
+                "context": orjson.dumps(context).decode(),
+            },
+            self._policies,
+            entities,
+        )
+        diagnostics = result.diagnostics
+        if diagnostics.errors:
+            return self.verdict(cedarpy.Decision.Deny, [], diagnostics.errors, call)
+        if result.decision == cedarpy.Decision.Deny:
+            # Refused whatever the arguments: hidden. `must_be_determining` are the forbids that
+            # decided (none when no permit can apply).
+            return self.verdict(result.decision, diagnostics.must_be_determining, [], call)
+        return None  # allowed, or it depends on the arguments: listed, each call decided in full
