@@ -433,7 +433,9 @@ def _policy(args: argparse.Namespace) -> int:
                 "the schema as Cedar text needs the [cedar] extra (cedarpy is not installed); --json needs nothing",
                 hint="pip install 'mcp-bastion[cedar]'",
             ) from None
-        print(str(cedarpy.Schema.from_json_str(json.dumps(document))).strip())
+        text = str(cedarpy.Schema.from_json_str(json.dumps(document)))
+        # Cedar spells its built-in types `__cedar::String`; no type of ours shadows them.
+        print(text.replace("__cedar::", "").strip())
         return 0
     loaded = load_config(args.config, read_secrets=False)
     from .cedar.explain import explain_call, render

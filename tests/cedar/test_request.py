@@ -19,7 +19,7 @@ from mcp_bastion.cedar.request import (
 from mcp_bastion.cedar.schema import CONTEXT_ATTRIBUTES, cedar_schema
 from mcp_bastion.config.model import PolicyConfig, ScopeRegistryConfig
 from mcp_bastion.mcp.calls import Call
-from mcp_bastion.policy.decide import ToolAnnotations
+from mcp_bastion.policy.decide import ToolAnnotations, annotations_of
 from mcp_bastion.policy.scopes import ScopeRegistry
 
 from .build import MONDAY_10, MONDAY_20, READ_ONLY, SATURDAY_10, person, tool_call
@@ -103,6 +103,14 @@ def test_a_tool_call_names_the_tool_its_server_and_trusted_annotations() -> None
     # Strings as they are; other values as their JSON text.
     assert request.arguments["tags"] == {"path": "/srv/a", "n": "3", "deep": '{"x":[1]}'}
     assert request.context["arguments"] == {"__entity": {"type": "Arguments", "id": "call"}}
+
+
+def test_a_read_only_tool_is_never_destructive() -> None:
+    # MCP tools: destructiveHint is meaningful only when readOnlyHint is false; left out, it
+    # defaults to true, which must not make a read-only tool count as destructive.
+    hints = annotations_of({"annotations": {"readOnlyHint": True}})
+    tool = _request(tool_call("grep"), hints).entities[2]
+    assert (tool["attrs"]["read_only"], tool["attrs"]["destructive"]) == (True, False)
 
 
 @pytest.mark.parametrize(("annotations", "trust"), [(None, True), (READ_ONLY, False), (None, False)])

@@ -222,6 +222,8 @@ def _call(message: Mapping[str, Any]) -> Call:
     doc = {"jsonrpc": "2.0", "id": 1, **message}
     try:
         parsed = parse_body(orjson.dumps(doc), max_depth=64, max_batch=1, allow_batch=False)
+        if parsed.messages[0].kind != "request":
+            raise ConfigError("the call must be a JSON-RPC request (a method, and params if any)")
         return call_of(parsed.messages[0])
     except ProtocolError as exc:
         raise ConfigError(f"the call is not one the gateway would decide: {exc.message}") from None

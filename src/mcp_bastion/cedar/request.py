@@ -180,7 +180,9 @@ def _resource_entity(
             "name": name,
             "server": server,
             "read_only": hints.read_only,
-            "destructive": hints.destructive,
+            # MCP: destructiveHint means something only when readOnlyHint is false; it defaults
+            # to true, so `annotations_of` calls a read-only tool that leaves it out destructive.
+            "destructive": hints.destructive and not hints.read_only,
         }
     elif kind == "Resource":
         attrs = {"uri": name, "server": server}
