@@ -181,10 +181,37 @@ def test_list_answers_are_remembered_per_caller_and_tool(
             check.check(DEV, listed(name), DESTROYS)
     check.check(OPS, listed("a"), DESTROYS)
     assert asked == ["a", "b", "a"]  # once per (caller, tool); OPS is another caller
-    # Calls are always decided in full.
-    check.check(DEV, tool_call("a", {}), DESTROYS)
-    check.check(DEV, tool_call("a", {}), DESTROYS)
-    assert asked == ["a", "b", "a", "a", "a"]
+
+
+def test_calls_are_remembered_only_when_cedar_sees_no_arguments(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def counted(check: Any) -> list[str]:
+        asked: list[str] = []
+        original = check._authorize
+
+        def counting(request: Any, entities: Any) -> Any:
+            asked.append(request.resource["id"])
+            return original(request, entities)
+
+        monkeypatch.setattr(check, "_authorize", counting)
+        return asked
+
+    # No policy reads the arguments: a call's Cedar request is the same whatever they are.
+    blind = make_check(tmp_path, BASELINE, DESTRUCTIVE)
+    asked = counted(blind)
+    for n in range(3):
+        assert blind.check(DEV, tool_call("a", {"n": n}), DESTROYS) == Refusal(
+            FORBIDDEN, ("destructive-needs-ops",)
+        )
+    assert blind.check(OPS, tool_call("a", {}), DESTROYS) is None
+    assert asked == ["a", "a"]  # once per caller
+    # A policy reads them: every call is decided with its own.
+    reading = make_check(tmp_path, BASELINE, DESTRUCTIVE, PATH_PREFIX)
+    asked = counted(reading)
+    for n in range(3):
+        reading.check(OPS, tool_call("a", {"path": f"/srv/shared/{n}"}), DESTROYS)
+    assert asked == ["a", "a", "a"]
 
 
 def test_no_permit_refuses_with_its_own_reason(tmp_path: Path) -> None:

@@ -16,6 +16,8 @@ time), so a 200-tool list costs 200 evaluations once, not on every list.
 Cost (docs/performance.md): Cedar's own work is mostly reading the request's JSON. So the
 context carries only the attributes some policy reads, and the entities of a (caller, tool)
 pair are parsed once into a handle that later calls reuse, adding only the call's arguments.
+A call that puts no arguments to Cedar (no policy reads them, or its method has none) is a
+pure function of its Cedar request: its answer is remembered by that request, exactly.
 
 Notifications and the client's responses ask nothing of the server and are not put to Cedar.
 """
@@ -56,9 +58,10 @@ _UNKNOWN_ARGUMENTS = {"__extn": {"fn": "unknown", "arg": "arguments"}}
 # Keyed by what a client's token and an upstream's tool names choose: bounded.
 ENTITY_HANDLES = 4096
 LISTED = 20_000
+DECIDED = 20_000
 
 
-class _Listed(NamedTuple):
+class _Verdict(NamedTuple):
     refusal: Refusal | None
 
 
@@ -91,7 +94,10 @@ class CedarCheck:
         self._max_arguments = max_argument_bytes
         self._clock = clock
         self._handles: BoundedCache[bytes, cedarpy.Entities] = BoundedCache(ENTITY_HANDLES)
-        self._listed: BoundedCache[_ListKey, _Listed] = BoundedCache(LISTED)
+        self._listed: BoundedCache[_ListKey, _Verdict] = BoundedCache(LISTED)
+        # Calls that carry no arguments to Cedar, by their whole Cedar request (exact: the
+        # engine is deterministic): the entities' JSON, then the action, resource and context.
+        self._decided: BoundedCache[tuple[bytes, bytes], _Verdict] = BoundedCache(DECIDED)
         # A list asks about every tool for one principal: its entity is built once.
         self._last: tuple[Principal, dict[str, object], bytes] | None = None
 
@@ -102,12 +108,24 @@ class CedarCheck:
             if call.method == "tools/call" and call.params is None:
                 return self._listing(principal, call, annotations)
             request = self.request_for(principal, call, annotations)
-            result = self._authorize(request, self._handle(request)[1])
+            identity, entities = self._handle(request)
+            if request.arguments is not None:
+                return self._decide(request, entities, call)
+            key = (identity, orjson.dumps((request.action["id"], request.resource, request.context)))
+            hit = self._decided.get(key)
+            if hit is not None:
+                return hit.refusal
+            refusal = self._decide(request, entities, call)
+            self._decided.put(key, _Verdict(refusal))
+            return refusal
         except PolicyInputError as exc:
             return Refusal(str(exc))
         except Exception as exc:  # the engine itself failed: closed, and nothing of the call logged
             log.error("cedar: evaluating %s failed (%s); refused", call.method, type(exc).__name__)
             return Refusal(UNEVALUATED)
+
+    def _decide(self, request: CedarRequest, entities: cedarpy.Entities, call: Call) -> Refusal | None:
+        result = self._authorize(request, entities)
         return self.verdict(result.decision, result.diagnostics.reasons, result.diagnostics.errors, call)
 
     def request_for(
@@ -192,11 +210,8 @@ class CedarCheck:
         if "arguments" in self._reads:
             refusal = self._partial(request, entities, call)
         else:  # no policy reads the arguments: the full answer is the answer for every call
-            result = self._authorize(request, entities)
-            refusal = self.verdict(
-                result.decision, result.diagnostics.reasons, result.diagnostics.errors, call
-            )
-        self._listed.put(key, _Listed(refusal))
+            refusal = self._decide(request, entities, call)
+        self._listed.put(key, _Verdict(refusal))
         return refusal
 
     def _partial(self, request: CedarRequest, entities: cedarpy.Entities, call: Call) -> Refusal | None:
