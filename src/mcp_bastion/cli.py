@@ -390,6 +390,9 @@ def _explain_config(path: str, config: BastionConfig, *, skip_secrets: bool, war
         print(f"  server {server.name}: {resource} -> {server.upstream} ({auth})")
         for tool, policy in server.tools.items():
             print(f"    tool {tool}: needs {' '.join(policy.scopes) or 'no scope (any valid token)'}")
+        files = (*config.policy.files, *server.policy_files)
+        if files:
+            print(f"    Cedar policies: {', '.join(files)}")
     print(
         f"  scopes            read={config.scopes.read} write={config.scopes.write} admin={config.scopes.admin}"
     )

@@ -138,3 +138,7 @@ def test_check_config_refuses_an_invalid_policy_naming_file_and_line(tmp_path: P
     )
     example = run_cli("check-config", "--skip-secrets", CONFIG)
     assert example.returncode == 0, example.stderr
+    assert (
+        "    Cedar policies: baseline.cedar, destructive-needs-group.cedar, read-only-after-hours.cedar, "
+        "path-under-prefix.cedar\n" in example.stdout
+    )

@@ -94,10 +94,11 @@ class CedarCheck:
         self._max_arguments = max_argument_bytes
         self._clock = clock
         self._handles: BoundedCache[bytes, cedarpy.Entities] = BoundedCache(ENTITY_HANDLES)
+        self._callers: BoundedCache[bytes, cedarpy.Entities] = BoundedCache(ENTITY_HANDLES)
         self._listed: BoundedCache[_ListKey, _Verdict] = BoundedCache(LISTED)
         # Calls that carry no arguments to Cedar, by their whole Cedar request (exact: the
         # engine is deterministic): the entities' JSON, then the action, resource and context.
-        self._decided: BoundedCache[tuple[bytes, bytes], _Verdict] = BoundedCache(DECIDED)
+        self._decided: BoundedCache[bytes, _Verdict] = BoundedCache(DECIDED)
         # A list asks about every tool for one principal: its entity is built once.
         self._last: tuple[Principal, dict[str, object], bytes] | None = None
 
@@ -108,14 +109,13 @@ class CedarCheck:
             if call.method == "tools/call" and call.params is None:
                 return self._listing(principal, call, annotations)
             request = self.request_for(principal, call, annotations)
-            identity, entities = self._handle(request)
             if request.arguments is not None:
-                return self._decide(request, entities, call)
-            key = (identity, orjson.dumps((request.action["id"], request.resource, request.context)))
+                return self._decide(request, self._entities(request), call)
+            key = orjson.dumps((request.entities, request.action["id"], request.resource, request.context))
             hit = self._decided.get(key)
             if hit is not None:
                 return hit.refusal
-            refusal = self._decide(request, entities, call)
+            refusal = self._decide(request, self._entities(request), call)
             self._decided.put(key, _Verdict(refusal))
             return refusal
         except PolicyInputError as exc:
@@ -169,18 +169,30 @@ class CedarCheck:
         self._last = (principal, entity, identity)
         return entity, identity
 
-    def _handle(self, request: CedarRequest) -> tuple[bytes, cedarpy.Entities]:
-        """The parsed entities of the request (but its arguments), and their JSON as the key."""
-        key = orjson.dumps(request.entities)
-        handle = self._handles.get(key)
-        if handle is None:
-            handle = cedarpy.Entities.from_json_str(key.decode())
-            self._handles.put(key, handle)
-        return key, handle
-
-    def _authorize(self, request: CedarRequest, entities: cedarpy.Entities) -> cedarpy.AuthzResult:
+    def _entities(self, request: CedarRequest, *, call: bool = True) -> cedarpy.Entities:
+        """The request's entities, parsed as little as possible: for a call, the caller, server
+        and resource once per (caller, resource), as later calls of that tool by that caller
+        reuse them; for a list, which asks once about each tool, the caller and server once per
+        caller, the tool added. The call's arguments are added last."""
+        if call:
+            key = orjson.dumps(request.entities)
+            entities = self._handles.get(key)
+            if entities is None:
+                entities = cedarpy.Entities.from_json_str(key.decode())
+                self._handles.put(key, entities)
+        else:
+            caller = orjson.dumps(request.entities[:2])
+            entities = self._callers.get(caller)
+            if entities is None:
+                entities = cedarpy.Entities.from_json_str(caller.decode())
+                self._callers.put(caller, entities)
+            if len(request.entities) > 2:
+                entities = entities.with_added_json_str(orjson.dumps(request.entities[2:]).decode())
         if request.arguments is not None:
             entities = entities.with_added_json_str(orjson.dumps((request.arguments,)).decode())
+        return entities
+
+    def _authorize(self, request: CedarRequest, entities: cedarpy.Entities) -> cedarpy.AuthzResult:
         return cedarpy.is_authorized(
             {
                 "principal": request.principal,
@@ -206,7 +218,7 @@ class CedarCheck:
         if hit is not None:
             return hit.refusal
         request = self.request_for(principal, call, annotations, known=False)
-        entities = self._handle(request)[1]
+        entities = self._entities(request, call=False)
         if "arguments" in self._reads:
             refusal = self._partial(request, entities, call)
         else:  # no policy reads the arguments: the full answer is the answer for every call

@@ -250,6 +250,12 @@ def _server_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
                     f"{key_path(('servers', i, 'tools', name, 'scopes'))}",
                     f"empty: {who} may call tool {name!r}; list the scopes it needs",
                 )
+        if not server.auth and (server.policy_files or config.policy.files):
+            yield ConfigWarning(
+                f"servers[{i}].auth",
+                "false, and Cedar policies are configured: they are not applied to this server "
+                "(without a token there is no principal to decide about)",
+            )
         if server.destructive_scopes == ():
             yield ConfigWarning(
                 f"servers[{i}].destructive_scopes",
