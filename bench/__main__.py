@@ -27,7 +27,7 @@ from .load import Sample, machine_load, probe, run_wrk, wait_idle
 from .machine import describe
 from .streams import StreamSample, measure_idle_streams
 from .targets import NATIVE, REPO, Launcher, Target
-from .workloads import WORKERS, WORKLOADS, Workload
+from .workloads import CEDAR, WORKERS, WORKLOADS, Workload
 
 OUT = REPO / "bench" / "out"
 QUIET_CORES = 0.25
@@ -106,6 +106,7 @@ def main() -> int:
         for workload in WORKLOADS:
             _workload(run, workload, run.targets)
         _workers(run, Launcher(OUT, issuer))
+        _cedar(run, Launcher(OUT, issuer))
     finally:
         for target in run.targets:
             target.stop()
@@ -348,6 +349,38 @@ def _workers(run: Run, launcher: Launcher) -> None:
         two.stop()  # stopping again at the end is harmless; it stays listed for the report
 
 
+CEDAR_TARGETS = {
+    "CC": ("baseline", "destructive-needs-group", "read-only-after-hours"),
+    "CA": ("baseline", "destructive-needs-group", "read-only-after-hours", "path-under-prefix"),
+}
+
+
+def _cedar(run: Run, launcher: Launcher) -> None:
+    """The cost of Cedar policies: C against the same gateway with example policies on."""
+    off = next((t for t in run.targets if t.key == "C"), None)
+    if off is None:
+        return
+    on: list[Target] = []
+    for key, policies in CEDAR_TARGETS.items():
+        try:
+            target = launcher.bastion(key, auth=True, cedar=policies)
+            target.open_session()
+        except Exception as exc:
+            run.problem(f"could not start the gateway with Cedar policies ({key}): {exc}")
+            continue
+        print(
+            f"  {key} {target.name:<15} {target.title} at {target.url} (pid {target.process.pid})", flush=True
+        )
+        run.targets.append(target)
+        on.append(target)
+    try:
+        for workload in CEDAR:
+            _workload(run, workload, [off, *on], warmup=max(1, run.settings.warmup))
+    finally:
+        for target in on:
+            target.stop()
+
+
 def _finish(run: Run, machine: dict[str, Any], note: str, sealing: dict[str, float], elapsed: float) -> None:
     results = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -357,7 +390,7 @@ def _finish(run: Run, machine: dict[str, Any], note: str, sealing: dict[str, flo
         "machine": machine,
         "note": note,
         "targets": {t.key: {"name": t.name, "title": t.title} for t in run.targets},
-        "workloads": {w.name: w.title for w in (*WORKLOADS, WORKERS)},
+        "workloads": {w.name: w.title for w in (*WORKLOADS, WORKERS, *CEDAR)},
         "samples": {w: [s.to_json() for s in ss] for w, ss in run.samples.items()},
         "idle_streams": [s.to_json() for s in run.streams],
         "upstream_probes": run.probes,
@@ -376,7 +409,7 @@ def _render(results: dict[str, Any]) -> None:
     streams = [StreamSample(**s) for s in results["idle_streams"]]
     names = {key: target["name"] for key, target in results["targets"].items()}
     workloads = list(results["workloads"])
-    keys = ["A", "B", "C", "P", "D", "E", "C2"]
+    keys = ["A", "B", "C", "P", "D", "E", "C2", "CC", "CA"]
     rows = {
         w: report.summarize(samples.get(w, []), keys, results["upstream_probes"].get(w)) for w in workloads
     }

@@ -43,7 +43,9 @@ class LocalIssuer:
     def metadata(self) -> dict[str, Any]:
         return {"issuer": self.url, "jwks_uri": self.jwks_uri}
 
-    def token(self, audience: str, scopes: str, *, subject: str = "bench-user", ttl: int = 3600) -> str:
+    def token(
+        self, audience: str, scopes: str, *, subject: str = "bench-user", ttl: int = 3600, **extra: object
+    ) -> str:
         now = int(time.time())
         claims = {
             "iss": self.url,
@@ -54,6 +56,7 @@ class LocalIssuer:
             "jti": uuid.uuid4().hex,
             "client_id": "bench-client",
             "scope": scopes,
+            **extra,
         }
         header = {"alg": "ES256", "typ": "at+jwt", "kid": KID}
         return jws.serialize_compact(header, orjson.dumps(claims), self.key, algorithms=["ES256"])

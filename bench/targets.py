@@ -8,6 +8,10 @@
     D  bastion-noauth   mcp-bastion with `auth: false` for the server: the proxy cost alone (compiled)
     E  fastmcp          FastMCP's proxy (`create_proxy`) with its JWTVerifier, as shipped
     C2 bastion-2w       C under `serve --workers 2` (the worker-scaling workload only)
+    CC bastion-cedar    C with Cedar policies (the Cedar workloads only): the examples on groups
+                        and working hours, which read a claim and the time, not the arguments
+    CA bastion-cedar-args  CC plus the example on a `path` argument: every call's arguments go
+                        to Cedar, the costliest case
 
 Giving every target its own upstream keeps each upstream's request counter its own.
 """
@@ -22,6 +26,7 @@ import sys
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -159,13 +164,24 @@ class Launcher:
         title = "nginx proxy_pass hop"
         return Target("B", "nginx", title, f"http://127.0.0.1:{port}/mcp", process, upstream)
 
-    def bastion(self, key: str, *, auth: bool, workers: int = 1, compiled: bool = True) -> Target:
+    def bastion(
+        self,
+        key: str,
+        *,
+        auth: bool,
+        workers: int = 1,
+        compiled: bool = True,
+        cedar: tuple[str, ...] = (),
+    ) -> Target:
         compiled = compiled and NATIVE is not None
         env = self._gateway_env(compiled)
         upstream = self.upstream(key)
         port = free_port()
         path = self.out / f"bastion-{key}.yaml"
-        path.write_text(json.dumps(self._bastion_config(key, port, upstream.url, auth), indent=2))
+        config = self._bastion_config(key, port, upstream.url, auth)
+        if cedar:
+            config["policy"] = {"files": self._policies(key, cedar)}
+        path.write_text(json.dumps(config, indent=2))
         argv = [str(VENV_BIN / "mcp-bastion"), "serve", "--config", str(path), "--workers", str(workers)]
         process = Process(f"bastion-{key}", argv, self.logs / f"bastion-{key}.log", env=env, cwd=REPO)
         process.wait_for_port(port)
@@ -177,8 +193,28 @@ class Launcher:
         if not compiled and NATIVE is not None:
             name = "bastion-py"
         title = f"mcp-bastion, full auth, {build}, {workers} worker{'s' if workers > 1 else ''}"
-        token = self.issuer.token(url, GRANTED_SCOPES)
+        if cedar:
+            reads = "the arguments too" if "path-under-prefix" in cedar else "not the arguments"
+            name = "bastion-cedar-args" if "path-under-prefix" in cedar else "bastion-cedar"
+            title = f"{title}, Cedar: {', '.join(cedar[1:])} ({reads})"
+        # A groups claim for the policies to read (ops: the destructive-tools rule is evaluated
+        # and passes, so CC lists what C lists); the token is otherwise the same.
+        token = self.issuer.token(url, GRANTED_SCOPES, groups=["ops"])
         return Target(key, name, title, url, process, upstream, token=token, expected_tools=FILTERED_COUNT)
+
+    def _policies(self, key: str, names: tuple[str, ...]) -> list[str]:
+        """Examples of examples/policies/, the path rule aimed at the bench's server. None
+        refuses what the bench sends (its calls have no `path`, its client works at all hours,
+        its token is in `ops`), so every answer is the one C gives; each is evaluated."""
+        folder = self.out / f"policies-{key}"
+        folder.mkdir(exist_ok=True)
+        files = []
+        for name in names:
+            text = (REPO / "examples" / "policies" / f"{name}.cedar").read_text()
+            target = folder / f"{name}.cedar"
+            target.write_text(text.replace('Server::"files"', 'Server::"bench"'))
+            files.append(str(target))
+        return files
 
     def _gateway_env(self, compiled: bool) -> dict[str, str]:
         """The gateway's environment, with the compiled build first on PYTHONPATH or absent;
@@ -223,7 +259,7 @@ class Launcher:
         # ~2 s per answer at c=32: a 1 s run would see none.
         return Target("E", "fastmcp", title, url, process, upstream, token=token, min_seconds=3)
 
-    def _bastion_config(self, key: str, port: int, upstream: str, auth: bool) -> dict[str, object]:
+    def _bastion_config(self, key: str, port: int, upstream: str, auth: bool) -> dict[str, Any]:
         return {
             "public_base_url": f"http://127.0.0.1:{port}",
             "listen": {"host": "127.0.0.1", "port": port},

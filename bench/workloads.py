@@ -84,4 +84,12 @@ WORKERS = Workload(
     "echo",
     32,
 )
+# Cedar off (C) and on (CC, CA), interleaved round by round like the others.
+CEDAR = tuple(
+    Workload(
+        f"cedar_{w.name}", f"{w.title}: Cedar off (C) vs on (CC, CA)", w.era, w.body, w.check, w.connections
+    )
+    for w in WORKLOADS
+    if w.name in ("call_json_c1", "call_json_c32", "list_c32")
+)
 HOLD = CALL % "hold"

@@ -27,6 +27,7 @@ from .auth import IssuerPolicy, JwtVerifier, RemoteKeySet, metadata_document, me
 from .auth.discovery import discover_jwks_uri
 from .auth.fetch import fetch_json
 from .auth.verifier import TokenVerifier
+from .cedar import policy_checks
 from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
@@ -44,6 +45,7 @@ from .pipeline.parse import ParseMcp
 from .pipeline.relay import Relay
 from .pipeline.request_state import OpenRequestState
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
+from .policy.decide import CallCheck
 from .policy.scopes import published_scopes
 from .route import ServerRoute
 from .upstream.catalog import CatalogFetcher
@@ -85,8 +87,16 @@ def build_gateway(
         transport_for = _http_transports(pool)
     if credential_for is None:
         credential_for = _credentials(loaded, minter)
+    checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     routes = [
-        _route(config, server, registry, credential_for(server, i), transport_for(server))
+        _route(
+            config,
+            server,
+            registry,
+            credential_for(server, i),
+            transport_for(server),
+            checks.get(server.name, ()),
+        )
         for i, server in enumerate(config.servers)
     ]
     if verifier is None:
@@ -153,6 +163,7 @@ def _route(
     registry: ScopeRegistry,
     credential: UpstreamCredential,
     transport: UpstreamTransport,
+    checks: tuple[CallCheck, ...] = (),
 ) -> ServerRoute:
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
@@ -165,6 +176,7 @@ def _route(
         server.destructive_scopes,
         enforce=server.auth,
         published=frozenset(scopes),
+        checks=checks,
     )
     prm_url = metadata_url(resource)
     return ServerRoute(

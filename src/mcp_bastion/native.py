@@ -11,7 +11,11 @@ Kept out of the list, on purpose:
   compiled classes (its per-request work is one buffered write per event-loop turn);
 - `errors`: the error root is subclassed across the code base, tests and plug-ins alike;
 - `server.runner` (start, stop, worker processes), and what runs at start-up or once per key
-  rotation: configuration, discovery, key fetching, the CLI, the demo, the development IdP.
+  rotation: configuration, discovery, key fetching, the CLI, the demo, the development IdP;
+- `cedar` (Cedar policies, on the request path when a server has policy files): nearly all of
+  its cost is the Cedar engine itself, Rust in cedarpy (reading the request's JSON, then
+  evaluating; docs/performance.md), and cedarpy is an optional extra that the wheel's build
+  environment does not install, so mypyc could only type its calls as Any anyway.
 """
 
 from __future__ import annotations

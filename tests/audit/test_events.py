@@ -30,6 +30,7 @@ def _event(**overrides: Any) -> AuditEvent:
         "token_hash": "0" * 32,
         "protocol_version": "2026-07-28",
         "scopes_required": ("tools.read",),
+        "policy_ids": ("only-ops-destructive",),
     }
     values.update(overrides)
     return AuditEvent(**values)
@@ -56,6 +57,7 @@ def test_event_serializes_to_one_json_line() -> None:
         "token_hash": "0" * 32,
         "protocol_version": "2026-07-28",
         "scopes_required": ["tools.read"],
+        "policy_ids": ["only-ops-destructive"],
     }
 
 
@@ -154,6 +156,7 @@ def test_every_event_field_is_in_the_line_with_its_value() -> None:
     record = orjson.loads(event.to_json())
     expected = {name: getattr(event, name) for name in AuditEvent._fields if name != "time"}
     expected["scopes_required"] = list(event.scopes_required)
+    expected["policy_ids"] = list(event.policy_ids)
     assert {k: v for k, v in record.items() if k not in ("event", "time")} == expected
     assert record["event"] == "mcp.request"
     assert record["time"] == "2023-11-14T22:13:20.250Z"

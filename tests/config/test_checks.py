@@ -304,6 +304,11 @@ def test_a_careful_config_has_no_warnings() -> None:
             "also do what 'tools.write' allows",
         ),
         ({"audit": {"sink": "none"}}, "audit.sink: none: no audit events are recorded, allowed or denied"),
+        (
+            {"servers__0__auth": False, "policy": {"files": ["p.cedar"]}},
+            "servers[0].auth: false, and Cedar policies are configured: they are not applied to this server "
+            "(without a token there is no principal to decide about)",
+        ),
     ],
 )
 def test_each_risky_setting_is_named(changes: dict[str, Any], warning: str) -> None:

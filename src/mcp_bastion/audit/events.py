@@ -31,6 +31,8 @@ class AuditEvent(NamedTuple):
     token_hash: str | None = None
     protocol_version: str | None = None
     scopes_required: tuple[str, ...] = ()
+    # The policies that refused the call (`@id` or `file#n`); empty when none did.
+    policy_ids: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         # Unpacked, then a dict literal: the cheapest way to a dict here (this runs per request);
@@ -51,6 +53,7 @@ class AuditEvent(NamedTuple):
             token_hash,
             protocol_version,
             scopes_required,
+            policy_ids,
         ) = self
         # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
         millis = round(when * 1000)
@@ -71,6 +74,7 @@ class AuditEvent(NamedTuple):
             "token_hash": token_hash,
             "protocol_version": protocol_version,
             "scopes_required": scopes_required,
+            "policy_ids": policy_ids,
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         if not line.isascii():

@@ -35,7 +35,7 @@ from ..errors import InvalidToken
 from .keys import RemoteKeySet
 from .principal import Principal
 
-__all__ = ["IssuerPolicy", "JwtVerifier"]
+__all__ = ["IssuerPolicy", "JwtVerifier", "principal_of_claims"]
 
 MAX_HEADER_CHARS = 2048  # TV-16: a 1,000-member JOSE header is refused before decoding
 MAX_KID_CHARS = 256
@@ -252,6 +252,15 @@ def _principal(
         jti=jti if isinstance(jti, str) and len(jti) <= 256 else None,
         claims=MappingProxyType(claims),
     )
+
+
+def principal_of_claims(claims: dict[str, Any], config: IdentityProviderConfig) -> Principal:
+    """The Principal a verified token carrying `claims` becomes, for offline questions
+    (`mcp-bastion policy explain` has claims, not a token): the same mapping, no signature or
+    times checked. InvalidToken when the claims name no subject."""
+    digest = hashlib.sha256(orjson.dumps(claims, option=orjson.OPT_SORT_KEYS)).digest()
+    exp = claims.get("exp")
+    return _principal(claims, config, digest, float(exp) if isinstance(exp, int | float) else float("inf"))
 
 
 def _scopes(claims: dict[str, Any], names: tuple[str, ...]) -> frozenset[str]:

@@ -25,7 +25,7 @@ from ..urls import is_loopback
 from .explain import key_path
 from .model import BastionConfig, ScopeRegistryConfig
 
-__all__ = ["ConfigWarning", "check_audit_destination", "check_secrets", "config_warnings"]
+__all__ = ["ConfigWarning", "check_audit_destination", "check_policies", "check_secrets", "config_warnings"]
 
 # RFC 9110 §5.5: a field value is visible characters with spaces or tabs between them. obs-text
 # (0x80-0xFF) is legal but read differently by different servers, so a secret may not use it.
@@ -129,6 +129,16 @@ def _header_value_problem(value: str) -> str | None:
     if any(ord(c) > 0x7E for c in value):
         return "holds a character outside ASCII"
     return "begins or ends with a space or tab"
+
+
+def check_policies(config: BastionConfig, source: str = "") -> None:
+    """Every Cedar policy file the config names is readable, parses, and passes the validator
+    against the schema generated from this config (`cedar/`). Relative paths start at the
+    config file's folder. Without policy files, nothing is read and cedarpy is not needed."""
+    from ..cedar import base_folder, has_policies, read_policies
+
+    if has_policies(config):
+        read_policies(config, base_folder(source or None), source)
 
 
 def check_audit_destination(config: BastionConfig, source: str = "") -> None:
@@ -240,6 +250,12 @@ def _server_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
                     f"{key_path(('servers', i, 'tools', name, 'scopes'))}",
                     f"empty: {who} may call tool {name!r}; list the scopes it needs",
                 )
+        if not server.auth and (server.policy_files or config.policy.files):
+            yield ConfigWarning(
+                f"servers[{i}].auth",
+                "false, and Cedar policies are configured: they are not applied to this server "
+                "(without a token there is no principal to decide about)",
+            )
         if server.destructive_scopes == ():
             yield ConfigWarning(
                 f"servers[{i}].destructive_scopes",

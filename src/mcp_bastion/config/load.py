@@ -18,7 +18,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
-from .checks import check_audit_destination, check_secrets
+from .checks import check_audit_destination, check_policies, check_secrets
 from .explain import explain, key_path
 from .model import BastionConfig, SecretRef
 
@@ -44,9 +44,11 @@ def load_config(
 ) -> LoadedConfig:
     """Read, validate and resolve the config at ``path``; raise ConfigError on any problem.
 
-    With ``read_secrets`` (what `serve` does), the secrets are read and their contents checked,
-    and the audit file's place is checked: everything `serve` needs from this machine. Without
-    it, only the file itself is checked (`check-config --skip-secrets`, e.g. in CI).
+    The Cedar policy files it names are read and validated either way (they belong with the
+    config, not with this machine's secrets). With ``read_secrets`` (what `serve` does), the
+    secrets are read and their contents checked, and the audit file's place is checked:
+    everything `serve` needs from this machine. Without it, only the file itself and its
+    policies are checked (`check-config --skip-secrets`, e.g. in CI).
     """
     source = str(path)
     try:
@@ -74,6 +76,7 @@ def load_config(
         detail = f" ({exc})" if isinstance(exc, ValueError) else ""
         raise ConfigError(f"a value cannot be read{detail}", source=source) from None
     config = parse_config(data, source=source)
+    check_policies(config, source)
     if not read_secrets:
         return LoadedConfig(config, {}, source)
     secrets = _resolve_secrets(config, os.environ if environ is None else environ, source)

@@ -28,6 +28,7 @@ class Authorize:
         policy = route.policy
         required: list[tuple[str, ...]] = []
         denied = False
+        rules: list[tuple[str, ...]] = []
         for call in ex.calls:
             annotations = None
             if call.method == "tools/call" and call.name is not None:
@@ -37,10 +38,12 @@ class Authorize:
                     annotations = route.catalog.get(call.name)
             decision = policy.decide(principal, call, annotations)
             required.append(decision.required)
+            rules.append(decision.rules)
             if not decision.allowed:
                 if not decision.missing:
                     # Refused by a check beyond scopes: no step-up can fix it, so no challenge.
                     ex.required = tuple(required)
+                    ex.policy_ids = tuple(rules)
                     raise AuthorizationError(decision.reason or "refused by policy")
                 denied = True
         ex.required = tuple(required)

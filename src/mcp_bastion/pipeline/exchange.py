@@ -109,6 +109,7 @@ class Exchange:
     calls: tuple[Call, ...] = ()
     upstream_session: str | None = None
     required: tuple[tuple[str, ...], ...] = ()  # per call
+    policy_ids: tuple[tuple[str, ...], ...] = ()  # per call: the policies that refused it
     status: int = 0
     # Set only when the gateway itself answered with an error; an upstream's own error status
     # is still an allowed call as far as the gateway's decision goes.
