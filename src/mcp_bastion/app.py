@@ -34,6 +34,9 @@ from .credentials import MintedCredential, NoCredential, StaticCredential, Token
 from .errors import ConfigError, KeySourceError
 from .mcp.request_state import RequestStateSealer
 from .mcp.sessions import SessionSealer
+from .pinning import Lockfiles
+from .pinning.report import change_reporter
+from .pinning.store import ToolPins
 from .pipeline.audit import AuditStep
 from .pipeline.authenticate import Authenticate
 from .pipeline.authorize import Authorize
@@ -88,6 +91,8 @@ def build_gateway(
     if credential_for is None:
         credential_for = _credentials(loaded, minter)
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
+    sink = audit if audit is not None else sink_for(config.audit)
+    lockfiles = Lockfiles(loaded.path or "")
     routes = [
         _route(
             config,
@@ -96,6 +101,7 @@ def build_gateway(
             credential_for(server, i),
             transport_for(server),
             checks.get(server.name, ()),
+            lockfiles.pins_for(server, i, change_reporter(server.name, sink)),
         )
         for i, server in enumerate(config.servers)
     ]
@@ -129,7 +135,7 @@ def build_gateway(
         config,
         routes,
         stages,
-        audit=AuditStep(audit if audit is not None else sink_for(config.audit)),
+        audit=AuditStep(sink),
         documents=documents,
         closers=closers,
         warmers=warmers,
@@ -163,7 +169,8 @@ def _route(
     registry: ScopeRegistry,
     credential: UpstreamCredential,
     transport: UpstreamTransport,
-    checks: tuple[CallCheck, ...] = (),
+    checks: tuple[CallCheck, ...],
+    pins: ToolPins,
 ) -> ServerRoute:
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
@@ -176,7 +183,7 @@ def _route(
         server.destructive_scopes,
         enforce=server.auth,
         published=frozenset(scopes),
-        checks=checks,
+        checks=(*pins.checks, *checks),  # the pin check first: a set lookup, before any policy engine
     )
     prm_url = metadata_url(resource)
     return ServerRoute(
@@ -192,6 +199,7 @@ def _route(
         credential=credential,
         transport=transport,
         start_scopes=(registry.read,),
+        pins=pins,
     )
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .config.model import ServerConfig
 from .credentials import UpstreamCredential
+from .pinning.store import ToolPins
 from .policy.catalog import ToolCatalog
 from .policy.decide import ServerPolicy
 from .upstream.transport import UpstreamTransport
@@ -27,6 +28,7 @@ class ServerRoute:
     credential: UpstreamCredential
     transport: UpstreamTransport
     start_scopes: tuple[str, ...]  # the scope= of a 401: the minimal scopes to start
+    pins: ToolPins = field(default_factory=ToolPins.off)  # pinned tool definitions, learned lists
 
     @property
     def auth(self) -> bool:

@@ -25,6 +25,7 @@ __all__ = [
     "IdentityProviderConfig",
     "LimitsConfig",
     "ListenConfig",
+    "PinningConfig",
     "PolicyClaim",
     "PolicyConfig",
     "ScopeRegistryConfig",
@@ -155,6 +156,36 @@ class UpstreamAuthConfig(_Model):
             )
         if self.type != "static" and self.secret is not None:
             raise _refuse(f"only used with type 'static' (this one is type {self.type!r})", "secret")
+        return self
+
+
+class PinningConfig(_Model):
+    """Pinned tool definitions (docs/pinning.md): what to do when an upstream's tools change."""
+
+    # `record` by default: it refuses nothing, so it cannot break a working deployment, and it
+    # holds the annotation ratchet (a tool that starts claiming to be read-only keeps needing
+    # the scopes it needed) and logs every rug pull; `enforce` needs a reviewed lockfile.
+    mode: Literal["off", "record", "enforce"] = Field(
+        default="record",
+        description="`off`: nothing hashed; `record`: changes logged and audited, first seen (or the lockfile) "
+        "approved; `enforce`: changed or unapproved tools withheld until approved in the lockfile.",
+    )
+    lockfile: str | None = Field(
+        default=None,
+        description="The approved definitions (`mcp-bastion pin` writes it); required by `enforce`. "
+        "A relative path is taken from the working directory, as every path in the config.",
+    )
+
+    @model_validator(mode="after")
+    def _lockfile_for_enforce(self) -> PinningConfig:
+        if self.mode == "enforce" and self.lockfile is None:
+            raise _refuse(
+                "required key is missing: enforce withholds what the lockfile does not approve; "
+                "`mcp-bastion pin --config FILE` writes one from the live catalogs",
+                "lockfile",
+            )
+        if self.mode == "off" and self.lockfile is not None:
+            raise _refuse("only used with mode 'record' or 'enforce' (this one is 'off')", "lockfile")
         return self
 
 
@@ -292,6 +323,18 @@ class ServerConfig(_Model):
             "server's scopes would allow (marked in _meta); `callable` = only what the token may call now."
         ),
     )
+
+    pinning: PinningConfig = PinningConfig()
+
+    @model_validator(mode="after")
+    def _enforce_needs_auth(self) -> ServerConfig:
+        if self.pinning.mode == "enforce" and not self.auth:
+            raise _refuse(
+                "enforce needs auth: true: with auth off no call is decided, so nothing could be withheld",
+                "pinning",
+                "mode",
+            )
+        return self
 
     @field_validator("upstream")
     @classmethod

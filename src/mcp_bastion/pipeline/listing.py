@@ -10,7 +10,9 @@ needs in `_meta` (below); a tool still missing some also names those, so a clien
 for them before calling. `tools_list: callable` lists only what the token may call now.
 
 Malformed entries (no string name) are dropped either way; annotations are learned into the
-route's catalog as a side effect, which later calls are decided with.
+route's catalog as a side effect, which later calls are decided with. Learning goes through
+the route's pins (`pinning/`): definitions are checked against their approved versions, and
+each distinct list keeps the filtered lists already answered from it, per caller visibility.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from ..mcp.era import MODERN_VERSIONS
+from ..pinning.views import Known
 from .exchange import Exchange
 
 __all__ = ["MISSING_SCOPES_META", "REQUIRED_SCOPES_META", "filter_tool_list"]
@@ -32,64 +35,71 @@ def filter_tool_list(ex: Exchange, result: dict[str, Any]) -> None:
     route = ex.route
     principal = ex.principal
     assert principal is not None
-    known = route.catalog.learn(result["tools"])
+    # Learned through the route's pins (pinning/): hashed, judged, and remembered per list.
+    view = route.pins.learn(route.catalog, result["tools"], principal, ex.trace.trace_id)
     if route.auth:
-        policy = route.policy
-        show_reachable = route.config.tools_list == "reachable"
-        granted = policy.registry.expand(principal.scopes)
-        marks = _Marks()
-        tools: list[Any] = []
-        decide_tool = policy.decide_tool
-        for tool, name, annotations in known:
-            decision = decide_tool(principal, name, annotations, granted)
-            if decision.allowed:
-                if show_reachable:
-                    marks.put(tool, decision.required, ())
-                else:
-                    _unmark(tool)
-                tools.append(tool)
-            elif show_reachable and decision.reachable:
-                marks.put(tool, decision.required, decision.missing)
-                tools.append(tool)
-        result["tools"] = tools
+        result["tools"] = view.listing(principal, route.policy.checks, lambda: _visible(ex, view.known))
     else:
-        tools = []
-        for tool, _, _ in known:
-            _unmark(tool)
-            tools.append(tool)
-        result["tools"] = tools
+        result["tools"] = [_unmarked(tool) for tool, _, _ in view.known]
     if ex.era is not None and ex.era.version in MODERN_VERSIONS:
         # caching.mdx: a list that differs per caller must not be shared across tokens.
         result["cacheScope"] = "private"
 
 
-def _unmark(tool: dict[str, Any]) -> None:
-    # No marks in this mode: none an upstream wrote may pass as the gateway's.
+def _visible(ex: Exchange, known: Known) -> list[Any]:
+    """The tools the caller may see. The list may be cached and answered to other callers with
+    the same visibility: a marked tool is a copy, never the learned one."""
+    route = ex.route
+    principal = ex.principal
+    assert principal is not None
+    policy = route.policy
+    show_reachable = route.config.tools_list == "reachable"
+    granted = policy.registry.expand(principal.scopes)
+    marks = _Marks()
+    tools: list[Any] = []
+    decide_tool = policy.decide_tool
+    for tool, name, hints in known:
+        decision = decide_tool(principal, name, hints, granted)
+        if decision.allowed:
+            tools.append(marks.put(tool, decision.required, ()) if show_reachable else _unmarked(tool))
+        elif show_reachable and decision.reachable:
+            tools.append(marks.put(tool, decision.required, decision.missing))
+    return tools
+
+
+def _unmarked(tool: dict[str, Any]) -> dict[str, Any]:
+    # No marks in this mode: none an upstream wrote may pass as the gateway's (removed from
+    # the learned tool itself: the same for every caller, and idempotent).
     meta = tool.get("_meta")
     if meta and isinstance(meta, dict):
         meta.pop(REQUIRED_SCOPES_META, None)
         meta.pop(MISSING_SCOPES_META, None)
+    return tool
 
 
 class _Marks:
-    """Writes the scope marks; the lists are built once per distinct requirement in a list
-    (a 200-tool list has a handful), not once per tool."""
+    """Writes the scope marks on copies; the lists are built once per distinct requirement in a
+    list (a 200-tool list has a handful), not once per tool."""
 
     __slots__ = ("_lists",)
 
     def __init__(self) -> None:
         self._lists: dict[tuple[str, ...], list[str]] = {}
 
-    def put(self, tool: dict[str, Any], required: tuple[str, ...], missing: tuple[str, ...]) -> None:
+    def put(
+        self, tool: dict[str, Any], required: tuple[str, ...], missing: tuple[str, ...]
+    ) -> dict[str, Any]:
         meta = tool.get("_meta")
-        if not isinstance(meta, dict):
-            # Not an object (or absent): ours replaces it; a malformed _meta has no meaning to keep.
-            meta = tool["_meta"] = {}
+        # Not an object (or absent): ours replaces it; a malformed _meta has no meaning to keep.
+        meta = dict(meta) if isinstance(meta, dict) else {}
         meta[REQUIRED_SCOPES_META] = self._list(required)
         if missing:
             meta[MISSING_SCOPES_META] = self._list(missing)
         else:
             meta.pop(MISSING_SCOPES_META, None)  # an upstream may not forge our marks
+        marked = dict(tool)
+        marked["_meta"] = meta
+        return marked
 
     def _list(self, scopes: tuple[str, ...]) -> list[str]:
         known = self._lists.get(scopes)

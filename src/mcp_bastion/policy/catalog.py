@@ -7,7 +7,7 @@ scopes, and per-tool config always wins (see ServerPolicy). The catalog is bound
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from .decide import ToolAnnotations, annotations_of
@@ -43,6 +43,14 @@ class ToolCatalog:
                 catalog[name] = annotations
             known.append((tool, name, annotations))
         return known
+
+    def hold(self, annotations: Mapping[str, ToolAnnotations]) -> None:
+        """Decide these tools with these annotations (pinning: the approved ones, while an
+        upstream's change that would lower them is not approved)."""
+        catalog = self._tools
+        for name, value in annotations.items():
+            if name in catalog or len(catalog) < MAX_TOOLS:
+                catalog[name] = value
 
     def __len__(self) -> int:
         return len(self._tools)

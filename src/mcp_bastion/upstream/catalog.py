@@ -55,4 +55,4 @@ class CatalogFetcher:
         except BastionError as exc:
             log.warning("could not load the tool list of %s: %s", route.name, exc.message)
             return
-        route.catalog.learn(tools)
+        route.pins.learn(route.catalog, tools, principal)  # pinning/: judged as a client's list is
