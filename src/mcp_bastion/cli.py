@@ -32,6 +32,7 @@ EPILOG = f"""examples:
   mcp-bastion demo --auto-approve alice     the dev IdP approves logins at once as alice
   mcp-bastion check-config bastion.yaml     validate a config, secrets included, and explain it
   mcp-bastion serve --config bastion.yaml   the production gateway
+  mcp-bastion pin --config bastion.yaml     approve the upstreams' tool definitions (lockfile)
 
 'mcp-bastion COMMAND --help' describes each command.
 documentation:     {REPOSITORY_URL}#readme
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_registry_commands(commands)
     _add_policy_commands(commands)
+    _add_pin_commands(commands)
     return parser
 
 
@@ -313,8 +315,72 @@ def _add_policy_commands(commands: Any) -> None:
     schema.add_argument("--json", action="store_true", help="Cedar's JSON schema format instead of its text")
 
 
+PINNING_URL = f"{REPOSITORY_URL}/blob/main/docs/pinning.md"
+
+PIN_DESCRIPTION = """Approve each upstream's tool definitions, or show how the live ones differ.
+
+  mcp-bastion pin --config FILE [SERVER]        write the lockfile from the live catalogs
+  mcp-bastion pin diff --config FILE [SERVER]   show what changed since the lockfile was written
+
+Only servers with pinning.lockfile take part. The lockfile holds each tool's whole definition
+and its SHA-256 (RFC 8785 canonical JSON): review it and commit it like a dependency lock.
+A running gateway reads it at start-up ('record' logs changes, 'enforce' withholds them)."""
+
+PIN_EPILOG = f"""exit status: pin: 0 written, 1 when an upstream could not be pinned (its old pins are kept);
+diff: 0 no differences, 1 differences (or an upstream that could not be listed).
+A server named 'write' or 'diff' is named after the action: mcp-bastion pin write diff.
+
+how pinning works: {PINNING_URL}
+"""
+
+
+def _add_pin_commands(commands: Any) -> None:
+    pin = commands.add_parser(
+        "pin",
+        help="approve the live tool definitions (lockfile), or diff them",
+        description=PIN_DESCRIPTION,
+        epilog=PIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = pin.add_subparsers(dest="pin_command", required=True, metavar="[write|diff]")
+    for action, text in (
+        ("write", "write the lockfile from the live catalogs (the default)"),
+        ("diff", "show how the live definitions differ from the lockfile"),
+    ):
+        sub = actions.add_parser(
+            action,
+            help=text,
+            description=text,
+            epilog=PIN_EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        sub.add_argument("--config", required=True, metavar="FILE", help="the YAML config `serve` uses")
+        sub.add_argument("server", nargs="?", metavar="SERVER", help="only this server (its `name`)")
+        sub.add_argument("--format", choices=("text", "json"), default="text", help="default: text")
+        sub.add_argument(
+            "--timeout",
+            type=float,
+            default=10.0,
+            metavar="SECONDS",
+            help="per upstream request (default: 10)",
+        )
+
+
+def _pin_action(argv: list[str]) -> list[str]:
+    """`pin --config F [SERVER]` is `pin write --config F [SERVER]` (the issue's spelling)."""
+    for i, word in enumerate(argv):
+        if word == "pin":
+            rest = argv[i + 1 : i + 2]
+            if rest and rest[0] in ("write", "diff", "-h", "--help"):
+                return argv
+            return [*argv[: i + 1], "write", *argv[i + 1 :]]
+        if not word.startswith("-"):
+            return argv  # another command
+    return argv
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_pin_action(list(sys.argv[1:] if argv is None else argv)))
     logging.basicConfig(
         level=logging.DEBUG if args.debug else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -355,12 +421,18 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _registry(args)
     if args.command == "policy":
         return _policy(args)
+    if args.command == "pin":
+        return _pin(args)
     raise ConfigError(f"unknown command {args.command}")
 
 
 def _check_config(path: str, *, as_json: bool, skip_secrets: bool) -> int:
     loaded = load_config(path, read_secrets=not skip_secrets)
     config = loaded.config
+    if not skip_secrets:
+        from .pinning import check_lockfiles
+
+        check_lockfiles(config, path)  # the files serve reads at start-up, like the secrets
     warnings = config_warnings(config)
     if as_json:
         print(json.dumps(config.model_dump(mode="json"), indent=2))
@@ -388,6 +460,8 @@ def _explain_config(path: str, config: BastionConfig, *, skip_secrets: bool, war
         resource = f"{config.public_base_url}/{server.name}/mcp"
         auth = f"upstream auth {server.upstream_auth.type}" if server.auth else "AUTH OFF"
         print(f"  server {server.name}: {resource} -> {server.upstream} ({auth})")
+        pinning = server.pinning
+        print(f"    pinning {pinning.mode}{f', lockfile {pinning.lockfile}' if pinning.lockfile else ''}")
         for tool, policy in server.tools.items():
             print(f"    tool {tool}: needs {' '.join(policy.scopes) or 'no scope (any valid token)'}")
         files = (*config.policy.files, *server.policy_files)
@@ -479,6 +553,45 @@ def _instant(text: str) -> datetime.datetime:
         raise ConfigError(
             f"--at: expected an ISO 8601 time such as 2026-01-05T20:30:00+01:00, found {text!r}"
         ) from None
+
+
+def _pin(args: argparse.Namespace) -> int:
+    from .pinning.commands import diff_servers, pin_servers
+    from .pinning.diff import diff_document, diff_text
+    from .registry.report import printable
+
+    loaded = load_config(args.config)
+    if args.pin_command == "diff":
+        diffs = asyncio.run(diff_servers(loaded, server=args.server, timeout=args.timeout))
+        print(json.dumps(diff_document(diffs), indent=2) if args.format == "json" else diff_text(diffs))
+        return 1 if any(d.differs or d.error for d in diffs) else 0
+    outcomes = asyncio.run(pin_servers(loaded, server=args.server, timeout=args.timeout))
+    if args.format == "json":
+        document = [
+            {
+                "server": o.server,
+                "lockfile": o.lockfile,
+                "tools": o.tools,
+                "error": o.error,
+                "changes": [
+                    {"name": c.name, "change": c.change, "fields": list(c.fields)} for c in o.changes
+                ],
+            }
+            for o in outcomes
+        ]
+        print(json.dumps({"servers": document}, indent=2))
+    for outcome in outcomes if args.format == "text" else ():
+        if outcome.error is not None:
+            print(f"{outcome.server}: not pinned: {outcome.error} (its old pins are kept)")
+            continue
+        fresh = (
+            " (first pins for this server)" if outcome.first else "" if outcome.changes else " (no changes)"
+        )
+        print(f"{outcome.server}: {outcome.tools} tools pinned in {printable(outcome.lockfile, 200)}{fresh}")
+        for change in outcome.changes:
+            fields = f" ({', '.join(printable(f) for f in change.fields)})" if change.fields else ""
+            print(f"  {change.change} {printable(change.name)}{fields}")
+    return 1 if any(o.error for o in outcomes) else 0
 
 
 def _demo(args: argparse.Namespace) -> int:

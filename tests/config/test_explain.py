@@ -196,6 +196,27 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "sessions.key",
         "found both 'env' and 'file': give exactly one of them",
     ),
+    (
+        _with(servers__0__pinning={"mode": "enforce"}),
+        "servers[0].pinning.lockfile",
+        "required key is missing: enforce withholds what the lockfile does not approve; "
+        "`mcp-bastion pin --config FILE` writes one from the live catalogs",
+    ),
+    (
+        _with(servers__0__pinning={"mode": "off", "lockfile": "x.json"}),
+        "servers[0].pinning.lockfile",
+        "only used with mode 'record' or 'enforce' (this one is 'off')",
+    ),
+    (
+        _with(servers__0__auth=False, servers__0__pinning={"mode": "enforce", "lockfile": "x.json"}),
+        "servers[0].pinning.mode",
+        "enforce needs auth: true: with auth off no call is decided, so nothing could be withheld",
+    ),
+    (
+        _with(servers__0__pinning={"mode": "strict"}),
+        "servers[0].pinning.mode",
+        "expected 'off', 'record' or 'enforce', found the text 'strict'",
+    ),
     # --- cross-references: the exact key, and which other one -------------------------------
     (
         _with(servers=[SERVER, {**SERVER, "upstream": "http://127.0.0.1:9002/mcp"}]),

@@ -7,6 +7,7 @@ observable: tests assert on the exact requests the upstream saw, or that it saw 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -53,6 +54,9 @@ class RecordingUpstream:
     session_id: str = "upstream-session-0001"
     # Answer every request with an SSE stream (as the SDK's servers may) rather than JSON.
     answer_as_sse: bool = False
+    # What tools/list answers: a test may replace it between calls (a rug pull), or give a
+    # callable that is asked on every list (an upstream whose answers differ call to call).
+    tools: list[dict[str, Any]] | Callable[[], list[dict[str, Any]]] = field(default_factory=lambda: TOOLS)
 
     def calls(self, method: str) -> list[SeenRequest]:
         return [
@@ -112,7 +116,7 @@ class RecordingUpstream:
     def _answer(self, doc: dict[str, Any]) -> dict[str, Any]:
         method = doc["method"]
         if method == "tools/list":
-            result: dict[str, Any] = {"tools": TOOLS}
+            result: dict[str, Any] = {"tools": self.tools() if callable(self.tools) else self.tools}
         elif method == "initialize":
             result = {
                 "protocolVersion": "2025-11-25",

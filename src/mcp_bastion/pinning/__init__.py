@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 
 from ..config.explain import key_path
-from ..config.model import ServerConfig
+from ..config.model import BastionConfig, ServerConfig
 from ..errors import ConfigError
 from .lockfile import read_lockfile
 from .pins import Pin, ToolChange
@@ -35,10 +35,23 @@ __all__ = [
     "Reporter",
     "ToolChange",
     "ToolPins",
+    "check_lockfiles",
     "visibility_key",
 ]
 
 PIN_HINT = "`mcp-bastion pin --config FILE` writes the lockfile from the live catalogs"
+
+
+def check_lockfiles(config: BastionConfig, source: str = "") -> None:
+    """What `serve` would refuse at start-up about the lockfiles the config names (missing,
+    unreadable, tampered, no pins for a server), for `check-config`."""
+    lockfiles = Lockfiles(source)
+    for i, server in enumerate(config.servers):
+        lockfiles.pins_for(server, i, _no_report)
+
+
+def _no_report(change: ToolChange, principal: object, trace_id: str) -> None:
+    return None
 
 
 class Lockfiles:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,12 +20,13 @@ from ..app import Gateway, build_gateway
 from ..audit import NullSink
 from ..auth.principal import Principal
 from ..config import LoadedConfig
+from ..config.model import PinningConfig
 from ..errors import BastionError, ConfigError
 from ..route import ServerRoute
 from ..upstream.tool_list import fetch_tool_list
 from .provenance import Requirement, Source, requirement_of
 
-__all__ = ["OPERATOR", "ServerTools", "ToolEntry", "published_tools"]
+__all__ = ["OPERATOR", "LiveTools", "ServerTools", "ToolEntry", "live_tool_lists", "published_tools"]
 
 # Who the upstream sees in a minted token's `sub` for these fetches: no end user is involved,
 # and `tools/list` needs no scope (the gateway's own catalog fetch also asks with none).
@@ -58,12 +59,42 @@ class ServerTools:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class LiveTools:
+    """One upstream's tool definitions as it sent them (`error`: why there are none)."""
+
+    route: ServerRoute
+    tools: list[dict[str, Any]]
+    error: str | None = None
+
+
 async def published_tools(
     loaded: LoadedConfig, *, server: str | None = None, timeout: float | None = None
 ) -> list[ServerTools]:
     """Each configured server's live tools with their requirements (`server`: only that one).
 
     `timeout` caps each upstream request (default: the server's `timeout_seconds`)."""
+    return [
+        ServerTools(
+            live.route.name,
+            live.route.resource,
+            live.route.config.upstream,
+            entries(live.route, live.tools),
+            live.error,
+        )
+        for live in await live_tool_lists(loaded, server=server, timeout=timeout)
+    ]
+
+
+async def live_tool_lists(
+    loaded: LoadedConfig,
+    *,
+    server: str | None = None,
+    timeout: float | None = None,
+    servers: Collection[str] | None = None,
+) -> list[LiveTools]:
+    """Each configured server's tool definitions, asked for as the gateway would ask
+    (`server`: only that one; `servers`: only those)."""
     gateway = _gateway(loaded)
     try:
         routes = list(gateway.routes.values())
@@ -74,8 +105,10 @@ async def published_tools(
                 raise ConfigError(
                     f"no server named {server!r} (the config has: {names})", source=loaded.path or ""
                 )
+        if servers is not None:
+            routes = [r for r in routes if r.name in servers]
         signed = loaded.secret("signing.key") is not None  # else minted with a key of this process
-        return list(await asyncio.gather(*(_server_tools(r, timeout, signed) for r in routes)))
+        return list(await asyncio.gather(*(_live(r, timeout, signed) for r in routes)))
     finally:
         await gateway.shutdown()
 
@@ -94,16 +127,14 @@ def entries(route: ServerRoute, tools: Sequence[Mapping[str, Any]]) -> tuple[Too
     return tuple(out.values())
 
 
-async def _server_tools(route: ServerRoute, timeout: float | None, signed_by_gateway: bool) -> ServerTools:
-    upstream = route.config.upstream
+async def _live(route: ServerRoute, timeout: float | None, signed_by_gateway: bool) -> LiveTools:
     try:
         credential = await route.credential.header(OPERATOR, ())
         wait = timeout if timeout is not None else route.config.timeout_seconds
         tools = await fetch_tool_list(route.transport, credential, wait)
     except BastionError as exc:
-        failed = _explain(route, exc, signed_by_gateway)
-        return ServerTools(route.name, route.resource, upstream, entries(route, []), failed)
-    return ServerTools(route.name, route.resource, upstream, entries(route, tools))
+        return LiveTools(route, [], _explain(route, exc, signed_by_gateway))
+    return LiveTools(route, tools)
 
 
 def _explain(route: ServerRoute, exc: BastionError, signed_by_gateway: bool) -> str:
@@ -115,12 +146,18 @@ def _explain(route: ServerRoute, exc: BastionError, signed_by_gateway: bool) -> 
 
 def _gateway(loaded: LoadedConfig) -> Gateway:
     """The gateway `serve` would build for this config: its routes hold the same credentials,
-    transports, policies and resource URLs, so the report cannot differ from what it does."""
+    transports, policies and resource URLs, so the report cannot differ from what it does.
+    Pinning plays no part in reading live catalogs (`mcp-bastion pin` writes the lockfile
+    `serve` would read), so it is off here."""
     secrets = dict(loaded.secrets)
     # Listing tools needs no session: a throwaway key keeps the gateway's warning about a
     # per-process session key out of this report.
     secrets.setdefault("sessions.key", base64.b64encode(os.urandom(32)).decode())
-    return build_gateway(LoadedConfig(loaded.config, secrets, loaded.path), audit=NullSink())
+    unpinned = tuple(
+        s.model_copy(update={"pinning": PinningConfig(mode="off")}) for s in loaded.config.servers
+    )
+    config = loaded.config.model_copy(update={"servers": unpinned})
+    return build_gateway(LoadedConfig(config, secrets, loaded.path), audit=NullSink())
 
 
 def _entry(name: str, tool: Mapping[str, Any], requirement: Requirement) -> ToolEntry:
