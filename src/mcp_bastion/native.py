@@ -15,7 +15,9 @@ Kept out of the list, on purpose:
 - `cedar` (Cedar policies, on the request path when a server has policy files): nearly all of
   its cost is the Cedar engine itself, Rust in cedarpy (reading the request's JSON, then
   evaluating; docs/performance.md), and cedarpy is an optional extra that the wheel's build
-  environment does not install, so mypyc could only type its calls as Any anyway.
+  environment does not install, so mypyc could only type its calls as Any anyway;
+- of `pinning`: the lockfile, the diff and the commands (start-up and the CLI), and the change
+  reporter (once per changed definition).
 """
 
 from __future__ import annotations
@@ -43,6 +45,10 @@ COMPILED = (
     "mcp_bastion.mcp.sessions",
     "mcp_bastion.mcp.sse",
     "mcp_bastion.mcp.statuses",
+    "mcp_bastion.pinning.canonical",
+    "mcp_bastion.pinning.pins",
+    "mcp_bastion.pinning.store",
+    "mcp_bastion.pinning.views",
     "mcp_bastion.pipeline.audit",
     "mcp_bastion.pipeline.authenticate",
     "mcp_bastion.pipeline.authorize",

@@ -5,12 +5,10 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-import pytest
-
 from mcp_bastion.auth.principal import Principal
 from mcp_bastion.mcp.calls import Call
 from mcp_bastion.pinning import ToolChange, ToolPins
-from mcp_bastion.pinning.pins import Sighting, pin_of, sighting_of
+from mcp_bastion.pinning.pins import pin_of, sighting_of
 from mcp_bastion.pinning.store import CHANGED, NOT_APPROVED, Mode
 from mcp_bastion.policy.catalog import ToolCatalog
 from mcp_bastion.policy.decide import ToolAnnotations
@@ -205,17 +203,11 @@ def test_off_hashes_nothing_and_ratchets_nothing() -> None:
     assert pins.checks == ()
 
 
-def test_a_list_sent_again_is_not_judged_again(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_list_sent_again_is_not_judged_again() -> None:
     pins, catalog, _ = store("enforce", SEND, DROP)
     first = pins.learn(catalog, [SEND, DROP])
-    hashed: list[str] = []
-    monkeypatch.setattr(
-        "mcp_bastion.pinning.store.sighting_of",
-        lambda tool: hashed.append(tool["name"]) or Sighting(None, {}),
-    )
-    again = pins.learn(catalog, copy.deepcopy([SEND, DROP]))  # equal, not identical
-    assert again is first
-    assert hashed == []
+    assert pins.learn(catalog, copy.deepcopy([SEND, DROP])) is first  # equal, not identical: no new view
+    assert pins.learn(catalog, [DROP, SEND]) is not first  # another list (order is part of it)
 
 
 def test_a_remembered_list_restores_its_annotations_to_the_catalog() -> None:
@@ -236,10 +228,10 @@ def test_a_new_pin_makes_remembered_lists_stale() -> None:
     assert pins.generation == 2
 
 
-def test_past_the_bound_first_sights_are_not_remembered(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("mcp_bastion.pinning.store.MAX_PINS", 1)
-    pins, catalog, told = store("record")
-    pins.learn(catalog, [SEND, DROP])
+def test_past_the_bound_first_sights_are_not_remembered() -> None:
+    told = Told()
+    pins = ToolPins("mail", "record", report=told, max_pins=1)
+    pins.learn(ToolCatalog(), [SEND, DROP])
     assert pins.pin("send_email") is not None
     assert pins.pin("drop_table") is None
     assert [(c.tool, c.status, c.withheld) for c in told.changes] == [("drop_table", "added", False)]

@@ -73,8 +73,10 @@ class ToolPins:
         *,
         from_lockfile: bool = False,
         report: Reporter = _no_report,
+        max_pins: int = MAX_PINS,
     ) -> None:
         self.server = server
+        self.max_pins = max_pins
         self.mode = mode
         self.from_lockfile = from_lockfile
         self._pins: dict[str, Pin] = dict(pins or {})
@@ -187,7 +189,7 @@ class ToolPins:
                 trace_id,
             )
             return status, effective
-        if self.mode == "record" and sighting.digest is not None and len(self._pins) < MAX_PINS:
+        if self.mode == "record" and sighting.digest is not None and len(self._pins) < self.max_pins:
             self._pins[name] = pin_of(sighting)  # first seen is trusted
             self.generation += 1
             if self.from_lockfile:  # not in the reviewed list: worth a line, though trusted
