@@ -1,7 +1,7 @@
 """Catalog section G (TP, the rows that apply today): tool authorization and the upstream
 credential, against the real gateway over loopback.
 
-Not applicable yet: TP-04/05 (tool pinning), TP-07 (several upstreams behind one endpoint),
+Not applicable yet: TP-04 (safety filters), TP-07 (several upstreams behind one endpoint),
 TP-09 (no inputSchema validation stage), TP-13 (no token exchange).
 """
 
