@@ -27,7 +27,7 @@ from .load import Sample, machine_load, probe, run_wrk, wait_idle
 from .machine import describe
 from .streams import StreamSample, measure_idle_streams
 from .targets import NATIVE, REPO, Launcher, Target
-from .workloads import CEDAR, WORKERS, WORKLOADS, Workload
+from .workloads import CEDAR, PINNING, WORKERS, WORKLOADS, Workload
 
 OUT = REPO / "bench" / "out"
 QUIET_CORES = 0.25
@@ -107,16 +107,24 @@ def main() -> int:
             _workload(run, workload, run.targets)
         _workers(run, Launcher(OUT, issuer))
         _cedar(run, Launcher(OUT, issuer))
+        _pinning(run, Launcher(OUT, issuer))
     finally:
         for target in run.targets:
             target.stop()
         issuer.stop()
     sealing = _sealing(5_000 if settings.quick else 20_000)
+    steps = _steps("bench.pinning", 100 if settings.quick else 500)
+    print(
+        f"\nPinning steps ({steps['build']}, 200 tools, µs): filter uncached {steps['filter_uncached_us']},"
+        f" cached off/record/enforce {steps['filter_off_us']}/{steps['filter_record_us']}/{steps['filter_enforce_us']};"
+        f" first sight {steps['first_sight_us']}, one tool changed {steps['one_changed_us']};"
+        f" decide off/enforce {steps['decide_off_us']}/{steps['decide_enforce_us']}"
+    )
     print(
         f"\nSession sealing (SessionSealer, timeit, {sealing['build']}): seal {sealing['seal_us']} µs,"
         f" unseal {sealing['unseal_us']} µs (an id opened before: {sealing['unseal_known_us']} µs)"
     )
-    _finish(run, machine, note, sealing, time.monotonic() - started)
+    _finish(run, machine, note, sealing, time.monotonic() - started, steps)
     return 0
 
 
@@ -171,11 +179,16 @@ def _background(wait: int) -> float:
 
 def _sealing(number: int) -> dict[str, Any]:
     """Sealing figures from the build the gateway targets run (compiled when there is one)."""
+    return _steps("bench.sealing", number)
+
+
+def _steps(module: str, number: int) -> dict[str, Any]:
+    """A timeit module's figures (JSON on stdout), run in the build the gateway targets run."""
     env = dict(os.environ)
     if NATIVE is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (NATIVE, env.get("PYTHONPATH"))))
     done = subprocess.run(
-        [sys.executable, "-m", "bench.sealing", str(number)],
+        [sys.executable, "-m", module, str(number)],
         env=env,
         cwd=REPO,
         capture_output=True,
@@ -381,7 +394,39 @@ def _cedar(run: Run, launcher: Launcher) -> None:
             target.stop()
 
 
-def _finish(run: Run, machine: dict[str, Any], note: str, sealing: dict[str, float], elapsed: float) -> None:
+def _pinning(run: Run, launcher: Launcher) -> None:
+    """Pinning off (O) and enforce (K) beside C (record, the default) and nginx (B): the per-call
+    cost of pinning, and of the 200-tool list it caches."""
+    others = [t for t in run.targets if t.key in ("B", "C")]
+    started: list[Target] = []
+    for key, mode in (("O", "off"), ("K", "enforce")):
+        try:
+            target = launcher.bastion(key, auth=True, pinning=mode)
+            target.open_session()
+        except Exception as exc:
+            run.problem(f"could not start the pinning-{mode} gateway: {exc}")
+            continue
+        print(
+            f"  {key} {target.name:<15} {target.title} at {target.url} (pid {target.process.pid})", flush=True
+        )
+        started.append(target)
+        run.targets.append(target)
+    try:
+        for workload in PINNING:
+            _workload(run, workload, [*others, *started], warmup=max(1, run.settings.warmup))
+    finally:
+        for target in started:
+            target.stop()
+
+
+def _finish(
+    run: Run,
+    machine: dict[str, Any],
+    note: str,
+    sealing: dict[str, float],
+    elapsed: float,
+    pinning: dict[str, Any] | None = None,
+) -> None:
     results = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": os.environ.get("BENCH_COMMAND", "python -m bench " + " ".join(sys.argv[1:])).strip(),
@@ -390,11 +435,12 @@ def _finish(run: Run, machine: dict[str, Any], note: str, sealing: dict[str, flo
         "machine": machine,
         "note": note,
         "targets": {t.key: {"name": t.name, "title": t.title} for t in run.targets},
-        "workloads": {w.name: w.title for w in (*WORKLOADS, WORKERS, *CEDAR)},
+        "workloads": {w.name: w.title for w in (*WORKLOADS, WORKERS, *CEDAR, *PINNING)},
         "samples": {w: [s.to_json() for s in ss] for w, ss in run.samples.items()},
         "idle_streams": [s.to_json() for s in run.streams],
         "upstream_probes": run.probes,
         "sealing": sealing,
+        "pinning_steps": pinning,
         "problems": run.problems,
     }
     _render(results)
@@ -409,7 +455,7 @@ def _render(results: dict[str, Any]) -> None:
     streams = [StreamSample(**s) for s in results["idle_streams"]]
     names = {key: target["name"] for key, target in results["targets"].items()}
     workloads = list(results["workloads"])
-    keys = ["A", "B", "C", "P", "D", "E", "C2", "CC", "CA"]
+    keys = ["A", "B", "C", "P", "D", "E", "C2", "CC", "CA", "O", "K"]
     rows = {
         w: report.summarize(samples.get(w, []), keys, results["upstream_probes"].get(w)) for w in workloads
     }

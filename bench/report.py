@@ -301,6 +301,19 @@ def markdown(
         f"unseal {sealing['unseal_us']} µs, or {sealing.get('unseal_known_us', '-')} µs for an id opened before "
         f"({sealing['sealed_id_chars']}-character id)",
         "",
+    ]
+    steps = results.get("pinning_steps")
+    if steps:
+        out += [
+            f"**pinning steps** (timeit, {steps['build']}, the fixture's 200 tools, µs): "
+            f"tools/list filter, parse and serialize excluded: uncached {steps['filter_uncached_us']}, "
+            f"cached with pinning off / record / enforce {steps['filter_off_us']} / {steps['filter_record_us']} / "
+            f"{steps['filter_enforce_us']}; parsing and serializing the answer {steps['parse_serialize_us']}; "
+            f"judging a new list {steps['first_sight_us']}, one with one tool changed {steps['one_changed_us']}; "
+            f"one tools/call decision with pinning off / enforce {steps['decide_off_us']} / {steps['decide_enforce_us']}",
+            "",
+        ]
+    out += [
         render(goal_cells, ("goal (issue 4)", "target", "measured", "verdict"), markdown=True),
         "",
     ]

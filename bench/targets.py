@@ -12,6 +12,10 @@
                         and working hours, which read a claim and the time, not the arguments
     CA bastion-cedar-args  CC plus the example on a `path` argument: every call's arguments go
                         to Cedar, the costliest case
+    O  bastion-nopin    C with `pinning: {mode: off}` (the pinning workloads only; C runs the
+                        default, `record`)
+    K  bastion-enforce  C with `pinning: {mode: enforce}` and a lockfile `mcp-bastion pin` wrote
+                        from the fixture upstream (the pinning workloads only)
 
 Giving every target its own upstream keeps each upstream's request counter its own.
 """
@@ -172,16 +176,21 @@ class Launcher:
         workers: int = 1,
         compiled: bool = True,
         cedar: tuple[str, ...] = (),
+        pinning: str | None = None,
     ) -> Target:
         compiled = compiled and NATIVE is not None
         env = self._gateway_env(compiled)
         upstream = self.upstream(key)
         port = free_port()
         path = self.out / f"bastion-{key}.yaml"
-        config = self._bastion_config(key, port, upstream.url, auth)
+        config = self._bastion_config(key, port, upstream.url, auth, pinning)
         if cedar:
             config["policy"] = {"files": self._policies(key, cedar)}
         path.write_text(json.dumps(config, indent=2))
+        if pinning == "enforce":
+            # The lockfile from the live catalog, as an operator would write it.
+            pin = [str(VENV_BIN / "mcp-bastion"), "pin", "--config", str(path)]
+            subprocess.run(pin, env=env, cwd=REPO, capture_output=True, text=True, check=True)
         argv = [str(VENV_BIN / "mcp-bastion"), "serve", "--config", str(path), "--workers", str(workers)]
         process = Process(f"bastion-{key}", argv, self.logs / f"bastion-{key}.log", env=env, cwd=REPO)
         process.wait_for_port(port)
@@ -197,6 +206,9 @@ class Launcher:
             reads = "the arguments too" if "path-under-prefix" in cedar else "not the arguments"
             name = "bastion-cedar-args" if "path-under-prefix" in cedar else "bastion-cedar"
             title = f"{title}, Cedar: {', '.join(cedar[1:])} ({reads})"
+        if pinning is not None:
+            name = {"off": "bastion-nopin", "enforce": "bastion-enforce"}.get(pinning, f"bastion-{pinning}")
+            title += f", pinning {pinning}"
         # A groups claim for the policies to read (ops: the destructive-tools rule is evaluated
         # and passes, so CC lists what C lists); the token is otherwise the same.
         token = self.issuer.token(url, GRANTED_SCOPES, groups=["ops"])
@@ -259,7 +271,24 @@ class Launcher:
         # ~2 s per answer at c=32: a 1 s run would see none.
         return Target("E", "fastmcp", title, url, process, upstream, token=token, min_seconds=3)
 
-    def _bastion_config(self, key: str, port: int, upstream: str, auth: bool) -> dict[str, Any]:
+    def _pinning(self, key: str, mode: str) -> dict[str, str]:
+        if mode == "off":
+            return {"mode": "off"}
+        return {"mode": mode, "lockfile": str(self.out / f"bastion-{key}.lock.json")}
+
+    def _bastion_config(
+        self, key: str, port: int, upstream: str, auth: bool, pinning: str | None = None
+    ) -> dict[str, Any]:
+        server: dict[str, Any] = {
+            "name": "bench",
+            "upstream": upstream,
+            "auth": auth,
+            # Destructive tools need admin, which the bench token lacks: tools/list is filtered.
+            "destructive_scopes": ["admin"],
+            **_callable_listing(),
+        }
+        if pinning is not None:
+            server["pinning"] = self._pinning(key, pinning)
         return {
             "public_base_url": f"http://127.0.0.1:{port}",
             "listen": {"host": "127.0.0.1", "port": port},
@@ -273,16 +302,7 @@ class Launcher:
                     "allow_insecure_http": True,
                 }
             ],
-            "servers": [
-                {
-                    "name": "bench",
-                    "upstream": upstream,
-                    "auth": auth,
-                    # Destructive tools need admin, which the bench token lacks: tools/list is filtered.
-                    "destructive_scopes": ["admin"],
-                    **_callable_listing(),
-                }
-            ],
+            "servers": [server],
             # The idle-stream workload holds 1,000 upstream streams open at once; the default pool is 100.
             "limits": {"upstream_pool_size": 2048},
             "audit": {"sink": "file", "path": str(self.out / f"audit-{key}.jsonl")},

@@ -93,3 +93,21 @@ CEDAR = tuple(
     if w.name in ("call_json_c1", "call_json_c32", "list_c32")
 )
 HOLD = CALL % "hold"
+PINNING = (
+    Workload(
+        "pinning_list_c32",
+        "tools/list of 200 tools, c=32: pinning off (O), record (C, the default), enforce (K)",
+        "legacy",
+        LIST,
+        "list",
+        32,
+    ),
+    Workload(
+        "pinning_call_json_c32",
+        "tools/call JSON c=32: pinning off (O), record (C, the default), enforce (K)",
+        "legacy",
+        CALL % "echo",
+        "echo",
+        32,
+    ),
+)

@@ -13,8 +13,8 @@ goes through `ToolPins.learn`, which judges each definition against its pin:
 
 A pin is never forgotten when its tool disappears, so a tool removed and re-added is judged
 against its old pin, not trusted anew. Hashing happens once per distinct list: a list the
-upstream sends again byte for byte finds its `CatalogView` by digest, with the filtered
-lists already answered from it.
+upstream sends again byte for byte finds its `CatalogView`, with the filtered lists already
+answered from it.
 """
 
 from __future__ import annotations
@@ -46,6 +46,13 @@ Reporter = Callable[[ToolChange, Principal | None, str], None]
 MAX_PINS: Final = 10_000  # the catalog's bound: first sights past it are not remembered
 MAX_VIEWS: Final = 4  # distinct lists remembered per server (an upstream flapping between two)
 MAX_REPORTED: Final = 4096  # distinct (tool, definition) pairs already reported
+# A list up to this size is its own key (exact: a dict compares the bytes on a hash match, and
+# Python's hash costs half a SHA-256); a longer one is keyed by its SHA-256.
+MAX_KEY_BYTES: Final = 1_048_576
+# Tool digests remembered by the tool's bytes (at most 32 MiB of keys): tools larger than
+# this are hashed each time their list is judged.
+MAX_SIGHTINGS: Final = 4096
+MAX_SIGHTING_BYTES: Final = 8192
 
 # What a client reads: the gateway's words, nothing of the tool's definition.
 CHANGED: Final = Refusal(
@@ -84,6 +91,8 @@ class ToolPins:
         self._reported: BoundedCache[tuple[str, str | None], bool] = BoundedCache(MAX_REPORTED)
         self._changed: set[str] = set()  # pinned names whose latest sighting differs (enforce)
         self._views: BoundedCache[bytes, CatalogView] = BoundedCache(MAX_VIEWS)
+        self._held: CatalogView | None = None  # the view whose annotations the catalog holds
+        self._sightings: BoundedCache[bytes, Sighting] = BoundedCache(MAX_SIGHTINGS)
         self.generation = 0  # bumped whenever a pin is added: views judged before are stale
         self.checks: tuple[CallCheck, ...] = (PinCheck(self),) if mode == "enforce" else ()
 
@@ -110,8 +119,9 @@ class ToolPins:
             view = self._judge(catalog, tools, principal, trace_id)
             if fingerprint is not None:
                 self._views.put(fingerprint, view)
-        else:
-            catalog.hold(view.annotations)  # another list may have been learned since
+        elif view is not self._held:
+            catalog.hold(view.annotations)  # another list was learned since: this one's again
+        self._held = view
         if self.mode == "enforce":
             self._changed.difference_update(view.pinned)
             self._changed.update(view.changed)
@@ -138,7 +148,7 @@ class ToolPins:
         changed: set[str] = set()
         digests: list[str] = []
         for tool, name, live in known:
-            sighting = sighting_of(tool)
+            sighting = self._sighting(tool)
             if sighting.digest is not None:
                 digests.append(sighting.digest)
             status, effective = self._status(name, sighting, live, principal, trace_id)
@@ -173,46 +183,53 @@ class ToolPins:
         if pin is not None:
             effective = stricter(pin.annotations, live)
             status: Status = "changed" if sighting.digest is not None else "unpinnable"
-            fields = changed_fields(pin, sighting)
-            self._tell(
-                ToolChange(
-                    self.server,
-                    name,
-                    status,
-                    pin.digest,
-                    sighting.digest,
-                    fields,
-                    self.mode == "enforce",
-                    effective is not live,
-                ),
-                principal,
-                trace_id,
-            )
+            self._tell(name, status, pin, sighting, effective is not live, principal, trace_id)
             return status, effective
         if self.mode == "record" and sighting.digest is not None and len(self._pins) < self.max_pins:
             self._pins[name] = pin_of(sighting)  # first seen is trusted
             self.generation += 1
             if self.from_lockfile:  # not in the reviewed list: worth a line, though trusted
-                self._tell(
-                    ToolChange(self.server, name, "added", None, sighting.digest, (), False, False),
-                    principal,
-                    trace_id,
-                )
+                self._tell(name, "added", None, sighting, False, principal, trace_id)
             return "approved", live
         status = "added" if sighting.digest is not None else "unpinnable"
-        self._tell(
-            ToolChange(self.server, name, status, None, sighting.digest, (), self.mode == "enforce", False),
-            principal,
-            trace_id,
-        )
+        self._tell(name, status, None, sighting, False, principal, trace_id)
         return status, live
 
-    def _tell(self, change: ToolChange, principal: Principal | None, trace_id: str) -> None:
-        key = (change.tool, change.seen)
+    def _tell(
+        self,
+        name: str,
+        status: Status,
+        pin: Pin | None,
+        sighting: Sighting,
+        lowered: bool,
+        principal: Principal | None,
+        trace_id: str,
+    ) -> None:
+        key = (name, sighting.digest)
         if key in self._reported:
-            return
+            return  # told already: once per definition, however often the upstream sends it
         self._reported.put(key, True)
+        fields = changed_fields(pin, sighting) if pin is not None else ()
+        withheld = self.mode == "enforce"
+        change = ToolChange(
+            self.server, name, status, pin.digest if pin else None, sighting.digest, fields, withheld, lowered
+        )
         self._report(change, principal, trace_id)
+
+    def _sighting(self, tool: Any) -> Sighting:
+        """The tool's digest, remembered by its bytes: a list where one tool changed costs one
+        hash, not one per tool (an upstream that varies a description per answer)."""
+        try:
+            key = orjson.dumps(tool)
+        except TypeError:
+            return sighting_of(tool)
+        if len(key) > MAX_SIGHTING_BYTES:
+            return sighting_of(tool)
+        sighting = self._sightings.get(key)
+        if sighting is None:
+            sighting = sighting_of(tool)
+            self._sightings.put(key, sighting)
+        return sighting
 
 
 class PinCheck:
@@ -232,8 +249,10 @@ class PinCheck:
 
 
 def _fingerprint(tools: list[Any]) -> bytes | None:
-    """A digest of the list exactly as sent: the same bytes are the same judgement."""
+    """The list exactly as sent (or its SHA-256, when long): the same bytes, the same judgement.
+    A JSON array starts with `[`, so it never equals a tagged digest."""
     try:
-        return hashlib.sha256(orjson.dumps(tools)).digest()
+        data = orjson.dumps(tools)
     except TypeError:  # orjson.JSONEncodeError: not JSON data (never from a parsed answer)
         return None
+    return data if len(data) <= MAX_KEY_BYTES else b"sha256:" + hashlib.sha256(data).digest()

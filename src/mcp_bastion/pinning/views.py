@@ -2,7 +2,7 @@
 
 Deciding a 200-tool list costs a decision and a copy per tool, for every caller, every time,
 though the list rarely changes and most callers hold the same few scope sets. So each list
-the upstream sent (`CatalogView`, found again by a digest of the list exactly as sent) keeps
+the upstream sent (`CatalogView`, found again by the list exactly as sent) keeps
 the filtered lists it produced, keyed by what the decisions depend on (`visibility_key`).
 
 What a decision depends on, and so the key: the view itself (the tools, their effective

@@ -1,0 +1,173 @@
+"""µs per `tools/list` filter and per call decision, pinning off / record / enforce (timeit).
+
+The load workloads (`pinning_*` in bench/__main__) measure whole requests, where the 66 KB
+answer's JSON parsing and the HTTP stack dominate; this measures the gateway's own steps in
+one process, on the fixture's 200 tools and the bench caller (`tools.read tools.write`,
+destructive tools need `admin`, `tools_list: callable`), with the build the gateway targets
+run:
+
+- `parse_serialize_us`: `orjson.loads` of the upstream answer and `orjson.dumps` of the
+  filtered one, which every mode pays (context);
+- `filter_uncached_us`: `filter_tool_list` deciding and marking every tool (a route check
+  that does not say what it reads of the caller turns the list cache off): what every list
+  cost before the cache;
+- `filter_{off,record,enforce}_us`: the same list again, answered from the cache (a digest of
+  the list, a lookup);
+- `first_sight_us`: judging a list never seen before in `record` mode: canonicalizing and
+  hashing its 200 definitions (once per distinct list);
+- `one_changed_us`: judging a list in which one description differs from every list before
+  (an upstream that varies a description per answer): one definition hashed, the others
+  found by their bytes;
+- `decide_{off,enforce}_us`: one `tools/call` decision, without and with the pin check.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import sys
+import tempfile
+import timeit
+from collections.abc import Callable, Hashable
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from mcp_bastion.app import build_gateway
+from mcp_bastion.audit import NullSink
+from mcp_bastion.auth.principal import Principal
+from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.mcp.calls import Call
+from mcp_bastion.pinning.lockfile import write_lockfile
+from mcp_bastion.pinning.pins import sighting_of
+from mcp_bastion.pinning.store import ToolPins
+from mcp_bastion.pipeline.exchange import Exchange, RequestHeaders
+from mcp_bastion.pipeline.listing import filter_tool_list
+from mcp_bastion.policy.catalog import ToolCatalog
+from mcp_bastion.route import ServerRoute
+from mcp_bastion.trace import TraceContext
+
+from .tools import FILTERED_COUNT, GRANTED_SCOPES, TOOLS
+
+CALLER = Principal("bench", "https://issuer.example", "bench", frozenset(GRANTED_SCOPES.split()), "h", 1e12)
+ANSWER = orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS}})
+
+
+class Silent:
+    """A check that does not say what it reads of the caller (so the list cache stays off)."""
+
+    def check(self, principal: Principal, call: Call, annotations: object) -> None:
+        return None
+
+
+def _route(mode: str, folder: Path, *, uncached: bool = False) -> ServerRoute:
+    pinning: dict[str, Any] = {"mode": mode}
+    if mode == "enforce":
+        lockfile = str(folder / "bench.lock.json")
+        write_lockfile(lockfile, {"bench": {t["name"]: sighting_of(t) for t in TOOLS}})
+        pinning["lockfile"] = lockfile
+    config = parse_config(
+        {
+            "public_base_url": "http://127.0.0.1:8000",
+            "identity_providers": [{"name": "bench", "issuer": "https://issuer.example"}],
+            "servers": [
+                {
+                    "name": "bench",
+                    "upstream": "http://127.0.0.1:9/mcp",
+                    "destructive_scopes": ["admin"],
+                    "tools_list": "callable",
+                    "pinning": pinning,
+                }
+            ],
+        }
+    )
+    route = next(iter(build_gateway(LoadedConfig(config, {}), audit=NullSink()).routes.values()))
+    if uncached:
+        policy = dataclasses.replace(route.policy, checks=(*route.policy.checks, Silent()))
+        route = dataclasses.replace(route, policy=policy)
+    return route
+
+
+def _exchange(route: ServerRoute) -> Exchange:
+    async def nothing(*_: Any) -> Any:
+        return None
+
+    trace = TraceContext("0" * 32, "0" * 16, "01")
+    ex = Exchange({}, nothing, nothing, route, RequestHeaders({}, [], 0), trace)
+    ex.principal = CALLER
+    return ex
+
+
+def _per_call(run: Callable[[], Any], number: int) -> float:
+    return round(min(timeit.repeat(run, number=number, repeat=5)) / number * 1e6, 2)
+
+
+def _filter(ex: Exchange) -> Callable[[], Any]:
+    def run() -> Any:
+        result = orjson.loads(ANSWER)["result"]
+        filter_tool_list(ex, result)
+        assert len(result["tools"]) == FILTERED_COUNT
+        return result
+
+    return run
+
+
+def measure_pinning(number: int = 500) -> dict[str, float]:
+    figures: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as folder:
+        routes = {mode: _route(mode, Path(folder)) for mode in ("off", "record", "enforce")}
+        uncached = _route("off", Path(folder), uncached=True)
+    filtered = orjson.loads(ANSWER)
+    _filter(_exchange(routes["off"]))()
+    filtered["result"]["tools"] = filtered["result"]["tools"][:FILTERED_COUNT]
+    figures["parse_serialize_us"] = _per_call(lambda: (orjson.loads(ANSWER), orjson.dumps(filtered)), number)
+    parse = _per_call(lambda: orjson.loads(ANSWER), number)
+    figures["filter_uncached_us"] = round(_per_call(_filter(_exchange(uncached)), number) - parse, 2)
+    for mode, route in routes.items():
+        ex = _exchange(route)
+        _filter(ex)()  # first sight: judged and cached
+        figures[f"filter_{mode}_us"] = round(_per_call(_filter(ex), number) - parse, 2)
+    lists = [copy.deepcopy(TOOLS) for _ in range(number // 10)]
+    fresh = iter(lists)
+    figures["first_sight_us"] = round(
+        min(
+            timeit.repeat(
+                lambda: ToolPins("b", "record").learn(ToolCatalog(), next(fresh)),
+                number=len(lists) // 5,
+                repeat=5,
+            )
+        )
+        / (len(lists) // 5)
+        * 1e6,
+        2,
+    )
+    store, catalog = ToolPins("b", "record"), ToolCatalog()
+    store.learn(catalog, TOOLS)
+    varied = []
+    for i in range(number):  # an upstream that puts something new in one description each time
+        tools = list(TOOLS)
+        tools[7] = {**TOOLS[7], "description": f"{TOOLS[7]['description']} ({i})"}
+        varied.append(tools)
+    each = iter(varied)
+    figures["one_changed_us"] = _per_call(lambda: store.learn(catalog, next(each)), number // 5)
+    call = Call("tools/call", "echo", 1)
+    for mode in ("off", "enforce"):
+        policy, hints = routes[mode].policy, routes[mode].catalog.get("echo")
+        decide = policy.decide
+        figures[f"decide_{mode}_us"] = _per_call(lambda d=decide, h=hints: d(CALLER, call, h), number * 100)
+    return figures
+
+
+def main() -> None:
+    """`python -m bench.pinning N`: the figures as JSON, with the build that produced them."""
+    from mcp_bastion.native import build_description
+
+    figures: dict[str, Hashable] = dict(measure_pinning(int(sys.argv[1]) if len(sys.argv) > 1 else 500))
+    figures["build"] = build_description()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
