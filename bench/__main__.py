@@ -113,13 +113,7 @@ def main() -> int:
             target.stop()
         issuer.stop()
     sealing = _sealing(5_000 if settings.quick else 20_000)
-    steps = _steps("bench.pinning", 100 if settings.quick else 500)
-    print(
-        f"\nPinning steps ({steps['build']}, 200 tools, µs): filter uncached {steps['filter_uncached_us']},"
-        f" cached off/record/enforce {steps['filter_off_us']}/{steps['filter_record_us']}/{steps['filter_enforce_us']};"
-        f" first sight {steps['first_sight_us']}, one tool changed {steps['one_changed_us']};"
-        f" decide off/enforce {steps['decide_off_us']}/{steps['decide_enforce_us']}"
-    )
+    steps = _pinning_steps(100 if settings.quick else 500)
     print(
         f"\nSession sealing (SessionSealer, timeit, {sealing['build']}): seal {sealing['seal_us']} µs,"
         f" unseal {sealing['unseal_us']} µs (an id opened before: {sealing['unseal_known_us']} µs)"
@@ -180,6 +174,22 @@ def _background(wait: int) -> float:
 def _sealing(number: int) -> dict[str, Any]:
     """Sealing figures from the build the gateway targets run (compiled when there is one)."""
     return _steps("bench.sealing", number)
+
+
+def _pinning_steps(number: int) -> dict[str, Any] | None:
+    """The pinning steps (bench/pinning.py), or None for a gateway without pinning (`--ref`)."""
+    try:
+        steps = _steps("bench.pinning", number)
+    except subprocess.CalledProcessError:
+        print("\nPinning steps: not measured (this gateway has no pinning)")
+        return None
+    print(
+        f"\nPinning steps ({steps['build']}, 200 tools, µs): filter uncached {steps['filter_uncached_us']},"
+        f" cached off/record/enforce {steps['filter_off_us']}/{steps['filter_record_us']}/{steps['filter_enforce_us']};"
+        f" first sight {steps['first_sight_us']}, one tool changed {steps['one_changed_us']};"
+        f" decide off/enforce {steps['decide_off_us']}/{steps['decide_enforce_us']}"
+    )
+    return steps
 
 
 def _steps(module: str, number: int) -> dict[str, Any]:

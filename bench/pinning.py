@@ -19,6 +19,11 @@ run:
   (an upstream that varies a description per answer): one definition hashed, the others
   found by their bytes;
 - `decide_{off,enforce}_us`: one `tools/call` decision, without and with the pin check.
+
+`python -m bench.pinning answer N` measures only what a `tools/list` answer costs the gateway
+beyond relaying bytes: `ResponseGuard.check_json` (parse, filter, serialize) of the 200-tool
+answer, with the default pinning. It imports nothing of pinning, so it also runs against a
+build from before pinning (`PYTHONPATH=<that build>`): a before/after on one machine.
 """
 
 from __future__ import annotations
@@ -41,14 +46,12 @@ from mcp_bastion.audit import NullSink
 from mcp_bastion.auth.principal import Principal
 from mcp_bastion.config import LoadedConfig, parse_config
 from mcp_bastion.mcp.calls import Call
-from mcp_bastion.pinning.lockfile import write_lockfile
-from mcp_bastion.pinning.pins import sighting_of
-from mcp_bastion.pinning.store import ToolPins
 from mcp_bastion.pipeline.exchange import Exchange, RequestHeaders
 from mcp_bastion.pipeline.listing import filter_tool_list
 from mcp_bastion.policy.catalog import ToolCatalog
 from mcp_bastion.route import ServerRoute
 from mcp_bastion.trace import TraceContext
+from mcp_bastion.upstream.responses import ResponseGuard
 
 from .tools import FILTERED_COUNT, GRANTED_SCOPES, TOOLS
 
@@ -63,9 +66,12 @@ class Silent:
         return None
 
 
-def _route(mode: str, folder: Path, *, uncached: bool = False) -> ServerRoute:
+def _route(mode: str | None, folder: Path, *, uncached: bool = False) -> ServerRoute:
     pinning: dict[str, Any] = {"mode": mode}
     if mode == "enforce":
+        from mcp_bastion.pinning.lockfile import write_lockfile
+        from mcp_bastion.pinning.pins import sighting_of
+
         lockfile = str(folder / "bench.lock.json")
         write_lockfile(lockfile, {"bench": {t["name"]: sighting_of(t) for t in TOOLS}})
         pinning["lockfile"] = lockfile
@@ -79,7 +85,7 @@ def _route(mode: str, folder: Path, *, uncached: bool = False) -> ServerRoute:
                     "upstream": "http://127.0.0.1:9/mcp",
                     "destructive_scopes": ["admin"],
                     "tools_list": "callable",
-                    "pinning": pinning,
+                    **({"pinning": pinning} if mode is not None else {}),
                 }
             ],
         }
@@ -122,7 +128,22 @@ def _filter_us(ex: Exchange, number: int) -> float:
     return round(best / number * 1e6, 2)
 
 
+def measure_answer(number: int = 500) -> dict[str, float]:
+    """µs per 200-tool `tools/list` answer checked and filtered whole (`check_json`)."""
+    with tempfile.TemporaryDirectory() as folder:
+        ex = _exchange(_route(None, Path(folder)))
+
+    def check() -> bytes:
+        guard = ResponseGuard({1}, 1, lambda result: filter_tool_list(ex, result))
+        return guard.check_json(ANSWER)
+
+    assert orjson.loads(check())["result"]["tools"][FILTERED_COUNT - 1]
+    return {"answer_us": _per_call(check, number)}
+
+
 def measure_pinning(number: int = 500) -> dict[str, float]:
+    from mcp_bastion.pinning.store import ToolPins
+
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as folder:
         routes = {mode: _route(mode, Path(folder)) for mode in ("off", "record", "enforce")}
@@ -170,7 +191,11 @@ def main() -> None:
     """`python -m bench.pinning N`: the figures as JSON, with the build that produced them."""
     from mcp_bastion.native import build_description
 
-    figures: dict[str, Hashable] = dict(measure_pinning(int(sys.argv[1]) if len(sys.argv) > 1 else 500))
+    args = sys.argv[1:]
+    if args and args[0] == "answer":
+        figures: dict[str, Hashable] = dict(measure_answer(int(args[1]) if len(args) > 1 else 500))
+    else:
+        figures = dict(measure_pinning(int(args[0]) if args else 500))
     figures["build"] = build_description()
     print(json.dumps(figures))
 
