@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -200,3 +201,19 @@ async def test_a_401_to_a_token_signed_by_a_key_of_this_process_says_so(
     assert report.error is not None
     assert report.error.startswith("upstream answered HTTP 401")
     assert ("signing.key is not set" in report.error) is hinted
+
+
+async def test_pinning_plays_no_part_in_reading_live_catalogs(tmp_path: Path) -> None:
+    # `mcp-bastion pin` reads the live catalogs to write the lockfile, so reading them cannot
+    # need the lockfile: an enforce server whose lockfile does not exist yet is still listed.
+    missing = str(tmp_path / "not-written-yet.lock.json")
+    server = {
+        "name": "rec",
+        "upstream_auth": {"type": "none"},
+        "pinning": {"mode": "enforce", "lockfile": missing},
+    }
+    with serve_asgi(RecordingUpstream()) as upstream:
+        data = config([{**server, "upstream": f"{upstream.base_url}/mcp"}])
+        (listed,) = await published_tools(LoadedConfig(parse_config(data), {}))
+    assert listed.error is None
+    assert "drop_thing" in by_name(listed)
