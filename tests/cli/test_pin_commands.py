@@ -96,3 +96,17 @@ def test_pin_help_names_both_actions() -> None:
     assert done.returncode == 0
     assert "mcp-bastion pin diff --config FILE [SERVER]" in done.stdout
     assert "docs/pinning.md" in done.stdout
+
+
+def test_a_relative_lockfile_lives_beside_the_config(tmp_path: Path) -> None:
+    # Reviewed together, like the policy files: not wherever the command happens to run.
+    with serve_asgi(RecordingUpstream()) as server:
+        config = write_config(
+            tmp_path, f"{server.base_url}/mcp", mode="enforce", lockfile="bastion.lock.json"
+        )
+        done = run_cli("pin", "--config", str(config))
+        assert done.returncode == 0, done.stderr
+        assert (tmp_path / "bastion.lock.json").is_file()
+        assert not Path("bastion.lock.json").exists()
+        assert run_cli("check-config", str(config)).returncode == 0
+        assert run_cli("pin", "diff", "--config", str(config)).returncode == 0

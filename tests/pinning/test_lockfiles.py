@@ -76,3 +76,13 @@ def test_a_tampered_lockfile_names_its_own_key(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_gateway(loaded({"name": "mail", "pinning": {"mode": "enforce", "lockfile": path}}))
     assert (caught.value.source, caught.value.path) == (path, "servers.mail.tools.send_email.digest")
+
+
+def test_a_relative_lockfile_starts_at_the_config_files_folder(tmp_path: Path) -> None:
+    lockfile(tmp_path, "mail")
+    base = loaded({"name": "mail", "pinning": {"mode": "enforce", "lockfile": "bastion.lock.json"}})
+    elsewhere = LoadedConfig(base.config, {}, str(tmp_path / "bastion.yaml"))
+    gateway = build_gateway(elsewhere, audit=NullSink())
+    assert next(iter(gateway.routes.values())).pins.pin("send_email") is not None
+    with pytest.raises(ConfigError, match=r"no lockfile at 'bastion\.lock\.json'"):
+        build_gateway(base)  # its config path is bastion.yaml: the working folder, which has none

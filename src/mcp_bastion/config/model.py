@@ -173,7 +173,7 @@ class PinningConfig(_Model):
     lockfile: str | None = Field(
         default=None,
         description="The approved definitions (`mcp-bastion pin` writes it); required by `enforce`. "
-        "A relative path is taken from the working directory, as every path in the config.",
+        "A relative path starts at the config file's folder, as policy files do.",
     )
 
     @model_validator(mode="after")

@@ -18,6 +18,7 @@ pins, a change of annotations never lowers the scopes a tool needs until approve
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from ..config.explain import key_path
 from ..config.model import BastionConfig, ServerConfig
@@ -36,10 +37,19 @@ __all__ = [
     "ToolChange",
     "ToolPins",
     "check_lockfiles",
+    "lockfile_path",
     "visibility_key",
 ]
 
 PIN_HINT = "`mcp-bastion pin --config FILE` writes the lockfile from the live catalogs"
+
+
+def lockfile_path(lockfile: str, config_path: str | None) -> str:
+    """Where a configured lockfile is: a relative path starts at the config file's folder (as
+    policy files do: the two are reviewed together), or the working folder without a file."""
+    if os.path.isabs(lockfile) or not config_path:
+        return lockfile
+    return str(Path(config_path).parent / lockfile)
 
 
 def check_lockfiles(config: BastionConfig, source: str = "") -> None:
@@ -63,9 +73,9 @@ class Lockfiles:
 
     def pins_for(self, server: ServerConfig, index: int, report: Reporter) -> ToolPins:
         settings = server.pinning
-        path = settings.lockfile
-        if settings.mode == "off" or path is None:
+        if settings.mode == "off" or settings.lockfile is None:
             return ToolPins(server.name, settings.mode, report=report)
+        path = lockfile_path(settings.lockfile, self._source)
         where = key_path(("servers", index, "pinning", "lockfile"))
         if path not in self._read:
             if not os.path.isfile(path):

@@ -19,6 +19,7 @@ from ..config import LoadedConfig
 from ..config.explain import key_path
 from ..errors import ConfigError
 from ..registry.tools import live_tool_lists
+from . import lockfile_path
 from .diff import ServerDiff, ToolDiff, compare
 from .lockfile import read_lockfile, write_lockfile
 from .pins import Pin, Sighting, sighting_of
@@ -108,8 +109,12 @@ def _lockfiles(loaded: LoadedConfig, server: str | None) -> dict[str, str]:
                 path=key_path(("servers", index, "pinning", "lockfile")),
                 hint="add `pinning: {mode: record, lockfile: bastion.lock.json}` to the server",
             )
-        return {only.name: only.pinning.lockfile}
-    files = {s.name: s.pinning.lockfile for s in servers if s.pinning.lockfile is not None}
+        return {only.name: lockfile_path(only.pinning.lockfile, loaded.path)}
+    files = {
+        s.name: lockfile_path(s.pinning.lockfile, loaded.path)
+        for s in servers
+        if s.pinning.lockfile is not None
+    }
     if not files:
         raise ConfigError(
             "no server has pinning.lockfile set, so there is nothing to pin",
