@@ -103,3 +103,30 @@ async def test_pin_then_diff_against_a_live_upstream(tmp_path: Path) -> None:
         (again,) = await pin_servers(loaded)
         assert [(c.name, c.change) for c in again.changes] == [("write_thing", "changed")]
         assert [d.differs for d in await diff_servers(loaded)] == [False]
+
+
+def test_a_policy_that_reads_claims_keeps_each_caller_its_own_list() -> None:
+    # Cedar reads the groups claim, which the scopes do not show: its check does not offer a
+    # `visibility` fingerprint, so the list cache stays off for the route and the dev caller
+    # never receives the list made for ops (same scopes, same learned list).
+    examples = Path(__file__).resolve().parents[2] / "examples" / "policies"
+    policies = [str(examples / name) for name in ("baseline.cedar", "destructive-needs-group.cedar")]
+    upstream = RecordingUpstream()
+    with running_issuer() as issuer, serve_asgi(upstream) as up:
+        servers = [{"name": "rec", "upstream": f"{up.base_url}/mcp", "timeout_seconds": 5}]
+        with (
+            running_gateway(issuer.issuer, {}, servers=servers, policy={"files": policies}) as gw,
+            httpx.Client(timeout=10) as http,
+        ):
+
+            def names(group: str) -> set[str]:
+                token = issuer.token(audience=gw.url("rec"), scopes="tools.read tools.write", groups=[group])
+                body = {"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}}
+                response = post_mcp(http, gw.url("rec"), body, token=token)
+                assert response.status_code == 200, response.text
+                return {t["name"] for t in response.json()["result"]["tools"]}
+
+            ops, dev, ops_again = names("ops"), names("dev"), names("ops")
+    assert "drop_thing" in ops
+    assert "drop_thing" not in dev
+    assert ops_again == ops
