@@ -25,7 +25,10 @@ from mcp_bastion.pipeline.edge import EdgeChecks
 from mcp_bastion.pipeline.exchange import Exchange, read_headers
 from mcp_bastion.trace import TraceContext
 
+from .fakes import route as fake_route
+
 JSON = "application/json"
+ROUTE = fake_route()
 BOTH = "application/json, text/event-stream"
 POST_HEADERS = {"content-type": JSON, "accept": BOTH}
 
@@ -58,7 +61,8 @@ def status(
     scope: dict[str, Any] = {"type": "http", "method": method, "headers": raw}
     if peer is not None:
         scope["client"] = peer
-    ex = Exchange(scope, None, None, None, read_headers(raw, 1 << 20), TraceContext.from_header(None))  # type: ignore[arg-type]
+    # A real route: the compiled build checks every field's type (the edge reads none of it).
+    ex = Exchange(scope, None, None, ROUTE, read_headers(raw, 1 << 20), TraceContext.from_header(None))  # type: ignore[arg-type]
     try:
         asyncio.run(checks(ex))
     except RequestRejected as refused:
