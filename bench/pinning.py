@@ -22,7 +22,7 @@ run:
 
 `python -m bench.pinning answer N` measures only what a `tools/list` answer costs the gateway
 beyond relaying bytes: `ResponseGuard.check_json` (parse, filter, serialize) of the 200-tool
-answer, with the default pinning. It imports nothing of pinning, so it also runs against a
+answer, with the default pinning, for `tools_list: callable` and `reachable`. It imports nothing of pinning, so it also runs against a
 build from before pinning (`PYTHONPATH=<that build>`): a before/after on one machine.
 """
 
@@ -67,7 +67,9 @@ class Silent:
         return None
 
 
-def _route(mode: str | None, folder: Path, *, uncached: bool = False) -> ServerRoute:
+def _route(
+    mode: str | None, folder: Path, *, uncached: bool = False, listing: str = "callable"
+) -> ServerRoute:
     pinning: dict[str, Any] = {"mode": mode}
     if mode == "enforce":
         from mcp_bastion.pinning.lockfile import write_lockfile
@@ -85,7 +87,7 @@ def _route(mode: str | None, folder: Path, *, uncached: bool = False) -> ServerR
                     "name": "bench",
                     "upstream": "http://127.0.0.1:9/mcp",
                     "destructive_scopes": ["admin"],
-                    "tools_list": "callable",
+                    "tools_list": listing,
                     **({"pinning": pinning} if mode is not None else {}),
                 }
             ],
@@ -132,16 +134,21 @@ def _filter_us(ex: Exchange, number: int) -> float:
 
 
 def measure_answer(number: int = 500) -> dict[str, float]:
-    """µs per 200-tool `tools/list` answer checked and filtered whole (`check_json`)."""
-    with tempfile.TemporaryDirectory() as folder:
-        ex = _exchange(_route(None, Path(folder)))
+    """µs per 200-tool `tools/list` answer checked and filtered whole (`check_json`), with
+    `tools_list: callable` (the bench's 101 tools) and `reachable` (the default: all 200, the
+    admin tools marked as reachable)."""
+    figures: dict[str, float] = {}
+    for listing, count in (("callable", FILTERED_COUNT), ("reachable", len(TOOLS))):
+        with tempfile.TemporaryDirectory() as folder:
+            ex = _exchange(_route(None, Path(folder), listing=listing))
 
-    def check() -> bytes:
-        guard = ResponseGuard({1}, 1, lambda result: filter_tool_list(ex, result))
-        return guard.check_json(ANSWER)
+        def check(ex: Exchange = ex) -> bytes:
+            guard = ResponseGuard({1}, 1, lambda result: filter_tool_list(ex, result))
+            return guard.check_json(ANSWER)
 
-    assert orjson.loads(check())["result"]["tools"][FILTERED_COUNT - 1]
-    return {"answer_us": _per_call(check, number)}
+        assert len(orjson.loads(check())["result"]["tools"]) == count
+        figures[f"answer_{listing}_us"] = _per_call(check, number)
+    return figures
 
 
 def measure_pinning(number: int = 500) -> dict[str, float]:
