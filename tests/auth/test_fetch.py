@@ -290,3 +290,12 @@ async def test_fetch_refuses_private_addresses_by_default() -> None:
     async with httpx.AsyncClient(trust_env=False) as http:
         with pytest.raises(KeySourceError, match="non-public address"):
             await fetch_json(http, "https://10.0.0.1:1/jwks", timeout=1, allow_insecure_http=False)
+
+
+@pytest.mark.parametrize(
+    "url", ["HTTPS://0:65536", "https://idp.example:99999/jwks", "https://idp.example:x/jwks"]
+)
+def test_a_url_whose_port_does_not_parse_is_a_key_source_error(url: str) -> None:
+    # Found by tests/properties/test_key_documents.py: urlsplit().port raised ValueError later.
+    with pytest.raises(KeySourceError):
+        check_fetch_url(url, allow_insecure_http=False)

@@ -39,6 +39,7 @@ def check_fetch_url(url: str, *, allow_insecure_http: bool) -> None:
     try:
         parts = urlsplit(url)
         hostname = parts.hostname  # parsing of the netloc (brackets, port) happens here
+        parts.port  # noqa: B018  (raises ValueError for a port that is not 0-65535: refuse it here)
     except ValueError:
         raise KeySourceError("refusing a URL that does not parse") from None
     if not hostname or parts.username or parts.password:
