@@ -1,6 +1,9 @@
 """Assembling the gateway: config in, ASGI app out. The request chain is built here, in order:
 
-    EdgeChecks → Authenticate → ReadBody → ParseMcp → Authorize → Forward, then AuditStep
+    EdgeChecks → Authenticate → ReadBody → ParseMcp → Authorize → [ScreenArguments] → Forward,
+    then AuditStep
+
+(ScreenArguments only where a server configures safety filters, `safety/`.)
 
 Each stage either returns (continue) or raises a BastionError (answer); `pipeline/replies.py`
 turns errors into HTTP, and every MCP request ends with one audit event per call. The
@@ -40,9 +43,12 @@ from .pipeline.forward import Forward
 from .pipeline.gateway import Gateway, Stage
 from .pipeline.parse import ParseMcp
 from .pipeline.relay import Relay
+from .pipeline.screen import ScreenArguments
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
 from .policy.scopes import published_scopes
 from .route import ServerRoute
+from .safety.build import GuardTransports, build_chain
+from .safety.chain import SafetyChain
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
@@ -82,8 +88,16 @@ def build_gateway(
         transport_for = _http_transports(pool)
     if credential_for is None:
         credential_for = _credentials(loaded, minter)
+    guard_transport = _guard_transports(config, closers)
     routes = [
-        _route(config, server, registry, credential_for(server, i), transport_for(server))
+        _route(
+            config,
+            server,
+            registry,
+            credential_for(server, i),
+            transport_for(server),
+            build_chain(server, i, loaded.secrets, guard_transport),
+        )
         for i, server in enumerate(config.servers)
     ]
     if verifier is None:
@@ -100,6 +114,8 @@ def build_gateway(
         ReadBody(limits.max_body_bytes, limits.body_read_timeout_seconds),
         ParseMcp(limits, sealer, clock),
         Authorize(CatalogFetcher(clock)),
+        # Only where some server configures safety filters: otherwise not even a stage call.
+        *((ScreenArguments(),) if any(route.safety for route in routes) else ()),
         Forward(
             Relay(sealer, clock, max_event_bytes=limits.max_list_response_bytes),
             max_response_bytes=limits.max_response_bytes,
@@ -125,6 +141,19 @@ def _http_transports(pool: UpstreamClient) -> TransportFactory:
     return transport_for
 
 
+def _guard_transports(config: BastionConfig, closers: list[Callable[[], Any]]) -> GuardTransports:
+    """External guards share one pool of their own (created on the first guard)."""
+    pools: list[UpstreamClient] = []
+
+    def transport(url: str) -> UpstreamTransport:
+        if not pools:
+            pools.append(UpstreamClient(config.limits))
+            closers.append(pools[0].aclose)
+        return pools[0].transport(url)
+
+    return transport
+
+
 def _credentials(loaded: LoadedConfig, minter: TokenMinter) -> CredentialFactory:
     def credential_for(server: ServerConfig, index: int) -> UpstreamCredential:
         auth = server.upstream_auth
@@ -145,6 +174,7 @@ def _route(
     registry: ScopeRegistry,
     credential: UpstreamCredential,
     transport: UpstreamTransport,
+    safety: SafetyChain | None = None,
 ) -> ServerRoute:
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
@@ -157,6 +187,7 @@ def _route(
         server.destructive_scopes,
         enforce=server.auth,
         published=frozenset(scopes),
+        checks=safety.checks if safety is not None else (),
     )
     prm_url = metadata_url(resource)
     return ServerRoute(
@@ -172,6 +203,7 @@ def _route(
         credential=credential,
         transport=transport,
         start_scopes=(registry.read,),
+        safety=safety,
     )
 
 

@@ -8,6 +8,7 @@ from .config.model import ServerConfig
 from .credentials import UpstreamCredential
 from .policy.catalog import ToolCatalog
 from .policy.decide import ServerPolicy
+from .safety.chain import SafetyChain
 from .upstream.transport import UpstreamTransport
 
 __all__ = ["ServerRoute"]
@@ -27,6 +28,7 @@ class ServerRoute:
     credential: UpstreamCredential
     transport: UpstreamTransport
     start_scopes: tuple[str, ...]  # the scope= of a 401: the minimal scopes to start
+    safety: SafetyChain | None = None  # the server's safety filters; None: it has none
 
     @property
     def auth(self) -> bool:

@@ -31,6 +31,8 @@ class AuditEvent(NamedTuple):
     token_hash: str | None = None
     protocol_version: str | None = None
     scopes_required: tuple[str, ...] = ()
+    # One entry per safety filter asked (`result:secrets:redact:jwt`): rule ids, never the text.
+    filters: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         # Unpacked, then a dict literal: the cheapest way to a dict here (this runs per request);
@@ -51,6 +53,7 @@ class AuditEvent(NamedTuple):
             token_hash,
             protocol_version,
             scopes_required,
+            filters,
         ) = self
         # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
         millis = round(when * 1000)
@@ -71,6 +74,7 @@ class AuditEvent(NamedTuple):
             "token_hash": token_hash,
             "protocol_version": protocol_version,
             "scopes_required": scopes_required,
+            "filters": filters,
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         if not line.isascii():

@@ -33,6 +33,7 @@ class AuditStep:
             else (None, None, None, None)
         )
         required = ex.required
+        filters = ex.filters or {}
         # One event per message of the request; one for the HTTP exchange when none was read.
         calls = ex.calls or (Call(ex.http_method, None, None),)
         emit = self.sink.emit
@@ -54,5 +55,6 @@ class AuditStep:
                     token_hash,
                     version,
                     required[i] if i < len(required) else (),
+                    filters.get(i, ()),
                 )
             )

@@ -25,6 +25,7 @@ from .exchange import Exchange
 from .listing import filter_tool_list
 from .outbound import outbound_request
 from .relay import Relay
+from .screen import screen_results
 
 __all__ = ["SESSION_NOT_FOUND", "Forward"]
 
@@ -111,6 +112,8 @@ class Forward:
                 await self._relay.send_json(ex, upstream, b"")
                 return
             checked = guard.check_json(body) if use == "answer" else guard.check_errors(body)
+            if guard.screening:
+                checked = await guard.screen_json(checked)
             await self._relay.send_json(ex, upstream, checked)
         elif content_type == "text/event-stream" and use == "answer":
             # GET streams are long-lived notification channels: no byte cap, just the read loop.
@@ -129,7 +132,8 @@ class Forward:
     def _guard(self, ex: Exchange, secret: bytes | None) -> ResponseGuard:
         ids = {c.id for c in ex.calls if c.id is not None and c.method} if ex.http_method == "POST" else None
         listing = next((c.id for c in ex.calls if c.method == "tools/list"), None)
-        return ResponseGuard(ids, listing, lambda result: filter_tool_list(ex, result), secret)
+        results = screen_results(ex) if ex.route.safety is not None else None
+        return ResponseGuard(ids, listing, lambda result: filter_tool_list(ex, result), secret, results)
 
 
 async def _watch_disconnect(ex: Exchange, client_gone: Callable[[], None]) -> None:

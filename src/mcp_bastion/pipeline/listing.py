@@ -20,6 +20,7 @@ from typing import Any, Final
 from ..mcp.calls import Call
 from ..mcp.era import MODERN_VERSIONS
 from .exchange import Exchange
+from .screen import screen_definitions
 
 __all__ = ["MISSING_SCOPES_META", "REQUIRED_SCOPES_META", "filter_tool_list"]
 
@@ -34,6 +35,8 @@ def filter_tool_list(ex: Exchange, result: dict[str, Any]) -> None:
     principal = ex.principal
     assert principal is not None
     known = route.catalog.learn(result["tools"])
+    if route.safety is not None:
+        screen_definitions(ex, known)  # may withhold tools: the decision below hides them
     if route.auth:
         policy = route.policy
         show_reachable = route.config.tools_list == "reachable"

@@ -55,4 +55,6 @@ class CatalogFetcher:
         except BastionError as exc:
             log.warning("could not load the tool list of %s: %s", route.name, exc.message)
             return
-        route.catalog.learn(tools)
+        known = route.catalog.learn(tools)
+        if route.safety is not None:
+            route.safety.screen_tools(known)  # withheld tools are refused by the decision point

@@ -1,0 +1,159 @@
+"""Named patterns over every string of a JSON value, in time linear in the value's size.
+
+Every pattern a filter runs, built in or from the config, is compiled by RE2 (google-re2),
+whose matching time is linear in the input whatever the pattern: a pattern that would
+backtrack catastrophically in Python's `re` (`(a+)+$`, an operator's slip) or an input
+built to make one backtrack (a result of `-----BEGIN`s with no end) costs one pass, not
+minutes. No timeout is needed, so none can be tuned wrong. RE2 refuses what it cannot do in
+linear time (backreferences, lookaround): for a configured pattern that is a config error.
+
+All patterns of a rule set are matched in one pass (`re2.Set`); only a string that matched
+is searched again, rule by rule, to redact it. Values are walked without recursion (a result
+may nest a thousand levels deep), keys and strings alike; numbers and booleans are not read.
+The characters a filter reads per value are capped: past the cap it cannot vouch for the
+value and says so (`None`), and its caller fails closed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Final
+
+import re2  # type: ignore[import-untyped]  # google-re2 ships no type information
+
+__all__ = ["MAX_PATTERN_CHARS", "RuleSet", "compile_error"]
+
+MAX_PATTERN_CHARS: Final = 1024
+# RE2's memory budget per compiled pattern: a program larger than this (`(x{1000}){1000}`)
+# is refused when compiled, at start-up, not met at run time.
+_MAX_MEM: Final = 4 << 20
+
+
+def _options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print refused patterns on stderr
+    options.max_mem = _MAX_MEM
+    return options
+
+
+def compile_error(pattern: str) -> str | None:
+    """Why RE2 refuses `pattern`, or None: for config validation."""
+    if len(pattern) > MAX_PATTERN_CHARS:
+        return f"a pattern may be at most {MAX_PATTERN_CHARS} characters long, found {len(pattern)}"
+    if not pattern:
+        return "a pattern may not be empty (it would match everything)"
+    try:
+        re2.compile(pattern, _options())
+    except re2.error as exc:
+        detail = exc.args[0] if exc.args else ""
+        text = detail.decode("utf-8", "replace") if isinstance(detail, bytes) else str(detail)
+        return f"not a pattern RE2 accepts ({text}); backreferences and lookaround are not supported"
+    return None
+
+
+class RuleSet:
+    """Rules by name, each an RE2 pattern; `find` says which match, `redact` replaces them."""
+
+    __slots__ = ("_regexps", "_set", "_tokens", "max_input_chars", "names")
+
+    def __init__(self, rules: Sequence[tuple[str, str]], *, max_input_chars: int) -> None:
+        options = _options()
+        self.names = tuple(name for name, _ in rules)
+        self._tokens = tuple(f"[redacted:{name}]" for name in self.names)
+        self.max_input_chars = max_input_chars
+        self._set = re2.Set.SearchSet(options)
+        for _, pattern in rules:
+            self._set.Add(pattern)
+        self._set.Compile()
+        self._regexps = tuple(re2.compile(pattern, options) for _, pattern in rules)
+
+    def find(self, value: Any) -> tuple[str, ...] | None:
+        """The names of the rules that match some key or string of `value` (in rule order);
+        None when `value` holds more than `max_input_chars` characters of text."""
+        found: set[int] = set()
+        budget = self.max_input_chars
+        for text in _texts(value):
+            budget -= len(text)
+            if budget < 0:
+                return None
+            matched = self._set.Match(text)
+            if matched:
+                found.update(matched)
+        return tuple(self.names[i] for i in sorted(found))
+
+    def redact(self, value: Any) -> tuple[Any, tuple[str, ...]] | None:
+        """`value` with every match replaced by `[redacted:RULE]` (containers changed in
+        place), and the names of the rules that matched; None past `max_input_chars`."""
+        found: set[int] = set()
+        budget = self.max_input_chars
+        if isinstance(value, str):
+            if len(value) > budget:
+                return None
+            return self._redacted(value, found), self._names(found)
+        stack: list[Any] = [value]
+        while stack:
+            node = stack.pop()
+            if isinstance(node, dict):
+                renamed: list[tuple[str, str]] = []
+                for key, item in node.items():
+                    budget -= len(key)
+                    if isinstance(item, str):
+                        budget -= len(item)
+                        if budget < 0:
+                            return None
+                        new = self._redacted(item, found)
+                        if new is not item:
+                            node[key] = new
+                    elif isinstance(item, dict | list):
+                        stack.append(item)
+                    if budget < 0:
+                        return None
+                    new_key = self._redacted(key, found)
+                    if new_key is not key:
+                        renamed.append((key, new_key))
+                for key, new_key in renamed:
+                    node[new_key] = node.pop(key)
+            elif isinstance(node, list):
+                for i, item in enumerate(node):
+                    if isinstance(item, str):
+                        budget -= len(item)
+                        if budget < 0:
+                            return None
+                        new = self._redacted(item, found)
+                        if new is not item:
+                            node[i] = new
+                    elif isinstance(item, dict | list):
+                        stack.append(item)
+        return value, self._names(found)
+
+    def _redacted(self, text: str, found: set[int]) -> str:
+        if not text:
+            return text
+        matched = self._set.Match(text)
+        if not matched:
+            return text
+        for i in matched:
+            # A rule name is letters, digits, '-' and '_': nothing `sub` would read as a group.
+            text = self._regexps[i].sub(self._tokens[i], text)
+        found.update(matched)
+        return text
+
+    def _names(self, found: set[int]) -> tuple[str, ...]:
+        return tuple(self.names[i] for i in sorted(found))
+
+
+def _texts(value: Any) -> list[str]:
+    """Every key and string of a JSON value, without recursion."""
+    texts: list[str] = []
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if node:
+                texts.append(node)
+        elif isinstance(node, dict):
+            texts.extend(node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return texts
