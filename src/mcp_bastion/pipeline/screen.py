@@ -86,7 +86,7 @@ class ScreenedResults:
         if self._any:
             return True
         return (
-            isinstance(request_id, str | int)
+            isinstance(request_id, (str, int))
             and not isinstance(request_id, bool)
             and request_id in self._targets
         )
@@ -94,7 +94,9 @@ class ScreenedResults:
     async def screen(self, message: dict[str, Any]) -> dict[str, Any]:
         rid = message.get("id")
         target = (
-            self._targets.pop(rid, None) if isinstance(rid, str | int) and not isinstance(rid, bool) else None
+            self._targets.pop(rid, None)
+            if isinstance(rid, (str, int)) and not isinstance(rid, bool)
+            else None
         )
         if target is None:
             index, tool, filters = 0, "", self._chain.any_tool

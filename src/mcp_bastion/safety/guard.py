@@ -153,4 +153,4 @@ def _verdict(data: bytes) -> Verdict | str:
 def _rules(raw: Any) -> tuple[str, ...]:
     if not isinstance(raw, list):
         return ()
-    return tuple(r for r in raw[:_MAX_RULES] if isinstance(r, str) and _RULE.fullmatch(r))
+    return tuple(r for r in raw if isinstance(r, str) and _RULE.fullmatch(r))[:_MAX_RULES]

@@ -104,7 +104,7 @@ class RuleSet:
                         new = self._redacted(item, found)
                         if new is not item:
                             node[key] = new
-                    elif isinstance(item, dict | list):
+                    elif isinstance(item, (dict, list)):
                         stack.append(item)
                     if budget < 0:
                         return None
@@ -122,7 +122,7 @@ class RuleSet:
                         new = self._redacted(item, found)
                         if new is not item:
                             node[i] = new
-                    elif isinstance(item, dict | list):
+                    elif isinstance(item, (dict, list)):
                         stack.append(item)
         return value, self._names(found)
 
