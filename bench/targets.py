@@ -6,6 +6,10 @@
                         the compiled build (what `pip install .` installs; bench/run builds it)
     P  bastion-py       C, interpreted: the pure-Python fallback (no C compiler at install)
     D  bastion-noauth   mcp-bastion with `auth: false` for the server: the proxy cost alone (compiled)
+    F  bastion-filters  C with safety filters: secrets on results, a regex on arguments and
+                        results, tool-description poisoning (docs/safety.md)
+    G  bastion-guard    C with an external guard on arguments and results (the fixture
+                        upstream's /guard, which allows everything)
     E  fastmcp          FastMCP's proxy (`create_proxy`) with its JWTVerifier, as shipped
     C2 bastion-2w       C under `serve --workers 2` (the worker-scaling workload only)
 
@@ -36,6 +40,13 @@ FASTMCP_PYTHON = REPO / "bench" / ".venv-fastmcp" / "bin" / "python"
 # The unpacked compiled wheel (scripts/build-native), set by bench/run. Without it every
 # mcp-bastion target runs interpreted, and P is not started.
 NATIVE = os.environ.get("BENCH_NATIVE") or None
+# The safety filters of target F (`servers[].filters`): the local chain, nothing found in the
+# fixture's answers (the usual case), every tool definition judged at list time.
+LOCAL_FILTERS: list[dict[str, object]] = [
+    {"id": "secrets", "type": "secrets"},
+    {"id": "ssn", "type": "regex", "action": "deny", "patterns": {"ssn": r"\b\d{3}-\d{2}-\d{4}\b"}},
+    {"id": "poisoning", "type": "poisoning"},
+]
 LEGACY = "2025-11-25"
 BASE_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
@@ -159,13 +170,26 @@ class Launcher:
         title = "nginx proxy_pass hop"
         return Target("B", "nginx", title, f"http://127.0.0.1:{port}/mcp", process, upstream)
 
-    def bastion(self, key: str, *, auth: bool, workers: int = 1, compiled: bool = True) -> Target:
+    def bastion(
+        self,
+        key: str,
+        *,
+        auth: bool,
+        workers: int = 1,
+        compiled: bool = True,
+        filters: str | None = None,  # "local" (F) or "guard" (G)
+    ) -> Target:
         compiled = compiled and NATIVE is not None
         env = self._gateway_env(compiled)
         upstream = self.upstream(key)
         port = free_port()
         path = self.out / f"bastion-{key}.yaml"
-        path.write_text(json.dumps(self._bastion_config(key, port, upstream.url, auth), indent=2))
+        chain: list[dict[str, object]] = []
+        if filters == "local":
+            chain = LOCAL_FILTERS
+        elif filters == "guard":
+            chain = [{"id": "guard", "type": "guard", "url": f"http://127.0.0.1:{upstream.port}/guard"}]
+        path.write_text(json.dumps(self._bastion_config(key, port, upstream.url, auth, chain), indent=2))
         argv = [str(VENV_BIN / "mcp-bastion"), "serve", "--config", str(path), "--workers", str(workers)]
         process = Process(f"bastion-{key}", argv, self.logs / f"bastion-{key}.log", env=env, cwd=REPO)
         process.wait_for_port(port)
@@ -177,6 +201,9 @@ class Launcher:
         if not compiled and NATIVE is not None:
             name = "bastion-py"
         title = f"mcp-bastion, full auth, {build}, {workers} worker{'s' if workers > 1 else ''}"
+        if filters is not None:
+            name = f"bastion-{'filters' if filters == 'local' else 'guard'}"
+            title += ", safety filters" if filters == "local" else ", external guard"
         token = self.issuer.token(url, GRANTED_SCOPES)
         return Target(key, name, title, url, process, upstream, token=token, expected_tools=FILTERED_COUNT)
 
@@ -223,7 +250,9 @@ class Launcher:
         # ~2 s per answer at c=32: a 1 s run would see none.
         return Target("E", "fastmcp", title, url, process, upstream, token=token, min_seconds=3)
 
-    def _bastion_config(self, key: str, port: int, upstream: str, auth: bool) -> dict[str, object]:
+    def _bastion_config(
+        self, key: str, port: int, upstream: str, auth: bool, filters: list[dict[str, object]]
+    ) -> dict[str, object]:
         return {
             "public_base_url": f"http://127.0.0.1:{port}",
             "listen": {"host": "127.0.0.1", "port": port},
@@ -244,6 +273,7 @@ class Launcher:
                     "auth": auth,
                     # Destructive tools need admin, which the bench token lacks: tools/list is filtered.
                     "destructive_scopes": ["admin"],
+                    "filters": filters,
                 }
             ],
             # The idle-stream workload holds 1,000 upstream streams open at once; the default pool is 100.
