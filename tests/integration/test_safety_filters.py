@@ -50,6 +50,22 @@ class SafetyUpstream(RecordingUpstream):
 
     leak: str = f"config: aws key {AWS_KEY}, token {JWT}"
     tools: list[dict[str, Any]] = field(default_factory=lambda: [*TOOLS, POISONED])
+    replay_on_get: bool = False  # a GET stream replays a response to an earlier POST
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if not (self.replay_on_get and scope["type"] == "http" and scope["method"] == "GET"):
+            await super().__call__(scope, receive, send)
+            return
+        head = {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [(b"content-type", b"text/event-stream")],
+        }
+        await send(head)
+        replayed = {"jsonrpc": "2.0", "id": 7, "result": {"content": [{"type": "text", "text": self.leak}]}}
+        await send(
+            {"type": "http.response.body", "body": b"id: 3\ndata: " + orjson.dumps(replayed) + b"\n\n"}
+        )
 
     def _answer(self, doc: dict[str, Any]) -> dict[str, Any]:
         answer = super()._answer(doc)
@@ -194,6 +210,38 @@ def test_a_tool_outside_the_filters_selection_is_relayed_untouched() -> None:
         event = s.gateway.audit.wait_for(lambda e: e.method == "tools/call")
     assert AWS_KEY in response.text
     assert event.filters == ()
+
+
+def test_a_response_replayed_on_a_get_stream_is_screened_by_every_result_filter() -> None:
+    # Resumption replays responses to earlier POSTs on a GET stream, where the gateway cannot
+    # tell which tool answered: the filter reads it although it is selected for another tool.
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "t", "version": "1"},
+        },
+    }
+    with stack({**SECRETS, "tools": ["write_thing"]}, upstream=SafetyUpstream(replay_on_get=True)) as s:
+        sealed = s.post(init).headers["mcp-session-id"]
+        token = s.issuer.token(audience=s.url, scopes="tools.read")
+        headers = {
+            "authorization": f"Bearer {token}",
+            "accept": "text/event-stream",
+            "mcp-session-id": sealed,
+            "mcp-protocol-version": "2025-11-25",
+        }
+        response = s.http.get(s.url, headers=headers)
+        event = s.gateway.audit.wait_for(lambda e: e.method == "GET")
+    assert response.status_code == 200
+    assert AWS_KEY not in response.text
+    assert _sse_data(response.text)[0]["result"]["content"][0]["text"].startswith(
+        "config: aws key [redacted:"
+    )
+    assert event.filters == ("result:secrets:redact:aws-access-key-id,jwt",)
 
 
 # --- arguments -------------------------------------------------------------------------------
