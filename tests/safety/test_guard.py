@@ -140,24 +140,33 @@ async def test_a_guard_that_refuses_connections_is_an_outage(pool: UpstreamClien
     assert result.rules == ("unavailable-unreachable",)
 
 
-async def test_no_more_than_max_concurrency_requests_reach_the_guard_and_a_waiter_times_out(
+async def test_no_more_than_max_concurrency_requests_reach_the_guard(
     service: GuardService, guard_url: str, pool: UpstreamClient
 ) -> None:
     service.answer = lambda _: HOLD
-    guard = _guard(pool, guard_url, max_concurrency=2, timeout=1.0)
-    try:
-        results = await asyncio.gather(*(guard.on_arguments(CALL, {"n": n}) for n in range(3)))
-    finally:
-        service.release()
-    # The guard held the two requests it got past the timeout; the third never got a slot.
-    assert sorted(r.rules for r in results) == [
-        ("unavailable-busy",),
-        ("unavailable-timeout",),
-        ("unavailable-timeout",),
-    ]
-    assert {r.action for r in results} == {"deny"}
+    guard = _guard(pool, guard_url, max_concurrency=2, timeout=10.0)
+    held = [asyncio.ensure_future(guard.on_arguments(CALL, {"n": n})) for n in range(2)]
+    await asyncio.to_thread(service.wait_for_requests, 2)
+    waiting = asyncio.ensure_future(guard.on_arguments(CALL, {"n": 2}))
+    # Both slots are taken: the third call waits in the gateway, not at the guard. (A negative
+    # needs a window: 0.3 s in which it would have arrived; the control test below shows it does.)
+    await asyncio.wait([waiting], timeout=0.3)
+    assert not waiting.done()
     assert len(service.seen) == 2
+    service.release()
+    results = await asyncio.gather(*held, waiting)
+    assert [r.action for r in results] == ["allow"] * 3
+    assert len(service.seen) == 3
     assert service.max_in_flight == 2
+
+
+async def test_a_call_that_gets_no_slot_within_the_timeout_is_an_outage(
+    guard_url: str, pool: UpstreamClient
+) -> None:
+    guard = _guard(pool, guard_url, max_concurrency=1, timeout=0.3)
+    async with guard._slots:  # the one slot, taken as a call in flight would take it
+        result = await guard.on_arguments(CALL, {})
+    assert (result.action, result.rules) == ("deny", ("unavailable-busy",))
 
 
 async def test_without_the_cap_binding_every_call_reaches_the_guard_at_once(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import re
 import threading
 from typing import Any
@@ -118,3 +119,53 @@ def test_patterns_re2_refuses_are_named_with_why(pattern: str, problem: str) -> 
 
 def test_an_acceptable_pattern_has_no_error() -> None:
     assert compile_error(r"(?i)\bpassword\s*=\s*\S+") is None
+
+
+# --- matching all of a value's text at once ----------------------------------------------------
+
+
+def _anchors(pattern: str) -> list[str]:
+    """What would make a pattern match differently inside joined text: `^` (but `[^`), `$`,
+    `\\A`, and `\\z` not preceded by a `(?s:.*?)` that can run to the joined end."""
+    found = [m.group() for m in re.finditer(r"(?<!\[)\^|(?<!\\)\$|\\A", pattern)]
+    for m in re.finditer(r"\\z", pattern):
+        if "(?s:.*?)" not in pattern[: m.start()]:
+            found.append(m.group())
+    return found
+
+
+def test_the_built_in_tables_can_be_matched_joined() -> None:
+    from mcp_bastion.safety.poisoning import POISONING_RULES
+    from mcp_bastion.safety.secrets import SECRET_RULES
+
+    assert {name: _anchors(p) for name, p in {**SECRET_RULES, **POISONING_RULES}.items() if _anchors(p)} == {}
+    assert _anchors(r"^x$") == ["^", "$"]  # the check itself finds anchors
+
+
+def test_joined_matching_finds_what_text_by_text_matching_finds() -> None:
+    from mcp_bastion.safety.poisoning import POISONING_RULES
+    from mcp_bastion.safety.secrets import SECRET_RULES
+
+    from .test_poisoning import CLEAN as CLEAN_TOOLS
+    from .test_poisoning import POISONED
+    from .test_secrets import CASES, CLEAN
+
+    for table, texts in (
+        (SECRET_RULES, [text for _, text, _ in CASES] + CLEAN),
+        (POISONING_RULES, [text for _, text in POISONED] + [str(t) for t in CLEAN_TOOLS]),
+    ):
+        joined = RuleSet(list(table.items()), max_input_chars=1_000_000, joinable=True)
+        alone = RuleSet(list(table.items()), max_input_chars=1_000_000)
+        for text in texts:
+            # The text among others, as a key and as a value, first and last.
+            for value in ({"a": "x", "b": ["y", text]}, {text: 1, "z": "w"}, [text, "tail"]):
+                assert joined.find(value) == alone.find(value), text
+                assert joined.redact(copy.deepcopy(value)) == alone.redact(copy.deepcopy(value)), text
+
+
+def test_configured_patterns_that_anchor_are_matched_text_by_text() -> None:
+    # Why configured patterns are never matched joined: `^secret$` is the whole of the second
+    # string, but not at the start of the joined text.
+    value = ["first", "secret"]
+    assert _rules(anchored=r"^secret$").find(value) == ("anchored",)
+    assert RuleSet([("anchored", r"^secret$")], max_input_chars=1000, joinable=True).find(value) == ()

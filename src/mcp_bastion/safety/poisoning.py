@@ -52,7 +52,7 @@ POISONING_RULES: Final[dict[str, str]] = {
         r"(?i)(?:~|\$HOME|%USERPROFILE%)[/\\]\.(?:ssh|aws|azure|kube|gnupg|docker|cursor|config[/\\]gcloud)\b"
         r"|(?i)\bid_(?:rsa|dsa|ecdsa|ed25519)\b"
         r"|(?i)/etc/(?:passwd|shadow|sudoers)\b"
-        r"|(?i)\.aws[/\\]credentials\b|(?i)\bmcp\.json\b|(?i)(?:^|[\s/\\'\"`(])\.env\b"
+        r"|(?i)\.aws[/\\]credentials\b|(?i)\bmcp\.json\b|(?i)\B\.env\b"
     ),
     # A description that tells the model to send something somewhere, or embeds an image a
     # client would fetch (the URL carries the data out).

@@ -52,15 +52,27 @@ def compile_error(pattern: str) -> str | None:
 
 
 class RuleSet:
-    """Rules by name, each an RE2 pattern; `find` says which match, `redact` replaces them."""
+    """Rules by name, each an RE2 pattern; `find` says which match, `redact` replaces them.
 
-    __slots__ = ("_regexps", "_set", "_tokens", "max_input_chars", "names")
+    A call costs RE2 about a microsecond however short the text, and a tool result is a
+    dozen short keys and strings: so, where `joinable`, all the value's text is first
+    matched once, joined by newlines, and only a value with a hit is read text by text.
+    That is exact only for patterns that match the same inside a text as on their own:
+    no `^`, `$` or `\\A` (a newline is no word character, so `\\b` holds; `\\z` only after
+    a `(?s:.*?)` that can reach the joined end). The built-in rule tables are written so
+    (a test holds them to it); configured patterns are matched text by text.
+    """
 
-    def __init__(self, rules: Sequence[tuple[str, str]], *, max_input_chars: int) -> None:
+    __slots__ = ("_joinable", "_regexps", "_set", "_tokens", "max_input_chars", "names")
+
+    def __init__(
+        self, rules: Sequence[tuple[str, str]], *, max_input_chars: int, joinable: bool = False
+    ) -> None:
         options = _options()
         self.names = tuple(name for name, _ in rules)
         self._tokens = tuple(f"[redacted:{name}]" for name in self.names)
         self.max_input_chars = max_input_chars
+        self._joinable = joinable
         self._set = re2.Set.SearchSet(options)
         for _, pattern in rules:
             self._set.Add(pattern)
@@ -70,25 +82,28 @@ class RuleSet:
     def find(self, value: Any) -> tuple[str, ...] | None:
         """The names of the rules that match some key or string of `value` (in rule order);
         None when `value` holds more than `max_input_chars` characters of text."""
+        texts = self._bounded_texts(value)
+        if texts is None:
+            return None
+        if not self._may_match(texts):
+            return ()
         found: set[int] = set()
-        budget = self.max_input_chars
-        for text in _texts(value):
-            budget -= len(text)
-            if budget < 0:
-                return None
+        for text in texts:
             matched = self._set.Match(text)
             if matched:
                 found.update(matched)
-        return tuple(self.names[i] for i in sorted(found))
+        return self._names(found)
 
     def redact(self, value: Any) -> tuple[Any, tuple[str, ...]] | None:
         """`value` with every match replaced by `[redacted:RULE]` (containers changed in
         place), and the names of the rules that matched; None past `max_input_chars`."""
+        texts = self._bounded_texts(value)
+        if texts is None:
+            return None
+        if not self._may_match(texts):
+            return value, ()
         found: set[int] = set()
-        budget = self.max_input_chars
         if isinstance(value, str):
-            if len(value) > budget:
-                return None
             return self._redacted(value, found), self._names(found)
         stack: list[Any] = [value]
         while stack:
@@ -96,18 +111,12 @@ class RuleSet:
             if isinstance(node, dict):
                 renamed: list[tuple[str, str]] = []
                 for key, item in node.items():
-                    budget -= len(key)
                     if isinstance(item, str):
-                        budget -= len(item)
-                        if budget < 0:
-                            return None
                         new = self._redacted(item, found)
                         if new is not item:
                             node[key] = new
                     elif isinstance(item, (dict, list)):
                         stack.append(item)
-                    if budget < 0:
-                        return None
                     new_key = self._redacted(key, found)
                     if new_key is not key:
                         renamed.append((key, new_key))
@@ -116,15 +125,26 @@ class RuleSet:
             elif isinstance(node, list):
                 for i, item in enumerate(node):
                     if isinstance(item, str):
-                        budget -= len(item)
-                        if budget < 0:
-                            return None
                         new = self._redacted(item, found)
                         if new is not item:
                             node[i] = new
                     elif isinstance(item, (dict, list)):
                         stack.append(item)
         return value, self._names(found)
+
+    def _bounded_texts(self, value: Any) -> list[str] | None:
+        texts = _texts(value)
+        total = 0
+        for text in texts:
+            total += len(text)
+        return texts if total <= self.max_input_chars else None
+
+    def _may_match(self, texts: list[str]) -> bool:
+        if not texts:
+            return False
+        if not self._joinable:
+            return True
+        return bool(self._set.Match("\n".join(texts)))
 
     def _redacted(self, text: str, found: set[int]) -> str:
         if not text:
