@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bastion.safety.rules import MAX_PATTERN_CHARS, RuleSet, compile_error
+from mcp_bastion.safety.rules import MAX_PATTERN_CHARS, RuleSet, compile_error, joinable
 
 
 def _rules(max_input_chars: int = 1_000_000, **patterns: str) -> RuleSet:
@@ -124,22 +124,34 @@ def test_an_acceptable_pattern_has_no_error() -> None:
 # --- matching all of a value's text at once ----------------------------------------------------
 
 
-def _anchors(pattern: str) -> list[str]:
-    """What would make a pattern match differently inside joined text: `^` (but `[^`), `$`,
-    `\\A`, and `\\z` not preceded by a `(?s:.*?)` that can run to the joined end."""
-    found = [m.group() for m in re.finditer(r"(?<!\[)\^|(?<!\\)\$|\\A", pattern)]
-    for m in re.finditer(r"\\z", pattern):
-        if "(?s:.*?)" not in pattern[: m.start()]:
-            found.append(m.group())
-    return found
+@pytest.mark.parametrize(
+    ("pattern", "joins"),
+    [
+        (r"\bAKIA[A-Z2-7]{16}\b", True),
+        (r"[^\s:/]+@[^\s]+", True),  # negated classes are not anchors
+        (r"(?s:.*)", True),
+        (r"^secret", False),
+        (r"secret$", False),
+        (r"\Asecret", False),
+        (r"secret\z", False),
+        (r"[$]", False),  # conservative: might be one
+        (r"\$HOME", True),  # an escaped dollar sign
+        (r"\[^x]", False),  # an escaped [ and then an anchor
+        (r"\\^", False),
+        (r"\\[^x]", True),  # an escaped backslash, then a negated class
+    ],
+)
+def test_which_patterns_are_matched_joined(pattern: str, joins: bool) -> None:
+    assert joinable(pattern) is joins
 
 
-def test_the_built_in_tables_can_be_matched_joined() -> None:
+def test_the_built_in_tables_are_matched_joined() -> None:
     from mcp_bastion.safety.poisoning import POISONING_RULES
     from mcp_bastion.safety.secrets import SECRET_RULES
 
-    assert {name: _anchors(p) for name, p in {**SECRET_RULES, **POISONING_RULES}.items() if _anchors(p)} == {}
-    assert _anchors(r"^x$") == ["^", "$"]  # the check itself finds anchors
+    for table in (SECRET_RULES, POISONING_RULES):
+        assert [name for name, p in table.items() if not joinable(p)] == []
+        assert RuleSet(list(table.items()), max_input_chars=1000)._joinable
 
 
 def test_joined_matching_finds_what_text_by_text_matching_finds() -> None:
@@ -154,8 +166,10 @@ def test_joined_matching_finds_what_text_by_text_matching_finds() -> None:
         (SECRET_RULES, [text for _, text, _ in CASES] + CLEAN),
         (POISONING_RULES, [text for _, text in POISONED] + [str(t) for t in CLEAN_TOOLS]),
     ):
-        joined = RuleSet(list(table.items()), max_input_chars=1_000_000, joinable=True)
-        alone = RuleSet(list(table.items()), max_input_chars=1_000_000)
+        joined = RuleSet(list(table.items()), max_input_chars=1_000_000)
+        alone = RuleSet([*table.items(), ("anchor", "^never-in-these-texts$")], max_input_chars=1_000_000)
+        assert joined._joinable
+        assert not alone._joinable
         for text in texts:
             # The text among others, as a key and as a value, first and last.
             for value in ({"a": "x", "b": ["y", text]}, {text: 1, "z": "w"}, [text, "tail"]):
@@ -163,9 +177,10 @@ def test_joined_matching_finds_what_text_by_text_matching_finds() -> None:
                 assert joined.redact(copy.deepcopy(value)) == alone.redact(copy.deepcopy(value)), text
 
 
-def test_configured_patterns_that_anchor_are_matched_text_by_text() -> None:
-    # Why configured patterns are never matched joined: `^secret$` is the whole of the second
-    # string, but not at the start of the joined text.
-    value = ["first", "secret"]
-    assert _rules(anchored=r"^secret$").find(value) == ("anchored",)
-    assert RuleSet([("anchored", r"^secret$")], max_input_chars=1000, joinable=True).find(value) == ()
+def test_a_pattern_that_anchors_is_matched_text_by_text() -> None:
+    # `^secret$` is the whole of the second string, but not at the start of the joined text.
+    assert _rules(anchored=r"^secret$").find(["first", "secret"]) == ("anchored",)
+    assert _rules(anchored=r"^secret$").redact(["first", "secret"]) == (
+        ["first", "[redacted:anchored]"],
+        ("anchored",),
+    )

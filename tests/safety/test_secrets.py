@@ -14,7 +14,7 @@ from mcp_bastion.safety.secrets import SECRET_RULES
 from mcp_bastion.safety.verdict import CallContext
 
 CALL = CallContext("files", "read_file", "alice", "agent")
-ALL = RuleSet(list(SECRET_RULES.items()), max_input_chars=1_048_576, joinable=True)  # as build.py makes it
+ALL = RuleSet(list(SECRET_RULES.items()), max_input_chars=1_048_576)
 
 
 def _pem(key: Any, fmt: serialization.PrivateFormat) -> str:

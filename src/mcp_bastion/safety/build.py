@@ -55,7 +55,7 @@ def _call_filter(spec: FilterConfig, secret: str | None, guard_transport: GuardT
     assert spec.type in ("secrets", "regex")
     if spec.type == "secrets":
         rules = [(name, SECRET_RULES[name]) for name in spec.rules or SECRET_RULES]
-        ruleset = RuleSet(rules, max_input_chars=spec.max_input_chars, joinable=True)
+        ruleset = RuleSet(rules, max_input_chars=spec.max_input_chars)
     else:
         ruleset = RuleSet(list(spec.patterns.items()), max_input_chars=spec.max_input_chars)
     return PatternFilter(spec.id, ruleset, spec.action)
@@ -64,6 +64,5 @@ def _call_filter(spec: FilterConfig, secret: str | None, guard_transport: GuardT
 def _poisoning(spec: PoisoningFilterConfig) -> PoisoningFilter:
     names = spec.rules if spec.rules is not None else tuple(POISONING_RULES)
     rules = [*((name, POISONING_RULES[name]) for name in names), *spec.patterns.items()]
-    # Configured patterns may anchor (`^`, `$`): only the built-in table is matched joined.
-    ruleset = RuleSet(rules, max_input_chars=spec.max_input_chars, joinable=not spec.patterns)
+    ruleset = RuleSet(rules, max_input_chars=spec.max_input_chars)
     return PoisoningFilter(spec.id, ruleset, withholds=spec.mode == "enforce")

@@ -21,7 +21,7 @@ from typing import Any, Final
 
 import re2  # google-re2 ships no type information: Any here (pyproject's mypy overrides)
 
-__all__ = ["MAX_PATTERN_CHARS", "RuleSet", "compile_error"]
+__all__ = ["MAX_PATTERN_CHARS", "RuleSet", "compile_error", "joinable"]
 
 MAX_PATTERN_CHARS: Final = 1024
 # RE2's memory budget per compiled pattern: a program larger than this (`(x{1000}){1000}`)
@@ -51,28 +51,48 @@ def compile_error(pattern: str) -> str | None:
     return None
 
 
+def joinable(pattern: str) -> bool:
+    """Whether `pattern` certainly matches the same inside joined text: no anchor, and nothing
+    that might be one. Conservative: `[$]` or `\\\\^` also count; `\\$` is a dollar sign."""
+    for i, char in enumerate(pattern):
+        escaped = i > 0 and pattern[i - 1] == "\\" and _unescaped(pattern, i - 1)
+        if char == "$" and not escaped:
+            return False
+        if char == "^" and not (i > 0 and pattern[i - 1] == "[" and _unescaped(pattern, i - 1)):
+            return False
+        if char in "Az" and escaped:
+            return False
+    return True
+
+
+def _unescaped(pattern: str, i: int) -> bool:
+    """The character at `i` is not escaped: an even number of backslashes before it."""
+    count = 0
+    while i - count - 1 >= 0 and pattern[i - count - 1] == "\\":
+        count += 1
+    return count % 2 == 0
+
+
 class RuleSet:
     """Rules by name, each an RE2 pattern; `find` says which match, `redact` replaces them.
 
     A call costs RE2 about a microsecond however short the text, and a tool result is a
-    dozen short keys and strings: so, where `joinable`, all the value's text is first
-    matched once, joined by newlines, and only a value with a hit is read text by text.
-    That is exact only for patterns that match the same inside a text as on their own:
-    no `^`, `$` or `\\A` (a newline is no word character, so `\\b` holds; `\\z` only after
-    a `(?s:.*?)` that can reach the joined end). The built-in rule tables are written so
-    (a test holds them to it); configured patterns are matched text by text.
+    dozen short keys and strings: so all the value's text is first matched once, joined by
+    newlines, and only a value with a hit is read text by text. That finds what text-by-text
+    matching finds for patterns without anchors (a newline is no word character, so `\\b`
+    holds at the joins; a match that spans two texts only costs the exact pass). A pattern
+    with an anchor, or what might be one (`^` other than after an opening `[`, `$`, `\\A`,
+    `\\z`), makes its rule set match text by text.
     """
 
     __slots__ = ("_joinable", "_regexps", "_set", "_tokens", "max_input_chars", "names")
 
-    def __init__(
-        self, rules: Sequence[tuple[str, str]], *, max_input_chars: int, joinable: bool = False
-    ) -> None:
+    def __init__(self, rules: Sequence[tuple[str, str]], *, max_input_chars: int) -> None:
         options = _options()
         self.names = tuple(name for name, _ in rules)
         self._tokens = tuple(f"[redacted:{name}]" for name in self.names)
         self.max_input_chars = max_input_chars
-        self._joinable = joinable
+        self._joinable = all(joinable(pattern) for _, pattern in rules)
         self._set = re2.Set.SearchSet(options)
         for _, pattern in rules:
             self._set.Add(pattern)

@@ -17,8 +17,8 @@ from typing import Final
 
 __all__ = ["SECRET_RULES"]
 
-# RE2 syntax (rules.py): `\b` is an ASCII word boundary, `(?s:…)` lets `.` cross lines,
-# `\z` is the end of the text.
+# RE2 syntax (rules.py): `\b` is an ASCII word boundary, `(?s:…)` lets `.` cross lines. No
+# anchors (`^`, `$`, `\A`, `\z`): a value's text is matched joined first (rules.py).
 SECRET_RULES: Final[dict[str, str]] = {
     # AWS access key ids: a 4-letter kind prefix, then 16 base32 characters.
     "aws-access-key-id": r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
@@ -29,8 +29,8 @@ SECRET_RULES: Final[dict[str, str]] = {
     # PEM private keys of every kind (RSA, EC, OPENSSH, ENCRYPTED, PGP … BLOCK). A key cut off
     # before its END line is redacted to the end of the text.
     "private-key": (
-        r"-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----(?s:.*?)"
-        r"(?:-----END[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----|\z)"
+        r"-----BEGIN[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----"
+        r"(?:(?s:.*?)-----END[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----|(?s:.*))"
     ),
     # A compact JWS or JWT: base64url header and payload both starting with `{"` (eyJ).
     "jwt": r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
