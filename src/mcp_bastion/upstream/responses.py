@@ -104,10 +104,12 @@ class ResponseGuard:
             return DROP
         if self._admit(doc) is DROP:
             return DROP
+        filtered = self._filtered([doc])
         if self._results is not None and self._claimed(doc):
+            # Screened after every synchronous rewrite, as a JSON answer is (`screen_json`).
             self._held = doc
             return HOLD
-        if self._filtered([doc]):
+        if filtered:
             return orjson.dumps(doc)
         return redacted if redacted is not data else None
 
