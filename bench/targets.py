@@ -273,6 +273,7 @@ class Launcher:
                     "auth": auth,
                     # Destructive tools need admin, which the bench token lacks: tools/list is filtered.
                     "destructive_scopes": ["admin"],
+                    **_callable_listing(),
                     "filters": filters,
                 }
             ],
@@ -281,3 +282,12 @@ class Launcher:
             "audit": {"sink": "file", "path": str(self.out / f"audit-{key}.jsonl")},
             "sessions": {"key": {"env": "BENCH_SESSION_KEY"}},
         }
+
+
+def _callable_listing() -> dict[str, str]:
+    """`tools_list: callable` where the gateway under test knows the key (it lists only what the
+    token may call, as every revision before the key did), so `list_c32` measures the same
+    filtering across revisions; `--ref` of an older revision gets no key it would refuse."""
+    from mcp_bastion.config.model import ServerConfig
+
+    return {"tools_list": "callable"} if "tools_list" in ServerConfig.model_fields else {}
