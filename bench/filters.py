@@ -58,7 +58,9 @@ def _per_call(fn: Any, number: int) -> float:
 def measure(number: int = 20_000) -> dict[str, float]:
     figures: dict[str, float] = {}
     for spec in LOCAL_FILTERS:
-        chain = _chain([{**spec, "on": ["arguments", "result"]}] if spec["type"] != "poisoning" else [spec])
+        chain = _chain(
+            [{**spec, "screen": ["arguments", "result"]}] if spec["type"] != "poisoning" else [spec]
+        )
         filters = chain.for_tool("echo")
         if not filters.results:
             continue

@@ -53,7 +53,7 @@ def _with(*filters: Any) -> dict[str, Any]:
             [{"id": "s", "type": "secrets", "rule": ["jwt"]}],
             "servers[0].filters[0].rule",
             "unknown key (did you mean 'rules'? check its spelling and indentation; expected one of: "
-            "id, tools, skip_tools, type, on, action, rules, max_input_chars)",
+            "id, tools, skip_tools, type, screen, action, rules, max_input_chars)",
         ),
         (
             [{"id": "s", "type": "secrets", "rules": ["jwt", "passwords"]}],
@@ -82,8 +82,8 @@ def _with(*filters: Any) -> dict[str, Any]:
             "'b' also listed in tools: a tool is one or the other",
         ),
         (
-            [{"id": "s", "type": "secrets", "on": ["arguments", "tool"]}],
-            "servers[0].filters[0].on[1]",
+            [{"id": "s", "type": "secrets", "screen": ["arguments", "tool"]}],
+            "servers[0].filters[0].screen[1]",
             "expected 'arguments' or 'result', found the text 'tool'",
         ),
         (
@@ -146,14 +146,14 @@ def test_a_valid_chain_loads_with_its_defaults() -> None:
         )
     )
     secrets, regex, poisoning, guard = config.servers[0].filters
-    assert (secrets.type, secrets.on, secrets.action, secrets.rules) == (
+    assert (secrets.type, secrets.screen, secrets.action, secrets.rules) == (
         "secrets",
         ("result",),
         "redact",
         None,
     )
     assert regex.type == "regex"
-    assert regex.on == ("arguments", "result")
+    assert regex.screen == ("arguments", "result")
     assert poisoning.type == "poisoning"
     assert poisoning.mode == "enforce"
     assert guard.type == "guard"
@@ -191,3 +191,20 @@ def test_risky_filter_settings_are_warned_about() -> None:
     assert "cross the network unencrypted" in warnings["servers[0].filters[0].url"]
     assert "pass unscreened" in warnings["servers[0].filters[0].on_failure"]
     assert "still listed and callable" in warnings["servers[0].filters[1].mode"]
+
+
+def test_a_key_yaml_reads_as_a_boolean_is_named_without_the_filter_type(tmp_path: Path) -> None:
+    # YAML 1.1 reads an unquoted `on:` as true (why the key is `screen`): the message names
+    # the place in the file's own terms, not pydantic's tag (`filters[0].regex`).
+    text = (
+        "public_base_url: https://gw.example\n"
+        "identity_providers: [{name: corp, issuer: 'https://idp.example'}]\n"
+        "servers:\n"
+        "  - name: demo\n"
+        "    upstream: http://127.0.0.1:9001/mcp\n"
+        "    filters: [{id: r, type: regex, action: deny, patterns: {x: y}, on: [arguments]}]\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), read_secrets=False)
+    assert caught.value.path == "servers[0].filters[0].True"
+    assert "a key must be text, found true (put it in quotes)" in caught.value.message

@@ -38,7 +38,7 @@ POISONING = {"id": "poisoning", "type": "poisoning"}
 NO_SSN = {
     "id": "no-ssn",
     "type": "regex",
-    "on": ["arguments"],
+    "screen": ["arguments"],
     "action": "deny",
     "patterns": {"ssn": r"\d{3}-\d{2}-\d{4}"},
 }
@@ -377,7 +377,10 @@ def test_a_result_the_guard_denies_becomes_the_gateways_error_for_that_id() -> N
 def test_the_guard_redacts_a_streamed_result() -> None:
     replacement = {"content": [{"type": "text", "text": "[withheld by the guard]"}]}
     service = GuardService(answer=lambda _: verdict(verdict="redact", value=replacement))
-    with running_guard(service) as guard, stack(_guard_filter(f"{guard.base_url}/check", on=["result"])) as s:
+    with (
+        running_guard(service) as guard,
+        stack(_guard_filter(f"{guard.base_url}/check", screen=["result"])) as s,
+    ):
         response = s.post(call("stream_thing"))
     messages = _sse_data(response.text)
     assert messages[2] == {"jsonrpc": "2.0", "id": 7, "result": replacement}

@@ -27,7 +27,7 @@ FILTERS: list[dict[str, Any]] = [
     {
         "id": "no-ssn",
         "type": "regex",
-        "on": ["arguments"],
+        "screen": ["arguments"],
         "action": "deny",
         "patterns": {"ssn": r"\d{3}-\d{2}-\d{4}"},
     },

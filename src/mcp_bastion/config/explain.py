@@ -66,7 +66,7 @@ def _location(err: Any) -> Location:
     loc = tuple(err["loc"])
     if _is_key_error(err):
         # A mapping key that is not text (`1:` or `2020-01-01:`): the path ends at that key.
-        return (*loc[: -2 if loc[-1] == "[key]" else -1], str(err["input"]))
+        return _without_tags((*loc[: -2 if loc[-1] == "[key]" else -1], str(err["input"])))
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc = (*loc, (err.get("ctx") or {}).get("discriminator", "'type'").strip("'"))
     # Model-level checks (model.py's `_refuse`) point further down, at the key they are about.

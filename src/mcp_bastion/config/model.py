@@ -209,7 +209,7 @@ class SecretsFilterConfig(_FilterBase):
     """Built-in credential detection (safety/secrets.py)."""
 
     type: Literal["secrets"]
-    on: tuple[CallPhase, ...] = Field(default=("result",), min_length=1)
+    screen: tuple[CallPhase, ...] = Field(default=("result",), min_length=1)
     action: Literal["redact", "deny"] = "redact"
     rules: tuple[str, ...] | None = Field(
         default=None, description="A subset of the built-in rules; default: all."
@@ -226,7 +226,7 @@ class RegexFilterConfig(_FilterBase):
     """Configured patterns (RE2 syntax), redacting or denying."""
 
     type: Literal["regex"]
-    on: tuple[CallPhase, ...] = Field(default=("arguments", "result"), min_length=1)
+    screen: tuple[CallPhase, ...] = Field(default=("arguments", "result"), min_length=1)
     action: Literal["redact", "deny"]
     patterns: dict[Name, str] = Field(min_length=1, max_length=64, description="rule name -> RE2 pattern.")
     max_input_chars: MaxInputChars = 1_048_576
@@ -272,7 +272,7 @@ class GuardFilterConfig(_FilterBase):
 
     type: Literal["guard"]
     url: str = Field(description="Where the gateway POSTs each call or result.")
-    on: tuple[CallPhase, ...] = Field(default=("arguments", "result"), min_length=1)
+    screen: tuple[CallPhase, ...] = Field(default=("arguments", "result"), min_length=1)
     timeout_seconds: float = Field(default=5, gt=0, le=120)
     max_concurrency: int = Field(default=32, ge=1, le=4096)
     # A safety check that could not run has not passed: closed unless the operator says otherwise.

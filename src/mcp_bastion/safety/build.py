@@ -36,7 +36,7 @@ def build_chain(
             continue
         secret = secrets.get(f"servers[{index}].filters[{j}].secret")
         call_filter = _call_filter(spec, secret, guard_transport)
-        calls.append(Configured(call_filter, "arguments" in spec.on, "result" in spec.on, selection))
+        calls.append(Configured(call_filter, "arguments" in spec.screen, "result" in spec.screen, selection))
     return SafetyChain(server.name, calls, definitions)
 
 
