@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from mcp_bastion.auth.principal import ANONYMOUS
+from mcp_bastion.auth.principal import ANONYMOUS, Principal
 from mcp_bastion.mcp.calls import Call
 from mcp_bastion.safety.chain import Configured, SafetyChain, Selection
 from mcp_bastion.safety.verdict import ALLOW, CallContext, Verdict, audit_entry
@@ -162,3 +162,16 @@ def test_audit_entries_name_phase_filter_action_and_rules() -> None:
     )
     assert audit_entry("arguments", "guard", ALLOW) == "arguments:guard:allow"
     assert audit_entry("tool", "p", Verdict("deny", ("x",)), "withhold") == "tool:p:withhold:x"
+
+
+def test_the_withheld_check_depends_on_nothing_of_the_caller() -> None:
+    # A list filtered with it may be shared by callers with the same scopes (a list cache keyed
+    # by what checks look at); who calls never changes what is withheld.
+    chain = SafetyChain("s", [], [(Flagging("poisoning", "evil", withholds=True), Selection())])
+    chain.screen_tools(_known({"name": "t", "description": "evil"}))
+    (check,) = chain.checks
+    assert check.visibility(ANONYMOUS) is None
+    other = Principal("bob", "https://idp.example", "c", frozenset({"admin"}), "h", float("inf"))
+    assert check.check(other, Call("tools/call", "t", 1), None) == check.check(
+        ANONYMOUS, Call("tools/call", "t", 1), None
+    )

@@ -37,6 +37,12 @@ class WithheldTools:
     def __contains__(self, tool: object) -> bool:
         return tool in self._tools
 
+    def visibility(self, principal: Principal) -> None:
+        """What this check's answer depends on of the caller: nothing (a list filtered with it
+        may be shared by callers who hold the same scopes). What is withheld follows the
+        definitions of the list being answered, judged before it is filtered."""
+        return
+
     def check(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Refusal | None:
         if call.method != "tools/call" or not self._tools:
             return None
