@@ -222,6 +222,8 @@ def _start_targets(run: Run, launcher: Launcher, skip_fastmcp: bool) -> None:
         ("B", launcher.nginx),
         ("C", lambda: launcher.bastion("C", auth=True)),
         ("D", lambda: launcher.bastion("D", auth=False)),
+        ("F", lambda: launcher.bastion("F", auth=True, filters="local")),
+        ("G", lambda: launcher.bastion("G", auth=True, filters="guard")),
     ]
     if NATIVE is not None:
         starters.insert(3, ("P", lambda: launcher.bastion("P", auth=True, compiled=False)))
@@ -465,7 +467,7 @@ def _render(results: dict[str, Any]) -> None:
     streams = [StreamSample(**s) for s in results["idle_streams"]]
     names = {key: target["name"] for key, target in results["targets"].items()}
     workloads = list(results["workloads"])
-    keys = ["A", "B", "C", "P", "D", "E", "C2", "CC", "CA", "O", "K"]
+    keys = ["A", "B", "C", "P", "D", "F", "G", "E", "C2", "CC", "CA", "O", "K"]
     rows = {
         w: report.summarize(samples.get(w, []), keys, results["upstream_probes"].get(w)) for w in workloads
     }

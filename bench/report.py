@@ -230,7 +230,7 @@ def plot(
 
     targets = [
         t
-        for t in ("A", "B", "C", "P", "D", "E")
+        for t in ("A", "B", "C", "P", "D", "F", "G", "E")
         if any(r.target == t for rows in results.values() for r in rows)
     ]
     fig, axes = plt.subplots(2, 1, figsize=(12, 9), constrained_layout=True)

@@ -6,6 +6,10 @@
                         the compiled build (what `pip install .` installs; bench/run builds it)
     P  bastion-py       C, interpreted: the pure-Python fallback (no C compiler at install)
     D  bastion-noauth   mcp-bastion with `auth: false` for the server: the proxy cost alone (compiled)
+    F  bastion-filters  C with safety filters: secrets on results, a regex on arguments and
+                        results, tool-description poisoning (docs/safety.md)
+    G  bastion-guard    C with an external guard on arguments and results (the fixture
+                        upstream's /guard, which allows everything)
     E  fastmcp          FastMCP's proxy (`create_proxy`) with its JWTVerifier, as shipped
     C2 bastion-2w       C under `serve --workers 2` (the worker-scaling workload only)
     CC bastion-cedar    C with Cedar policies (the Cedar workloads only): the examples on groups
@@ -45,6 +49,13 @@ FASTMCP_PYTHON = REPO / "bench" / ".venv-fastmcp" / "bin" / "python"
 # The unpacked compiled wheel (scripts/build-native), set by bench/run. Without it every
 # mcp-bastion target runs interpreted, and P is not started.
 NATIVE = os.environ.get("BENCH_NATIVE") or None
+# The safety filters of target F (`servers[].filters`): the local chain, nothing found in the
+# fixture's answers (the usual case), every tool definition judged at list time.
+LOCAL_FILTERS: list[dict[str, object]] = [
+    {"id": "secrets", "type": "secrets"},
+    {"id": "ssn", "type": "regex", "action": "deny", "patterns": {"ssn": r"\b\d{3}-\d{2}-\d{4}\b"}},
+    {"id": "poisoning", "type": "poisoning"},
+]
 LEGACY = "2025-11-25"
 BASE_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
@@ -177,13 +188,19 @@ class Launcher:
         compiled: bool = True,
         cedar: tuple[str, ...] = (),
         pinning: str | None = None,
+        filters: str | None = None,  # "local" (F) or "guard" (G)
     ) -> Target:
         compiled = compiled and NATIVE is not None
         env = self._gateway_env(compiled)
         upstream = self.upstream(key)
         port = free_port()
         path = self.out / f"bastion-{key}.yaml"
-        config = self._bastion_config(key, port, upstream.url, auth, pinning)
+        chain: list[dict[str, object]] = []
+        if filters == "local":
+            chain = LOCAL_FILTERS
+        elif filters == "guard":
+            chain = [{"id": "guard", "type": "guard", "url": f"http://127.0.0.1:{upstream.port}/guard"}]
+        config = self._bastion_config(key, port, upstream.url, auth, pinning, chain)
         if cedar:
             config["policy"] = {"files": self._policies(key, cedar)}
         path.write_text(json.dumps(config, indent=2))
@@ -209,6 +226,9 @@ class Launcher:
         if pinning is not None:
             name = {"off": "bastion-nopin", "enforce": "bastion-enforce"}.get(pinning, f"bastion-{pinning}")
             title += f", pinning {pinning}"
+        if filters is not None:
+            name = f"bastion-{'filters' if filters == 'local' else 'guard'}"
+            title += ", safety filters" if filters == "local" else ", external guard"
         # A groups claim for the policies to read (ops: the destructive-tools rule is evaluated
         # and passes, so CC lists what C lists); the token is otherwise the same.
         token = self.issuer.token(url, GRANTED_SCOPES, groups=["ops"])
@@ -277,7 +297,13 @@ class Launcher:
         return {"mode": mode, "lockfile": str(self.out / f"bastion-{key}.lock.json")}
 
     def _bastion_config(
-        self, key: str, port: int, upstream: str, auth: bool, pinning: str | None = None
+        self,
+        key: str,
+        port: int,
+        upstream: str,
+        auth: bool,
+        pinning: str | None = None,
+        filters: list[dict[str, object]] | None = None,
     ) -> dict[str, Any]:
         server: dict[str, Any] = {
             "name": "bench",
@@ -289,6 +315,8 @@ class Launcher:
         }
         if pinning is not None:
             server["pinning"] = self._pinning(key, pinning)
+        if filters:
+            server["filters"] = filters
         return {
             "public_base_url": f"http://127.0.0.1:{port}",
             "listen": {"host": "127.0.0.1", "port": port},

@@ -5,7 +5,8 @@ so that what a proxy adds is what shows. It answers canned JSON-RPC for both pro
 (`initialize` with an `Mcp-Session-Id`, `server/discover`, `tools/list` of 200 tools,
 `tools/call` as JSON or SSE), echoes every request id, and counts the HTTP requests it
 receives so the bench can report upstream requests per call. `GET /__stats` (not counted)
-reports the counters.
+reports the counters. `POST /guard` plays an external guard for the safety-filter targets:
+it allows everything, counted apart (`guard`), so upstream requests per call stay exact.
 
     python -m bench.upstream --port 9000
 """
@@ -35,6 +36,7 @@ class Counters:
         self.requests = 0  # every HTTP request to /mcp
         self.holding = 0  # SSE responses held open right now (GET streams and the `hold` tool)
         self.sessions = 0
+        self.guard = 0  # POST /guard: verdicts given as the safety filters' external guard
         self.methods: dict[str, int] = {}  # per JSON-RPC method, and GET / DELETE
 
     def count(self, method: str) -> None:
@@ -42,7 +44,13 @@ class Counters:
 
     def document(self) -> bytes:
         return orjson.dumps(
-            {"requests": self.requests, "holding": self.holding, "methods": self.methods, "pid": os.getpid()}
+            {
+                "requests": self.requests,
+                "holding": self.holding,
+                "methods": self.methods,
+                "guard": self.guard,
+                "pid": os.getpid(),
+            }
         )
 
 
@@ -161,6 +169,11 @@ class McpFixture(asyncio.Protocol):
         close = not self._parser.should_keep_alive()
         if path == b"/__stats":
             body = self._counters.document()
+            self._send(_head(b"200 OK", b"application/json", len(body)) + body, close)
+            return
+        if path == b"/guard":
+            self._counters.guard += 1
+            body = b'{"verdict":"allow"}'
             self._send(_head(b"200 OK", b"application/json", len(body)) + body, close)
             return
         if path != b"/mcp":

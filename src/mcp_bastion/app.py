@@ -1,7 +1,9 @@
 """Assembling the gateway: config in, ASGI app out. The request chain is built here, in order:
 
-    EdgeChecks → Authenticate → ReadBody → ParseMcp → OpenRequestState → Authorize → Forward,
-    then AuditStep
+    EdgeChecks → Authenticate → ReadBody → ParseMcp → OpenRequestState → Authorize →
+    [ScreenArguments] → Forward, then AuditStep
+
+(ScreenArguments only where a server configures safety filters, `safety/`.)
 
 Each stage either returns (continue) or raises a BastionError (answer); `pipeline/replies.py`
 turns errors into HTTP, and every MCP request ends with one audit event per call. The
@@ -47,10 +49,13 @@ from .pipeline.gateway import Gateway, Stage
 from .pipeline.parse import ParseMcp
 from .pipeline.relay import Relay
 from .pipeline.request_state import OpenRequestState
+from .pipeline.screen import ScreenArguments
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
 from .policy.decide import CallCheck
 from .policy.scopes import published_scopes
 from .route import ServerRoute
+from .safety.build import GuardTransports, build_chain
+from .safety.chain import SafetyChain
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
@@ -93,6 +98,7 @@ def build_gateway(
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit)
     lockfiles = Lockfiles(loaded.path or "")
+    guard_transport = _guard_transports(config, closers)
     routes = [
         _route(
             config,
@@ -102,6 +108,7 @@ def build_gateway(
             transport_for(server),
             checks.get(server.name, ()),
             lockfiles.pins_for(server, i, change_reporter(server.name, sink)),
+            build_chain(server, i, loaded.secrets, guard_transport),
         )
         for i, server in enumerate(config.servers)
     ]
@@ -122,6 +129,8 @@ def build_gateway(
         ParseMcp(limits, sealer, clock),
         OpenRequestState(request_states, clock),
         Authorize(CatalogFetcher(clock)),
+        # Only where some server configures safety filters: otherwise not even a stage call.
+        *((ScreenArguments(),) if any(route.safety for route in routes) else ()),
         Forward(
             Relay(sealer, clock, max_event_bytes=limits.max_list_response_bytes),
             max_response_bytes=limits.max_response_bytes,
@@ -149,6 +158,19 @@ def _http_transports(pool: UpstreamClient) -> TransportFactory:
     return transport_for
 
 
+def _guard_transports(config: BastionConfig, closers: list[Callable[[], Any]]) -> GuardTransports:
+    """External guards share one pool of their own (created on the first guard)."""
+    pools: list[UpstreamClient] = []
+
+    def transport(url: str) -> UpstreamTransport:
+        if not pools:
+            pools.append(UpstreamClient(config.limits))
+            closers.append(pools[0].aclose)
+        return pools[0].transport(url)
+
+    return transport
+
+
 def _credentials(loaded: LoadedConfig, minter: TokenMinter) -> CredentialFactory:
     def credential_for(server: ServerConfig, index: int) -> UpstreamCredential:
         auth = server.upstream_auth
@@ -171,6 +193,7 @@ def _route(
     transport: UpstreamTransport,
     checks: tuple[CallCheck, ...],
     pins: ToolPins,
+    safety: SafetyChain | None = None,
 ) -> ServerRoute:
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
@@ -183,7 +206,9 @@ def _route(
         server.destructive_scopes,
         enforce=server.auth,
         published=frozenset(scopes),
-        checks=(*pins.checks, *checks),  # the pin check first: a set lookup, before any policy engine
+        # The pin check first (a set lookup), then the safety filters' withheld tools (another),
+        # before any policy engine.
+        checks=(*pins.checks, *(safety.checks if safety is not None else ()), *checks),
     )
     prm_url = metadata_url(resource)
     return ServerRoute(
@@ -200,6 +225,7 @@ def _route(
         transport=transport,
         start_scopes=(registry.read,),
         pins=pins,
+        safety=safety,
     )
 
 

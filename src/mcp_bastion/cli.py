@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 from . import __version__
 from .config import CONFIG_REFERENCE_URL, REPOSITORY_URL, config_json_schema, config_warnings, load_config
-from .config.model import BastionConfig
+from .config.model import BastionConfig, FilterConfig
 from .errors import BastionError, ConfigError
 from .native import build_description
 
@@ -467,6 +467,8 @@ def _explain_config(path: str, config: BastionConfig, *, skip_secrets: bool, war
         files = (*config.policy.files, *server.policy_files)
         if files:
             print(f"    Cedar policies: {', '.join(files)}")
+        for spec in server.filters:
+            print(f"    filter {spec.id}: {_filter_summary(spec)}")
     print(
         f"  scopes            read={config.scopes.read} write={config.scopes.write} admin={config.scopes.admin}"
     )
@@ -612,6 +614,21 @@ def _demo(args: argparse.Namespace) -> int:
 
     asyncio.run(run_demo(options, announce))
     return 0
+
+
+def _filter_summary(spec: FilterConfig) -> str:
+    """`secrets on result, redact`: what a safety filter does, for check-config's explanation."""
+    if spec.type == "poisoning":
+        what = f"poisoning of tool definitions, {spec.mode}"
+    elif spec.type == "guard":
+        what = f"guard {spec.url} on {', '.join(spec.screen)}, {spec.timeout_seconds:g} s, fails {'open' if spec.on_failure == 'allow' else 'closed'}"
+    else:
+        what = f"{spec.type} on {', '.join(spec.screen)}, {spec.action}"
+    if spec.tools is not None:
+        what += f"; only {', '.join(spec.tools)}"
+    if spec.skip_tools:
+        what += f"; not {', '.join(spec.skip_tools)}"
+    return what
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,7 +11,8 @@ Kept out of the list, on purpose:
   compiled classes (its per-request work is one buffered write per event-loop turn);
 - `errors`: the error root is subclassed across the code base, tests and plug-ins alike;
 - `server.runner` (start, stop, worker processes), and what runs at start-up or once per key
-  rotation: configuration, discovery, key fetching, the CLI, the demo, the development IdP;
+  rotation: configuration, discovery, key fetching, the CLI, the demo, the development IdP,
+  building the safety filter chains (`safety.build`);
 - `cedar` (Cedar policies, on the request path when a server has policy files): nearly all of
   its cost is the Cedar engine itself, Rust in cedarpy (reading the request's JSON, then
   evaluating; docs/performance.md), and cedarpy is an optional extra that the wheel's build
@@ -63,10 +64,19 @@ COMPILED = (
     "mcp_bastion.pipeline.relay",
     "mcp_bastion.pipeline.replies",
     "mcp_bastion.pipeline.request_state",
+    "mcp_bastion.pipeline.screen",
     "mcp_bastion.policy.catalog",
     "mcp_bastion.policy.decide",
     "mcp_bastion.policy.scopes",
     "mcp_bastion.route",
+    "mcp_bastion.safety.chain",
+    "mcp_bastion.safety.guard",
+    "mcp_bastion.safety.matching",
+    "mcp_bastion.safety.poisoning",
+    "mcp_bastion.safety.rules",
+    "mcp_bastion.safety.secrets",
+    "mcp_bastion.safety.verdict",
+    "mcp_bastion.safety.withheld",
     "mcp_bastion.server.connection",
     "mcp_bastion.server.cycle",
     "mcp_bastion.server.wire",

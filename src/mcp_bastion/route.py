@@ -9,6 +9,7 @@ from .credentials import UpstreamCredential
 from .pinning.store import ToolPins
 from .policy.catalog import ToolCatalog
 from .policy.decide import ServerPolicy
+from .safety.chain import SafetyChain
 from .upstream.transport import UpstreamTransport
 
 __all__ = ["ServerRoute"]
@@ -29,6 +30,7 @@ class ServerRoute:
     transport: UpstreamTransport
     start_scopes: tuple[str, ...]  # the scope= of a 401: the minimal scopes to start
     pins: ToolPins = field(default_factory=ToolPins.off)  # pinned tool definitions, learned lists
+    safety: SafetyChain | None = None  # the server's safety filters; None: it has none
 
     @property
     def auth(self) -> bool:

@@ -58,7 +58,13 @@ def test_event_serializes_to_one_json_line() -> None:
         "protocol_version": "2026-07-28",
         "scopes_required": ["tools.read"],
         "policy_ids": ["only-ops-destructive"],
+        "filters": [],
     }
+
+
+def test_filter_verdicts_serialize_as_a_list_of_entries() -> None:
+    line = _event(filters=("arguments:guard:allow", "result:secrets:redact:jwt")).to_json()
+    assert orjson.loads(line)["filters"] == ["arguments:guard:allow", "result:secrets:redact:jwt"]
 
 
 @pytest.mark.parametrize(
@@ -152,11 +158,12 @@ def test_unicode_line_separators_are_escaped(separator: str) -> None:
 
 def test_every_event_field_is_in_the_line_with_its_value() -> None:
     """to_json lists the fields one by one (it runs per request): none may be forgotten."""
-    event = _event()
+    event = _event(filters=("result:secrets:allow",))
     record = orjson.loads(event.to_json())
     expected = {name: getattr(event, name) for name in AuditEvent._fields if name != "time"}
     expected["scopes_required"] = list(event.scopes_required)
     expected["policy_ids"] = list(event.policy_ids)
+    expected["filters"] = list(event.filters)
     assert {k: v for k, v in record.items() if k not in ("event", "time")} == expected
     assert record["event"] == "mcp.request"
     assert record["time"] == "2023-11-14T22:13:20.250Z"

@@ -33,6 +33,8 @@ class AuditEvent(NamedTuple):
     scopes_required: tuple[str, ...] = ()
     # The policies that refused the call (`@id` or `file#n`); empty when none did.
     policy_ids: tuple[str, ...] = ()
+    # One entry per safety filter asked (`result:secrets:redact:jwt`): rule ids, never the text.
+    filters: tuple[str, ...] = ()
 
     def to_json(self) -> bytes:
         # Unpacked, then a dict literal: the cheapest way to a dict here (this runs per request);
@@ -54,6 +56,7 @@ class AuditEvent(NamedTuple):
             protocol_version,
             scopes_required,
             policy_ids,
+            filters,
         ) = self
         # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
         millis = round(when * 1000)
@@ -75,6 +78,7 @@ class AuditEvent(NamedTuple):
             "protocol_version": protocol_version,
             "scopes_required": scopes_required,
             "policy_ids": policy_ids,
+            "filters": filters,
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         if not line.isascii():

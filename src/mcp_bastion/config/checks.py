@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from ..errors import ConfigError
 from ..urls import is_loopback
 from .explain import key_path
-from .model import BastionConfig, ScopeRegistryConfig
+from .model import BastionConfig, FilterConfig, ScopeRegistryConfig
 
 __all__ = ["ConfigWarning", "check_audit_destination", "check_policies", "check_secrets", "config_warnings"]
 
@@ -48,17 +48,23 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
     if signing_key is not None:
         _check_signing_key(signing_key, config, source)
     for i, server in enumerate(config.servers):
-        where = f"servers[{i}].upstream_auth.secret"
-        value = secrets.get(where)
-        if value is not None:
-            problem = _header_value_problem(value)
-            if problem is not None:
-                raise ConfigError(
-                    f"the secret cannot be sent as the {server.upstream_auth.header} header: it {problem}; "
-                    "expected one line of printable ASCII, spaces allowed between words (e.g. 'Bearer abc123')",
-                    source=source,
-                    path=where,
-                )
+        headers = [(f"servers[{i}].upstream_auth.secret", server.upstream_auth.header)]
+        headers += [
+            (f"servers[{i}].filters[{j}].secret", f.header)
+            for j, f in enumerate(server.filters)
+            if f.type == "guard"
+        ]
+        for where, header in headers:
+            value = secrets.get(where)
+            if value is not None:
+                problem = _header_value_problem(value)
+                if problem is not None:
+                    raise ConfigError(
+                        f"the secret cannot be sent as the {header} header: it {problem}; "
+                        "expected one line of printable ASCII, spaces allowed between words (e.g. 'Bearer abc123')",
+                        source=source,
+                        path=where,
+                    )
 
 
 def _check_session_key(text: str, source: str) -> None:
@@ -261,6 +267,7 @@ def _server_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
                 f"servers[{i}].destructive_scopes",
                 f"empty: {who} may call every tool not marked read-only; list the scopes they need",
             )
+        yield from _filter_warnings(server.filters, i)
         upstream = urlsplit(server.upstream)
         if (
             server.upstream_auth.type == "static"
@@ -271,6 +278,30 @@ def _server_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
                 f"servers[{i}].upstream",
                 f"plain http to {upstream.hostname}: the static upstream secret crosses the network "
                 "unencrypted; expected https",
+            )
+
+
+def _filter_warnings(filters: tuple[FilterConfig, ...], index: int) -> Iterator[ConfigWarning]:
+    for j, spec in enumerate(filters):
+        where = f"servers[{index}].filters[{j}]"
+        if spec.type == "guard":
+            url = urlsplit(spec.url)
+            if url.scheme == "http" and not is_loopback(url.hostname or ""):
+                yield ConfigWarning(
+                    f"{where}.url",
+                    f"plain http to {url.hostname}: every screened call's arguments and results cross "
+                    "the network unencrypted; expected https",
+                )
+            if spec.on_failure == "allow":
+                yield ConfigWarning(
+                    f"{where}.on_failure",
+                    "allow: while the guard is down, slow or saturated, calls and results pass unscreened "
+                    "(the audit feed marks them unavailable-…)",
+                )
+        elif spec.type == "poisoning" and spec.mode == "record":
+            yield ConfigWarning(
+                f"{where}.mode",
+                "record: a tool whose definition is flagged is still listed and callable (only logged and audited)",
             )
 
 

@@ -12,7 +12,7 @@ import datetime
 import difflib
 import re
 import types
-from typing import Any, Union, get_args, get_origin
+from typing import Annotated, Any, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -66,9 +66,26 @@ def _location(err: Any) -> Location:
     loc = tuple(err["loc"])
     if _is_key_error(err):
         # A mapping key that is not text (`1:` or `2020-01-01:`): the path ends at that key.
-        return (*loc[: -2 if loc[-1] == "[key]" else -1], str(err["input"]))
+        return _without_tags((*loc[: -2 if loc[-1] == "[key]" else -1], str(err["input"])))
+    if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        loc = (*loc, (err.get("ctx") or {}).get("discriminator", "'type'").strip("'"))
     # Model-level checks (model.py's `_refuse`) point further down, at the key they are about.
-    return (*loc, *(err.get("ctx") or {}).get("at", ()))
+    return _without_tags((*loc, *(err.get("ctx") or {}).get("at", ())))
+
+
+def _without_tags(loc: Location) -> Location:
+    """Pydantic names the member of a tagged union in the path (`filters[0].regex.patterns`):
+    the file has no such key, so the tag is left out (`filters[0].patterns`)."""
+    kind: Any = BastionConfig
+    out: list[int | str] = []
+    for part in loc:
+        members = _tagged_members(kind)
+        if members and isinstance(part, str) and part in members:
+            kind = members[part]
+            continue
+        out.append(part)
+        kind = _child(kind, part)
+    return tuple(out)
 
 
 def _is_key_error(err: Any) -> bool:
@@ -85,8 +102,13 @@ def _message(err: Any, loc: Location) -> str:
         return f"a key must be text, found {_describe(err['input'])} (put it in quotes)"
     if kind == "missing":
         return "required key is missing"
+    if kind == "union_tag_not_found":
+        tags = ", ".join(map(repr, _tagged_members(_kind_at(tuple(err["loc"])))))
+        return f"required key is missing: one of {tags}"
+    if kind == "union_tag_invalid":
+        return f"expected one of {ctx.get('expected_tags', '')}, found {_describe(ctx.get('tag'))}"
     if kind == "extra_forbidden":
-        return _unknown_key(loc)
+        return _unknown_key(tuple(err["loc"]))
     if kind == "model_type" and secret:
         return (
             "a secret is never written in the config file: "
@@ -191,8 +213,9 @@ def _is_secret_place(loc: Location) -> bool:
     names = tuple(part for part in loc if isinstance(part, str))
     if names[:2] in _SECRET_PLACES and len(names) == 2:
         return True
-    # servers[i].upstream_auth.secret itself (its `env` / `file` below are only names).
-    return names[-2:] == ("upstream_auth", "secret")
+    # servers[i].upstream_auth.secret or servers[i].filters[j].secret itself (its `env` /
+    # `file` below are only names).
+    return names[-2:] in (("upstream_auth", "secret"), ("filters", "secret"))
 
 
 def _unknown_key(loc: Location) -> str:
@@ -206,20 +229,44 @@ def _unknown_key(loc: Location) -> str:
 
 
 def _keys_at(loc: Location) -> list[str]:
-    """The keys the model allows at `loc`, or [] where it cannot tell."""
-    kind: Any = BastionConfig
-    for part in loc:
-        if isinstance(kind, type) and issubclass(kind, BaseModel):
-            field = kind.model_fields.get(str(part))
-            if field is None:
-                return []
-            kind = field.annotation
-        else:
-            kind = _item_type(kind)
-        kind = _unwrap_optional(kind)
+    """The keys the model allows at `loc` (pydantic's, tags included), or [] where it cannot tell."""
+    kind = _kind_at(loc)
     if isinstance(kind, type) and issubclass(kind, BaseModel):
         return list(kind.model_fields)
     return []
+
+
+def _kind_at(loc: Location) -> Any:
+    kind: Any = BastionConfig
+    for part in loc:
+        members = _tagged_members(kind)
+        kind = members.get(str(part)) if members else _child(kind, part)
+    return kind
+
+
+def _child(kind: Any, part: int | str) -> Any:
+    if isinstance(kind, type) and issubclass(kind, BaseModel):
+        field = kind.model_fields.get(str(part))
+        return _unwrap_optional(field.annotation) if field is not None else None
+    return _unwrap_optional(_item_type(kind))
+
+
+def _tagged_members(kind: Any) -> dict[str, type[BaseModel]]:
+    """For a tagged union (`Annotated[A | B, Field(discriminator="type")]`): tag → member."""
+    if get_origin(kind) is not Annotated:
+        return {}
+    union, *metadata = get_args(kind)
+    tag = next(
+        (getattr(m, "discriminator", None) for m in metadata if getattr(m, "discriminator", None)), None
+    )
+    if not isinstance(tag, str):
+        return {}
+    members: dict[str, type[BaseModel]] = {}
+    for member in get_args(union):
+        if isinstance(member, type) and issubclass(member, BaseModel) and tag in member.model_fields:
+            for value in get_args(member.model_fields[tag].annotation):
+                members[str(value)] = member
+    return members
 
 
 def _item_type(kind: Any) -> Any:

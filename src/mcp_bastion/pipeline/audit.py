@@ -34,6 +34,7 @@ class AuditStep:
         )
         required = ex.required
         policy_ids = ex.policy_ids
+        filters = ex.filters or {}
         # One event per message of the request; one for the HTTP exchange when none was read.
         calls = ex.calls or (Call(ex.http_method, None, None),)
         emit = self.sink.emit
@@ -56,5 +57,6 @@ class AuditStep:
                     version,
                     required[i] if i < len(required) else (),
                     policy_ids[i] if i < len(policy_ids) else (),
+                    filters.get(i, ()),
                 )
             )

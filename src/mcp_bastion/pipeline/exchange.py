@@ -116,6 +116,8 @@ class Exchange:
     outcome: Literal["deny", "error"] | None = None
     reason: str = ""
     cycle: ServerCycle | None = None  # set when served by the gateway's own server
+    # Safety filter verdicts by call index, for the audit (`pipeline/screen.py`); None: none ran.
+    filters: dict[int, tuple[str, ...]] | None = None
 
     @property
     def http_method(self) -> str:

@@ -28,6 +28,7 @@ from .listing import filter_tool_list
 from .outbound import outbound_request
 from .relay import Relay
 from .request_state import seal_input_required
+from .screen import screen_results
 
 __all__ = ["SESSION_NOT_FOUND", "Forward"]
 
@@ -123,6 +124,8 @@ class Forward:
                 await self._relay.send_json(ex, upstream, b"")
                 return
             checked = guard.check_json(body) if use == "answer" else guard.check_errors(body)
+            if guard.screening:
+                checked = await guard.screen_json(checked)
             await self._relay.send_json(ex, upstream, checked)
         elif content_type == "text/event-stream" and use == "answer":
             # GET streams are long-lived notification channels: no byte cap, just the read loop.
@@ -143,7 +146,10 @@ class Forward:
         listing = next((c.id for c in ex.calls if c.method == "tools/list"), None)
         states = self._request_states
         rewrite = seal_input_required(ex, states, self._clock) if states is not None else None
-        return ResponseGuard(ids, listing, lambda result: filter_tool_list(ex, result), secret, rewrite)
+        results = screen_results(ex) if ex.route.safety is not None else None
+        return ResponseGuard(
+            ids, listing, lambda result: filter_tool_list(ex, result), secret, rewrite, results
+        )
 
 
 async def _watch_disconnect(ex: Exchange, client_gone: Callable[[], None]) -> None:

@@ -22,6 +22,7 @@ from typing import Any, Final
 from ..mcp.era import MODERN_VERSIONS
 from ..pinning.views import Known
 from .exchange import Exchange
+from .screen import screen_definitions
 
 __all__ = ["MISSING_SCOPES_META", "REQUIRED_SCOPES_META", "filter_tool_list"]
 
@@ -37,6 +38,8 @@ def filter_tool_list(ex: Exchange, result: dict[str, Any]) -> None:
     assert principal is not None
     # Learned through the route's pins (pinning/): hashed, judged, and remembered per list.
     view = route.pins.learn(route.catalog, result["tools"], principal, ex.trace.trace_id)
+    if route.safety is not None:
+        screen_definitions(ex, view.known)  # may withhold tools: the decision hides them
     if route.auth:
         result["tools"] = view.listing(principal, route.policy.checks, lambda: _visible(ex, view.known))
     else:

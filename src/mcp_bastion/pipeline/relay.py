@@ -62,9 +62,14 @@ class Relay:
             if cap is not None and received > cap:
                 raise UpstreamError("upstream answer exceeds limits.max_response_bytes")
             out = sse.feed(chunk)
+            while sse.held:  # a result the safety filters read: screened in order, then on
+                out += sse.resume(await guard.release())
             if out:
                 await ex.send({"type": "http.response.body", "body": out, "more_body": True})
-        await ex.send({"type": "http.response.body", "body": sse.finish(), "more_body": False})
+        tail = sse.finish()
+        while sse.held:
+            tail += sse.resume(await guard.release())
+        await ex.send({"type": "http.response.body", "body": tail, "more_body": False})
 
     def _headers(self, ex: Exchange, upstream: UpstreamResponse, drop_length: bool) -> Headers:
         passed = _PASSED_RESPONSE_HEADERS - _FRAMING if drop_length else _PASSED_RESPONSE_HEADERS

@@ -55,4 +55,6 @@ class CatalogFetcher:
         except BastionError as exc:
             log.warning("could not load the tool list of %s: %s", route.name, exc.message)
             return
-        route.pins.learn(route.catalog, tools, principal)  # pinning/: judged as a client's list is
+        view = route.pins.learn(route.catalog, tools, principal)  # pinning/: judged as a client's list is
+        if route.safety is not None:
+            route.safety.screen_tools(view.known)  # withheld tools are refused by the decision point

@@ -4,27 +4,39 @@ A JSON-RPC response must answer a request of *this* HTTP exchange, once: a respo
 unknown or repeated id is dropped (and logged), never relayed to a client it does not
 belong to. A JSON body that is not JSON-RPC is replaced by the gateway's own error, so an
 upstream's stack trace or internal host names never reach the client. The `tools/list`
-result is where the list filter applies.
+result is where the list filter applies, and a response a `ResultScreen` claims (a
+`tools/call` result the safety filters read) is handed to it: awaited, so a JSON answer is
+screened after `check_json` (`screen_json`) and an SSE event is held until `release`.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import orjson
 
 from ..errors import UpstreamError
-from ..mcp.sse import DROP, Rewrite
+from ..mcp.sse import DROP, HOLD, Rewrite
 
-__all__ = ["ListFilter", "ResponseGuard", "ResultRewrite"]
+__all__ = ["ListFilter", "ResponseGuard", "ResultRewrite", "ResultScreen"]
 
 log = logging.getLogger("mcp_bastion.upstream")
 ListFilter = Callable[[dict[str, Any]], None]  # edits a tools/list result in place
 # Edits another result in place (a sealed requestState, say); True when it changed something.
 ResultRewrite = Callable[[str | int, dict[str, Any]], bool]
 _NO_ID: Final = object()
+
+
+class ResultScreen(Protocol):
+    """Screens the responses to some of this exchange's requests (`pipeline/screen.py`)."""
+
+    def claims(self, request_id: str | int | None) -> bool: ...
+
+    async def screen(self, message: dict[str, Any]) -> dict[str, Any]:
+        """The message to relay in place of `message` (a response it claimed)."""
+        ...
 
 
 class ResponseGuard:
@@ -35,6 +47,7 @@ class ResponseGuard:
         list_filter: ListFilter,
         credential: bytes | None = None,
         rewrite_result: ResultRewrite | None = None,
+        results: ResultScreen | None = None,
     ) -> None:
         # None: any id (a session-era GET stream, where a resumed stream replays responses to
         # earlier POSTs of the same session; the session itself is bound to the caller).
@@ -46,6 +59,12 @@ class ResponseGuard:
         # upstream that quotes it back (an error echoing its Authorization header) must not
         # hand it to the client (SL-02). It is credential material: base64url, dots, no quotes.
         self._credential = credential if credential and len(credential) >= 16 else None
+        self._results = results
+        self._held: dict[str, Any] | None = None
+
+    @property
+    def screening(self) -> bool:
+        return self._results is not None
 
     def check_json(self, body: bytes) -> bytes:
         """The body to relay for an `application/json` answer, or UpstreamError."""
@@ -89,9 +108,44 @@ class ResponseGuard:
             return DROP
         if self._admit(doc) is DROP:
             return DROP
-        if self._filtered([doc]):
+        filtered = self._filtered([doc])
+        if self._results is not None and self._claimed(doc):
+            # Screened after every synchronous rewrite, as a JSON answer is (`screen_json`).
+            self._held = doc
+            return HOLD
+        if filtered:
             return orjson.dumps(doc)
         return redacted if redacted is not data else None
+
+    async def screen_json(self, body: bytes) -> bytes:
+        """A body `check_json` passed, with each claimed response screened."""
+        results = self._results
+        assert results is not None
+        doc = orjson.loads(body)
+        messages = doc if isinstance(doc, list) else [doc]
+        screened = False
+        for i, message in enumerate(messages):
+            if self._claimed(message):
+                messages[i] = await results.screen(message)
+                screened = True
+        if not screened:
+            return body
+        return orjson.dumps(messages if isinstance(doc, list) else messages[0])
+
+    async def release(self) -> bytes:
+        """The data of the SSE event `sse_data` held, screened."""
+        results, held = self._results, self._held
+        assert results is not None
+        assert held is not None
+        self._held = None
+        return orjson.dumps(await results.screen(held))
+
+    def _claimed(self, message: Any) -> bool:
+        if not isinstance(message, dict) or "method" in message:
+            return False
+        rid = message.get("id")
+        assert self._results is not None
+        return ("result" in message or "error" in message) and self._results.claims(rid)
 
     def _redact(self, data: bytes) -> bytes:
         if self._credential is not None and self._credential in data:
