@@ -69,7 +69,7 @@ def _location(err: Any) -> Location:
         return _without_tags((*loc[: -2 if loc[-1] == "[key]" else -1], str(err["input"])))
     if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
         loc = (*loc, (err.get("ctx") or {}).get("discriminator", "'type'").strip("'"))
-    # Model-level checks (model.py's `_refuse`) point further down, at the key they are about.
+    # Model-level checks (base.py's `refuse`) point further down, at the key they are about.
     return _without_tags((*loc, *(err.get("ctx") or {}).get("at", ())))
 
 

@@ -9,17 +9,21 @@ from __future__ import annotations
 
 import ipaddress
 import re
-import zoneinfo
-from typing import Annotated, Literal
+from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic_core import PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
-from ..safety.poisoning import POISONING_RULES
-from ..safety.rules import compile_error
-from ..safety.secrets import SECRET_RULES
 from ..urls import is_loopback
+from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
+from .filters import (
+    FilterConfig,
+    GuardFilterConfig,
+    PoisoningFilterConfig,
+    RegexFilterConfig,
+    SecretsFilterConfig,
+)
+from .policy import PolicyClaim, PolicyConfig, PolicyFile
 
 __all__ = [
     "AuditConfig",
@@ -51,50 +55,16 @@ Algorithm = Literal["RS256", "PS256", "ES256", "EdDSA"]
 SUPPORTED_ALGORITHMS: tuple[Algorithm, ...] = ("RS256", "PS256", "ES256", "EdDSA")
 # Clock skew tolerance is capped: a large leeway keeps expired tokens alive (RFC 7519 §4.1.4).
 MAX_LEEWAY_SECONDS = 300
-_NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
-_SCOPE = r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$"  # RFC 6749 §3.3 scope-token characters
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
-
-
-def _refuse(message: str, *at: str | int) -> PydanticCustomError:
-    """A model-level refusal that points at the exact key below the model (`at`), so the
-    message names `identity_providers[0].issuer`, not only `identity_providers[0]`."""
-    return PydanticCustomError("bastion", "{detail}", {"detail": message, "at": at})
-
-
-Name = Annotated[str, Field(pattern=_NAME, description="Lower-case name: letters, digits, '-' and '_'.")]
-Scope = Annotated[str, Field(pattern=_SCOPE, description="An OAuth scope token (RFC 6749 §3.3).")]
-Seconds = Annotated[float, Field(gt=0, le=86_400)]
-
-
-class SecretRef(_Model):
-    """A secret read from an environment variable or a file, never written in the config itself."""
-
-    env: str | None = Field(default=None, description="Name of the environment variable holding the secret.")
-    file: str | None = Field(
-        default=None, description="Path of a file holding the secret (trailing newline dropped)."
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if self.env is not None and self.file is not None:
-            raise ValueError("found both 'env' and 'file': give exactly one of them")
-        if self.env is None and self.file is None:
-            raise ValueError("found neither 'env' nor 'file': give exactly one, e.g. {env: VARIABLE}")
-        return self
-
-
-class ListenConfig(_Model):
+class ListenConfig(Model):
     # MCP transports §Security: bind to loopback unless told otherwise.
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes sharing the socket.")
 
 
-class ClaimMapping(_Model):
+class ClaimMapping(Model):
     """Where this IdP puts the subject, the scopes and the client id (IdPs differ)."""
 
     subject: str = Field(default="sub")
@@ -104,7 +74,7 @@ class ClaimMapping(_Model):
     client_id: tuple[str, ...] = Field(default=("client_id", "azp", "appid"), min_length=1)
 
 
-class IdentityProviderConfig(_Model):
+class IdentityProviderConfig(Model):
     name: Name
     issuer: str = Field(description="The `iss` value, compared byte for byte.")
     discovery: bool = Field(default=True, description="Fetch OIDC / RFC 8414 metadata to find `jwks_uri`.")
@@ -136,13 +106,13 @@ class IdentityProviderConfig(_Model):
         if self.jwks_uri is not None:
             _check_fetch_url(self.jwks_uri, "jwks_uri", self.allow_insecure_http)
         if not self.discovery and self.jwks_uri is None:
-            raise _refuse(
+            raise refuse(
                 "required key is missing: with discovery: false, the keys come from jwks_uri", "jwks_uri"
             )
         return self
 
 
-class UpstreamAuthConfig(_Model):
+class UpstreamAuthConfig(Model):
     """How the gateway authenticates itself to an upstream. The client's token never goes upstream."""
 
     type: Literal["none", "static", "minted"] = "minted"
@@ -157,17 +127,17 @@ class UpstreamAuthConfig(_Model):
     @model_validator(mode="after")
     def _secret_for_static(self) -> UpstreamAuthConfig:
         if self.type == "static" and self.secret is None:
-            raise _refuse(
+            raise refuse(
                 "required key is missing: type 'static' sends this secret as the header value; "
                 "give it as {env: VARIABLE} or {file: PATH}",
                 "secret",
             )
         if self.type != "static" and self.secret is not None:
-            raise _refuse(f"only used with type 'static' (this one is type {self.type!r})", "secret")
+            raise refuse(f"only used with type 'static' (this one is type {self.type!r})", "secret")
         return self
 
 
-class PinningConfig(_Model):
+class PinningConfig(Model):
     """Pinned tool definitions (docs/pinning.md): what to do when an upstream's tools change."""
 
     # `record` by default: it refuses nothing, so it cannot break a working deployment, and it
@@ -187,240 +157,21 @@ class PinningConfig(_Model):
     @model_validator(mode="after")
     def _lockfile_for_enforce(self) -> PinningConfig:
         if self.mode == "enforce" and self.lockfile is None:
-            raise _refuse(
+            raise refuse(
                 "required key is missing: enforce withholds what the lockfile does not approve; "
                 "`mcp-bastion pin --config FILE` writes one from the live catalogs",
                 "lockfile",
             )
         if self.mode == "off" and self.lockfile is not None:
-            raise _refuse("only used with mode 'record' or 'enforce' (this one is 'off')", "lockfile")
+            raise refuse("only used with mode 'record' or 'enforce' (this one is 'off')", "lockfile")
         return self
 
 
-class ToolPolicy(_Model):
+class ToolPolicy(Model):
     scopes: tuple[Scope, ...] = Field(description="Scopes a caller needs for this tool (all of them).")
 
 
-# Cedar identifiers (attribute names policies write as `principal.groups`), less the keywords
-# Cedar reserves and the attributes every principal already has (cedar/schema.py).
-_CEDAR_IDENTIFIER = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
-_CEDAR_RESERVED = frozenset(
-    {"true", "false", "if", "then", "else", "in", "is", "like", "has", "__cedar", "principal", "action"}
-    | {"resource", "context", "permit", "forbid", "when", "unless"}
-)
-PRINCIPAL_ATTRIBUTES = ("subject", "issuer", "client", "scopes")
-PolicyFile = Annotated[str, Field(min_length=1, max_length=4096, description="A Cedar policy file's path.")]
-
-
-class PolicyClaim(_Model):
-    """A claim of the verified token, exposed to Cedar policies as an attribute of the principal."""
-
-    claim: str | tuple[str, ...] = Field(
-        description="The claim's name (exactly, dots included: `https://example.com/groups`), or a list "
-        "of names for a claim nested in objects (`[realm_access, roles]`)."
-    )
-    type: Literal["set", "string"] = Field(
-        default="set",
-        description="`set`: a list of strings (a single string counts as a list of one); `string`: text. "
-        "An absent claim is an empty set or empty text; a claim of another shape refuses the call.",
-    )
-
-    @field_validator("claim")
-    @classmethod
-    def _claim_names(cls, value: str | tuple[str, ...]) -> str | tuple[str, ...]:
-        names = (value,) if isinstance(value, str) else value
-        if not names or not all(names):
-            raise ValueError("a claim is named by non-empty text, or a non-empty list of names")
-        return value
-
-
-def _default_claims() -> dict[str, PolicyClaim]:
-    # The two claims most IdPs use for these (Entra ID, Okta, Keycloak with its group mapper).
-    return {"groups": PolicyClaim(claim="groups"), "roles": PolicyClaim(claim="roles")}
-
-
-class PolicyConfig(_Model):
-    """Cedar policies checked after scopes (docs/policy.md). Without any policy file, no Cedar runs."""
-
-    files: tuple[PolicyFile, ...] = Field(
-        default=(),
-        description="Cedar policy files applied to every server, relative to this config file's folder.",
-    )
-    claims: dict[str, PolicyClaim] = Field(
-        default_factory=_default_claims,
-        description="Principal attributes policies may read, each from a token claim; default: "
-        "`groups` and `roles` (sets). Given, it replaces the default.",
-    )
-    timezone: str = Field(
-        default="UTC",
-        description="The IANA time zone of `context.time` (hour, minute, weekday), e.g. Europe/Paris.",
-    )
-    # Arguments reach Cedar in full (a cut-off argument could slip past a rule on it), so a call
-    # whose arguments are larger than this is refused while policies are on.
-    max_argument_bytes: int = Field(
-        default=65_536,
-        ge=1024,
-        le=64 * 1_048_576,
-        description="A call whose arguments (as JSON) exceed this is refused when policies are on.",
-    )
-
-    @field_validator("claims")
-    @classmethod
-    def _attribute_names(cls, value: dict[str, PolicyClaim]) -> dict[str, PolicyClaim]:
-        for name in value:
-            if not re.match(_CEDAR_IDENTIFIER, name) or name in _CEDAR_RESERVED:
-                raise _refuse(
-                    f"{name!r} cannot be a Cedar attribute name: expected letters, digits and '_', "
-                    "not starting with a digit, and not a Cedar keyword",
-                    name,
-                )
-            if name in PRINCIPAL_ATTRIBUTES:
-                raise _refuse(
-                    f"{name!r} is already an attribute of every principal "
-                    f"({', '.join(PRINCIPAL_ATTRIBUTES)}): choose another name",
-                    name,
-                )
-        return value
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"{value!r} is not a known IANA time zone (e.g. UTC, Europe/Paris)") from None
-        return value
-
-
-ToolName = Annotated[str, Field(min_length=1, max_length=4096)]
-CallPhase = Literal["arguments", "result"]
-# The text one filter reads per value: past it the value is refused, not half-read (safety/rules.py).
-MaxInputChars = Annotated[int, Field(ge=1024, le=64 * 1_048_576)]
-
-
-class _FilterBase(_Model):
-    id: Name = Field(description="Names the filter in the audit feed; unique within the server.")
-    tools: tuple[ToolName, ...] | None = Field(
-        default=None, description="Only these tools (default: every tool of the server)."
-    )
-    skip_tools: tuple[ToolName, ...] = Field(default=(), description="Never these tools.")
-
-    @model_validator(mode="after")
-    def _selection(self) -> _FilterBase:
-        both = sorted(set(self.tools or ()) & set(self.skip_tools))
-        if both:
-            raise _refuse(
-                f"{', '.join(map(repr, both))} also listed in tools: a tool is one or the other", "skip_tools"
-            )
-        return self
-
-
-def _known_rules(rules: tuple[str, ...] | None, known: dict[str, str]) -> tuple[str, ...] | None:
-    for i, rule in enumerate(rules or ()):
-        if rule not in known:
-            raise _refuse(f"unknown rule {rule!r}: expected one of {', '.join(known)}", i)
-    return rules
-
-
-def _patterns(patterns: dict[str, str]) -> dict[str, str]:
-    for name, pattern in patterns.items():
-        problem = compile_error(pattern)
-        if problem is not None:
-            raise _refuse(problem, name)
-    return patterns
-
-
-class SecretsFilterConfig(_FilterBase):
-    """Built-in credential detection (safety/secrets.py)."""
-
-    type: Literal["secrets"]
-    screen: tuple[CallPhase, ...] = Field(default=("result",), min_length=1)
-    action: Literal["redact", "deny"] = "redact"
-    rules: tuple[str, ...] | None = Field(
-        default=None, description="A subset of the built-in rules; default: all."
-    )
-    max_input_chars: MaxInputChars = 1_048_576
-
-    @field_validator("rules")
-    @classmethod
-    def _rules(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return _known_rules(value, SECRET_RULES)
-
-
-class RegexFilterConfig(_FilterBase):
-    """Configured patterns (RE2 syntax), redacting or denying."""
-
-    type: Literal["regex"]
-    screen: tuple[CallPhase, ...] = Field(default=("arguments", "result"), min_length=1)
-    action: Literal["redact", "deny"]
-    patterns: dict[Name, str] = Field(min_length=1, max_length=64, description="rule name -> RE2 pattern.")
-    max_input_chars: MaxInputChars = 1_048_576
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiled(cls, value: dict[str, str]) -> dict[str, str]:
-        return _patterns(value)
-
-
-class PoisoningFilterConfig(_FilterBase):
-    """Tool-description poisoning patterns, judged as tools are learned (safety/poisoning.py)."""
-
-    type: Literal["poisoning"]
-    mode: Literal["enforce", "record"] = "enforce"
-    rules: tuple[str, ...] | None = Field(
-        default=None, description="A subset of the built-in rules; default: all."
-    )
-    patterns: dict[Name, str] = Field(
-        default_factory=dict, max_length=64, description="Extra rules: name -> RE2 pattern."
-    )
-    max_input_chars: MaxInputChars = 1_048_576
-
-    @field_validator("rules")
-    @classmethod
-    def _rules(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        return _known_rules(value, POISONING_RULES)
-
-    @field_validator("patterns")
-    @classmethod
-    def _compiled(cls, value: dict[str, str]) -> dict[str, str]:
-        return _patterns(value)
-
-    @model_validator(mode="after")
-    def _some_rule(self) -> PoisoningFilterConfig:
-        if self.rules == () and not self.patterns:
-            raise _refuse("no rules and no patterns: the filter would flag nothing", "rules")
-        return self
-
-
-class GuardFilterConfig(_FilterBase):
-    """An external guard service (safety/guard.py): the call or result as JSON -> a verdict."""
-
-    type: Literal["guard"]
-    url: str = Field(description="Where the gateway POSTs each call or result.")
-    screen: tuple[CallPhase, ...] = Field(default=("arguments", "result"), min_length=1)
-    timeout_seconds: float = Field(default=5, gt=0, le=120)
-    max_concurrency: int = Field(default=32, ge=1, le=4096)
-    # A safety check that could not run has not passed: closed unless the operator says otherwise.
-    on_failure: Literal["deny", "allow"] = "deny"
-    header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]{1,64}$")
-    secret: SecretRef | None = Field(
-        default=None, description="The header value's source, if the guard needs one."
-    )
-    max_answer_bytes: int = Field(default=16 * 1_048_576, ge=1024, le=64 * 1_048_576)
-
-    @field_validator("url")
-    @classmethod
-    def _url(cls, value: str) -> str:
-        return _http_url(value, "use header and secret")
-
-
-FilterConfig = Annotated[
-    SecretsFilterConfig | RegexFilterConfig | PoisoningFilterConfig | GuardFilterConfig,
-    Field(discriminator="type"),
-]
-
-
-class ServerConfig(_Model):
+class ServerConfig(Model):
     name: Name = Field(
         description="Public path segment: the server is served at <public_base_url>/<name>/mcp."
     )
@@ -465,7 +216,7 @@ class ServerConfig(_Model):
     @model_validator(mode="after")
     def _enforce_needs_auth(self) -> ServerConfig:
         if self.pinning.mode == "enforce" and not self.auth:
-            raise _refuse(
+            raise refuse(
                 "enforce needs auth: true: with auth off no call is decided, so nothing could be withheld",
                 "pinning",
                 "mode",
@@ -481,7 +232,7 @@ class ServerConfig(_Model):
     @field_validator("upstream")
     @classmethod
     def _upstream_url(cls, value: str) -> str:
-        return _http_url(value, "use upstream_auth")
+        return http_url(value, "use upstream_auth")
 
     @model_validator(mode="after")
     def _filter_ids(self) -> ServerConfig:
@@ -489,16 +240,7 @@ class ServerConfig(_Model):
         return self
 
 
-def _http_url(value: str, instead: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("must be an http(s) URL with a host")
-    if parts.username or parts.password:
-        raise ValueError(f"must not carry credentials; {instead}")
-    return value
-
-
-class ScopeRegistryConfig(_Model):
+class ScopeRegistryConfig(Model):
     read: Scope = "tools.read"
     write: Scope = "tools.write"
     admin: Scope = "admin"
@@ -508,13 +250,13 @@ class ScopeRegistryConfig(_Model):
     )
 
 
-class OriginConfig(_Model):
+class OriginConfig(Model):
     # Requests without Origin (non-browser clients) pass; a present, unlisted Origin gets 403
     # (MCP transports §Security, DNS rebinding).
     allow: tuple[str, ...] = Field(default=(), description="Exact origins allowed, e.g. https://app.example.")
 
 
-class LimitsConfig(_Model):
+class LimitsConfig(Model):
     max_body_bytes: int = Field(default=1_048_576, ge=1024, le=64 * 1_048_576)
     # JR-10 (slowloris): 1 MiB at 100 kB/s still fits in 10 s.
     body_read_timeout_seconds: float = Field(default=10, gt=0, le=300)
@@ -536,7 +278,7 @@ class LimitsConfig(_Model):
     upstream_pool_size: int = Field(default=100, ge=1, le=10_000)
 
 
-class AuditConfig(_Model):
+class AuditConfig(Model):
     sink: Literal["stdout", "file", "none"] = "stdout"
     path: str | None = None
     # SL-04: while the sink fails, events wait in a bounded buffer ("buffer"), or MCP requests
@@ -546,11 +288,11 @@ class AuditConfig(_Model):
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditConfig:
         if self.sink == "file" and not self.path:
-            raise _refuse("required key is missing: sink 'file' writes to this path", "path")
+            raise refuse("required key is missing: sink 'file' writes to this path", "path")
         return self
 
 
-class SessionConfig(_Model):
+class SessionConfig(Model):
     key: SecretRef | None = Field(
         default=None,
         description="32-byte key (base64) sealing session ids; share it across replicas. "
@@ -568,7 +310,7 @@ class SessionConfig(_Model):
     )
 
 
-class SigningConfig(_Model):
+class SigningConfig(Model):
     key: SecretRef | None = Field(
         default=None,
         description="Private JWK (JSON) for minting upstream tokens; absent: generated per process.",
@@ -576,7 +318,7 @@ class SigningConfig(_Model):
     algorithm: Literal["ES256", "RS256", "PS256", "EdDSA"] = "ES256"
 
 
-class BastionConfig(_Model):
+class BastionConfig(Model):
     public_base_url: str = Field(
         description="The URL clients reach the gateway at; resource URLs derive from it."
     )
@@ -635,7 +377,7 @@ class BastionConfig(_Model):
         for i, server in enumerate(self.servers):
             unknown = [name for name in server.identity_providers if name not in idps]
             if unknown:
-                raise _refuse(
+                raise refuse(
                     f"names identity providers that are not defined: {', '.join(map(repr, unknown))} "
                     f"(defined in identity_providers: {', '.join(map(repr, idps)) or 'none'})",
                     "servers",
@@ -643,7 +385,7 @@ class BastionConfig(_Model):
                     "identity_providers",
                 )
             if server.auth and not idps:
-                raise _refuse(
+                raise refuse(
                     f"none are configured, but servers[{i}] ({server.name!r}) requires authentication: "
                     "add an identity provider, or set auth: false on that server (benchmarks only)",
                     "identity_providers",
@@ -652,12 +394,12 @@ class BastionConfig(_Model):
         return self
 
 
-def _unique(items: tuple[_Model, ...], key: str, field: str, why: str) -> None:
+def _unique(items: tuple[Model, ...], key: str, field: str, why: str) -> None:
     first: dict[object, int] = {}
     for i, item in enumerate(items):
         value = getattr(item, field)
         if value in first:
-            raise _refuse(f"{value!r} is also the {field} of {key}[{first[value]}]: {why}", key, i, field)
+            raise refuse(f"{value!r} is also the {field} of {key}[{first[value]}]: {why}", key, i, field)
         first[value] = i
 
 
@@ -678,7 +420,7 @@ def _defined_scopes(server: ServerConfig, index: int, registry: ScopeRegistryCon
     for where, scopes in places:
         for j, scope in enumerate(scopes):
             if scope not in defined:
-                raise _refuse(
+                raise refuse(
                     f"{scope!r} is not a defined scope: expected one of {', '.join(sorted(defined))}; "
                     f"to define a new one, list it in servers[{index}].scopes",
                     "servers",
@@ -696,17 +438,17 @@ def _check_fetch_url(url: str, field: str, allow_insecure_http: bool) -> None:
     if loopback_http and allow_insecure_http:
         return
     if loopback_http:
-        raise _refuse(
+        raise refuse(
             f"{url!r} is plain http: expected https, or allow_insecure_http: true on this provider "
             "(loopback development only)",
             field,
         )
     if parts.scheme == "http" and allow_insecure_http:
-        raise _refuse(
+        raise refuse(
             f"expected an https URL, found {url!r} (allow_insecure_http admits plain http on loopback only)",
             field,
         )
-    raise _refuse(f"expected an https URL, found {url!r}", field)
+    raise refuse(f"expected an https URL, found {url!r}", field)
 
 
-SCOPE_PATTERN = re.compile(_SCOPE)
+SCOPE_PATTERN = re.compile(SCOPE_SYNTAX)
