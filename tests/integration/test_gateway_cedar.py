@@ -128,7 +128,7 @@ def test_members_of_ops_see_and_call_destructive_tools(stack: Stack) -> None:
     assert answer.json()["result"]["content"][0]["text"] == "called drop_thing"
     assert [r.json["params"]["name"] for r in stack.upstream.calls("tools/call")] == ["drop_thing"]
     event = stack.gateway.audit.wait_for(lambda e: e.target == "drop_thing")
-    assert (event.decision, event.policy_ids) == ("allow", ())
+    assert (event.decision, event.policy_ids) == ("allow", ("after-scopes",))  # the permit that allowed it
 
 
 def test_a_path_argument_outside_the_prefix_is_refused_and_inside_it_forwarded(stack: Stack) -> None:
@@ -165,7 +165,7 @@ def test_each_call_of_a_batch_is_decided_and_audited_with_its_own_policies(stack
     assert stack.upstream.calls("tools/call") == []
     stack.gateway.audit.wait_for(lambda e: e.target == "drop_thing")
     events = {e.target: e for e in stack.gateway.audit.events if e.method == "tools/call"}
-    assert events["read_thing"].policy_ids == ()
+    assert events["read_thing"].policy_ids == ("after-scopes",)  # allowed on its own, by this permit
     assert events["drop_thing"].policy_ids == ("destructive-needs-ops",)
 
 

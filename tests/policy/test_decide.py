@@ -11,7 +11,7 @@ from mcp_bastion.auth.principal import Principal
 from mcp_bastion.config.model import ScopeRegistryConfig
 from mcp_bastion.mcp.calls import Call
 from mcp_bastion.policy import Decision, ServerPolicy, ToolAnnotations, annotations_of
-from mcp_bastion.policy.decide import OPEN_METHODS, READ_METHODS, Refusal
+from mcp_bastion.policy.decide import OPEN_METHODS, READ_METHODS, Permit, Refusal
 from mcp_bastion.policy.scopes import ScopeRegistry
 
 REGISTRY = ScopeRegistry.from_config(ScopeRegistryConfig())
@@ -327,3 +327,38 @@ def test_a_refused_call_is_never_offered_as_a_step_up() -> None:
     reader = Principal("bob", "https://idp", None, frozenset({"tools.read"}), "h", 0.0)
     decision = policy.decide(reader, Call("tools/call", "t", 1), None)
     assert (decision.allowed, decision.missing, decision.reachable) == (False, (), False)
+
+
+class _Permit:
+    """A check that permits every call explicitly, naming its rule."""
+
+    def __init__(self, rule: str) -> None:
+        self.rule = rule
+
+    def check(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Permit:
+        return Permit((self.rule,))
+
+
+def test_an_allowed_call_names_the_permits_that_allowed_it() -> None:
+    # For the audit feed's policy_ids: which policies decided, for an allowed call too.
+    policy = ServerPolicy(REGISTRY, {"t": ("tools.read",)}, checks=(_Permit("p-1"), _Permit("p-2")))
+    reader = Principal("bob", "https://idp", None, frozenset({"tools.read"}), "h", 0.0)
+    assert policy.decide(reader, Call("tools/call", "t", 1), None) == Decision(
+        True, ("tools.read",), rules=("p-1", "p-2")
+    )
+
+
+def test_a_refusal_after_a_permit_names_only_the_refusing_rules() -> None:
+    policy = ServerPolicy(REGISTRY, {"t": ("tools.read",)}, checks=(_Permit("p-1"), _Refuse("t")))
+    reader = Principal("bob", "https://idp", None, frozenset({"tools.read"}), "h", 0.0)
+    decision = policy.decide(reader, Call("tools/call", "t", 1), None)
+    assert (decision.allowed, decision.rules) == (False, ("rule-7",))
+
+
+def test_a_permit_never_stands_in_for_missing_scopes() -> None:
+    policy = ServerPolicy(
+        REGISTRY, {"t": ("tools.write",)}, published=frozenset({"tools.write"}), checks=(_Permit("p-1"),)
+    )
+    reader = Principal("bob", "https://idp", None, frozenset({"tools.read"}), "h", 0.0)
+    decision = policy.decide(reader, Call("tools/call", "t", 1), None)
+    assert (decision.allowed, decision.missing, decision.reachable) == (False, ("tools.write",), True)

@@ -25,7 +25,7 @@ Notifications and the client's responses ask nothing of the server and are not p
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from typing import NamedTuple
 
 import cedarpy
@@ -34,7 +34,7 @@ import orjson
 from ..auth.principal import Principal
 from ..cache import BoundedCache
 from ..mcp.calls import Call
-from ..policy.decide import Refusal, ToolAnnotations
+from ..policy.decide import Permit, Refusal, ToolAnnotations
 from .policies import PolicyBundle
 from .request import (
     CedarRequest,
@@ -62,7 +62,7 @@ DECIDED = 20_000
 
 
 class _Verdict(NamedTuple):
-    refusal: Refusal | None
+    answer: Refusal | Permit | None
 
 
 # (the principal's entity as JSON, the tool, its annotations when trusted, the minute when a
@@ -102,7 +102,15 @@ class CedarCheck:
         # A list asks about every tool for one principal: its entity is built once.
         self._last: tuple[Principal, dict[str, object], bytes] | None = None
 
-    def check(self, principal: Principal, call: Call, annotations: ToolAnnotations | None) -> Refusal | None:
+    def visibility(self, principal: Principal) -> Hashable:
+        """What this check's answers about listed tools depend on of the caller, for the list
+        caches (pinning/views.py): its entity, which holds every claim a policy can read, and
+        the minute when some policy reads the time (the key `_listing` remembers answers by)."""
+        return (self._principal(principal)[1], int(self._clock() // 60) if self._timed else 0)
+
+    def check(
+        self, principal: Principal, call: Call, annotations: ToolAnnotations | None
+    ) -> Refusal | Permit | None:
         if call.method == "" or (call.id is None and call.method.startswith("notifications/")):
             return None
         try:
@@ -114,7 +122,7 @@ class CedarCheck:
             key = orjson.dumps((request.entities, request.action["id"], request.resource, request.context))
             hit = self._decided.get(key)
             if hit is not None:
-                return hit.refusal
+                return hit.answer
             refusal = self._decide(request, self._entities(request), call)
             self._decided.put(key, _Verdict(refusal))
             return refusal
@@ -124,7 +132,9 @@ class CedarCheck:
             log.error("cedar: evaluating %s failed (%s); refused", call.method, type(exc).__name__)
             return Refusal(UNEVALUATED)
 
-    def _decide(self, request: CedarRequest, entities: cedarpy.Entities, call: Call) -> Refusal | None:
+    def _decide(
+        self, request: CedarRequest, entities: cedarpy.Entities, call: Call
+    ) -> Refusal | Permit | None:
         result = self._authorize(request, entities)
         return self.verdict(result.decision, result.diagnostics.reasons, result.diagnostics.errors, call)
 
@@ -146,15 +156,16 @@ class CedarCheck:
 
     def verdict(
         self, decision: cedarpy.Decision, reasons: list[str], errors: list[str], call: Call
-    ) -> Refusal | None:
-        """Cedar's answer as the gateway's: allowed (None), or a refusal with the deciding ids."""
+    ) -> Refusal | Permit | None:
+        """Cedar's answer as the gateway's: a permit or a refusal, each with the deciding ids."""
         if errors:
             failed = tuple(pid for pid in self._ids if any(f"policy `{pid}`" in error for error in errors))
             # Cedar's messages may quote values from the call: the log names the policies only.
             log.warning("cedar: %s %s refused: could not evaluate %s", call.method, call.name, failed or "it")
             return Refusal(UNEVALUATED, failed)
         if decision == cedarpy.Decision.Allow:
-            return None
+            # The permits that applied (Cedar's reasons), for the audit feed.
+            return Permit(tuple(reasons)) if reasons else None
         if reasons:
             return Refusal(FORBIDDEN, tuple(reasons))
         return Refusal(NOT_PERMITTED)
@@ -206,7 +217,7 @@ class CedarCheck:
 
     def _listing(
         self, principal: Principal, call: Call, annotations: ToolAnnotations | None
-    ) -> Refusal | None:
+    ) -> Refusal | Permit | None:
         assert call.name is not None
         key = (
             self._principal(principal)[1],
@@ -216,7 +227,7 @@ class CedarCheck:
         )
         hit = self._listed.get(key)
         if hit is not None:
-            return hit.refusal
+            return hit.answer
         request = self.request_for(principal, call, annotations, known=False)
         entities = self._entities(request, call=False)
         if "arguments" in self._reads:
@@ -226,7 +237,9 @@ class CedarCheck:
         self._listed.put(key, _Verdict(refusal))
         return refusal
 
-    def _partial(self, request: CedarRequest, entities: cedarpy.Entities, call: Call) -> Refusal | None:
+    def _partial(
+        self, request: CedarRequest, entities: cedarpy.Entities, call: Call
+    ) -> Refusal | Permit | None:
         context = dict(request.context)
         context["arguments"] = _UNKNOWN_ARGUMENTS
         result = cedarpy.is_authorized_partial(

@@ -27,7 +27,7 @@ from ..config.model import BastionConfig, ServerConfig
 from ..errors import ConfigError, InvalidToken, ProtocolError
 from ..mcp.calls import Call, call_of
 from ..mcp.jsonrpc import parse_body
-from ..policy.decide import CallCheck, Decision, ServerPolicy, ToolAnnotations, annotations_of
+from ..policy.decide import CallCheck, Decision, Refusal, ServerPolicy, ToolAnnotations, annotations_of
 from ..policy.scopes import ScopeRegistry, published_scopes
 from . import policy_checks
 from .check import CedarCheck
@@ -154,7 +154,7 @@ def explain_call(
     if cedar is not None and target.auth:
         request = cedar.request_for(principal, call, hints)
         rules = _rules(cedar, request)
-        verdict = "allow" if cedar.check(principal, call, hints) is None else "deny"
+        verdict = "deny" if isinstance(cedar.check(principal, call, hints), Refusal) else "allow"
     listed: bool | None = None
     hidden_by: tuple[str, ...] = ()
     if call.method == "tools/call" and call.name is not None:

@@ -47,6 +47,7 @@ class Authorize:
                     raise AuthorizationError(decision.reason or "refused by policy")
                 denied = True
         ex.required = tuple(required)
+        ex.policy_ids = tuple(rules)  # the permits that allowed each call (a Cedar `@id`), if any
         if denied:
             # scope= names what this request needs, not the catalogue (DM-09), and all of it:
             # a client re-authorizing with exactly these must be able to make the whole request

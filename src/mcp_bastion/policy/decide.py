@@ -26,6 +26,7 @@ __all__ = [
     "READ_METHODS",
     "CallCheck",
     "Decision",
+    "Permit",
     "Refusal",
     "ServerPolicy",
     "ToolAnnotations",
@@ -82,7 +83,8 @@ class Decision(NamedTuple):
     (empty when allowed); `reachable` says a denied call could be allowed after a step-up,
     every missing scope being one this server publishes in its metadata. A call a check
     refused has `reason` (the gateway's own words, safe to show) and the `rules` that
-    decided (for the audit feed), and is never reachable."""
+    decided (for the audit feed), and is never reachable; an allowed call has the `rules` of
+    the checks that permitted it explicitly (a Cedar `permit`), if any."""
 
     allowed: bool
     required: tuple[str, ...]
@@ -99,12 +101,19 @@ class Refusal(NamedTuple):
     rules: tuple[str, ...] = ()
 
 
+class Permit(NamedTuple):
+    """A check's explicit "yes": the rules that allowed the call, for the audit feed."""
+
+    rules: tuple[str, ...]
+
+
 class CallCheck(Protocol):
-    """A check beyond scopes. Pure and fast: it runs per call and per listed tool."""
+    """A check beyond scopes. Pure and fast: it runs per call and per listed tool. None:
+    nothing to say (the call passes this check); a `Permit` passes it naming the rules."""
 
     def check(
         self, principal: Principal, call: Call, annotations: ToolAnnotations | None
-    ) -> Refusal | None: ...
+    ) -> Refusal | Permit | None: ...
 
 
 @dataclass(frozen=True)
@@ -153,12 +162,17 @@ class ServerPolicy:
     ) -> Decision:
         if not self.enforce:
             return Decision(True, required)
+        permitted: tuple[str, ...] = ()
         for check in self.checks:
-            refusal = check.check(principal, call, annotations)
-            if refusal is not None:
-                return Decision(False, required, (), False, refusal.reason, refusal.rules)
+            answer = check.check(principal, call, annotations)
+            if answer is None:
+                continue
+            if isinstance(answer, Permit):
+                permitted += answer.rules
+                continue
+            return Decision(False, required, (), False, answer.reason, answer.rules)
         if granted.issuperset(required):
-            return Decision(True, required)
+            return Decision(True, required, rules=permitted) if permitted else Decision(True, required)
         return self._denied(required, granted)
 
     def _denied(self, required: tuple[str, ...], granted: frozenset[str]) -> Decision:
