@@ -24,6 +24,10 @@ run:
 beyond relaying bytes: `ResponseGuard.check_json` (parse, filter, serialize) of the 200-tool
 answer, with the default pinning, for `tools_list: callable` and `reachable`. It imports nothing of pinning, so it also runs against a
 build from before pinning (`PYTHONPATH=<that build>`): a before/after on one machine.
+
+`python -m bench.pinning cedar N` measures the `tools/list` filter on a route with Cedar
+policies (`baseline` and `destructive-needs-group`), answered from the list cache and decided
+afresh with the cache off (as every list was before the Cedar check gave its visibility).
 """
 
 from __future__ import annotations
@@ -56,6 +60,7 @@ from mcp_bastion.upstream.responses import ResponseGuard
 
 from .tools import FILTERED_COUNT, GRANTED_SCOPES, TOOLS
 
+REPO = Path(__file__).resolve().parents[1]
 CALLER = Principal("bench", "https://issuer.example", "bench", frozenset(GRANTED_SCOPES.split()), "h", 1e12)
 ANSWER = orjson.dumps({"jsonrpc": "2.0", "id": 1, "result": {"tools": TOOLS}})
 
@@ -68,7 +73,12 @@ class Silent:
 
 
 def _route(
-    mode: str | None, folder: Path, *, uncached: bool = False, listing: str = "callable"
+    mode: str | None,
+    folder: Path,
+    *,
+    uncached: bool = False,
+    listing: str = "callable",
+    policies: tuple[str, ...] = (),
 ) -> ServerRoute:
     pinning: dict[str, Any] = {"mode": mode}
     if mode == "enforce":
@@ -91,6 +101,7 @@ def _route(
                     **({"pinning": pinning} if mode is not None else {}),
                 }
             ],
+            **({"policy": {"files": _policy_files(folder, policies)}} if policies else {}),
         }
     )
     route = next(iter(build_gateway(LoadedConfig(config, {}), audit=NullSink()).routes.values()))
@@ -98,6 +109,17 @@ def _route(
         policy = dataclasses.replace(route.policy, checks=(*route.policy.checks, Silent()))
         route = dataclasses.replace(route, policy=policy)
     return route
+
+
+def _policy_files(folder: Path, names: tuple[str, ...]) -> list[str]:
+    """Examples of examples/policies/, aimed at the bench's server."""
+    files = []
+    for name in names:
+        text = (REPO / "examples" / "policies" / f"{name}.cedar").read_text()
+        path = folder / f"{name}.cedar"
+        path.write_text(text.replace('Server::"files"', 'Server::"bench"'))
+        files.append(str(path))
+    return files
 
 
 def _exchange(route: ServerRoute) -> Exchange:
@@ -197,6 +219,24 @@ def measure_pinning(number: int = 500) -> dict[str, float]:
     return figures
 
 
+def measure_cedar(number: int = 200) -> dict[str, float]:
+    """µs per `tools/list` filter on a route with Cedar policies (the baseline and the
+    destructive-tools example, which read a claim and the annotations): answered from the list
+    cache (the Cedar check gives its visibility), and decided afresh (the cache off, as before
+    it did); the bench caller is in `ops`, so the list is what C lists."""
+    figures: dict[str, float] = {}
+    policies = ("baseline", "destructive-needs-group")
+    with tempfile.TemporaryDirectory() as folder:
+        cached = _route(None, Path(folder), policies=policies)
+        uncached = _route(None, Path(folder), policies=policies, uncached=True)
+    for name, route in (("cedar_cached", cached), ("cedar_uncached", uncached)):
+        ex = _exchange(route)
+        ex.principal = dataclasses.replace(CALLER, claims={"groups": ["ops"]})
+        _filter_us(ex, 1)  # first sight: judged (and Cedar's own answers remembered)
+        figures[f"filter_{name}_us"] = _filter_us(ex, number)
+    return figures
+
+
 def main() -> None:
     """`python -m bench.pinning N`: the figures as JSON, with the build that produced them."""
     from mcp_bastion.native import build_description
@@ -204,6 +244,8 @@ def main() -> None:
     args = sys.argv[1:]
     if args and args[0] == "answer":
         figures: dict[str, Hashable] = dict(measure_answer(int(args[1]) if len(args) > 1 else 500))
+    elif args and args[0] == "cedar":
+        figures = dict(measure_cedar(int(args[1]) if len(args) > 1 else 200))
     else:
         figures = dict(measure_pinning(int(args[0]) if args else 500))
     figures["build"] = build_description()
