@@ -100,6 +100,10 @@ PROXIED: dict[str, Any] = {"trusted_proxies": ["10.0.0.0/8"]}
         ("203.0.113.9", "gw.example", 421),  # not a trusted proxy: its X-Forwarded-Host is ignored
         ("not-an-address", "gw.example", 421),  # a peer that does not parse is trusted for nothing
         ("", "gw.example", 421),
+        # A dual-stack listener sees IPv4 peers as IPv4-mapped IPv6 addresses.
+        ("::ffff:10.1.2.3", "gw.example", 200),
+        ("::ffff:203.0.113.9", "gw.example", 421),
+        ("::10.1.2.3", "gw.example", 421),  # IPv4-compatible (deprecated) is not a mapped IPv4 peer
     ],
 )
 async def test_which_forwarded_host_counts(client: str, forwarded: str, status: int) -> None:

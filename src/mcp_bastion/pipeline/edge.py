@@ -64,6 +64,10 @@ class EdgeChecks:
             address = ipaddress.ip_address(client[0])
         except ValueError:
             return False
+        # A dual-stack listener (`::`) sees an IPv4 proxy as ::ffff:a.b.c.d (RFC 4291 §2.5.5.2):
+        # judged as the IPv4 address it is, against IPv4 ranges.
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
         return any(address in network for network in self._proxies)
 
 
