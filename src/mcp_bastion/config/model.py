@@ -10,13 +10,15 @@ from __future__ import annotations
 import ipaddress
 import re
 import zoneinfo
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from ..urls import is_loopback
+from .identity import ExchangeConfig, IdpClientConfig, IntrospectionConfig, Preset, preset_defaults
+from .secret import SecretRef
 
 __all__ = [
     "AuditConfig",
@@ -62,23 +64,6 @@ Scope = Annotated[str, Field(pattern=_SCOPE, description="An OAuth scope token (
 Seconds = Annotated[float, Field(gt=0, le=86_400)]
 
 
-class SecretRef(_Model):
-    """A secret read from an environment variable or a file, never written in the config itself."""
-
-    env: str | None = Field(default=None, description="Name of the environment variable holding the secret.")
-    file: str | None = Field(
-        default=None, description="Path of a file holding the secret (trailing newline dropped)."
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> SecretRef:
-        if self.env is not None and self.file is not None:
-            raise ValueError("found both 'env' and 'file': give exactly one of them")
-        if self.env is None and self.file is None:
-            raise ValueError("found neither 'env' nor 'file': give exactly one, e.g. {env: VARIABLE}")
-        return self
-
-
 class ListenConfig(_Model):
     # MCP transports §Security: bind to loopback unless told otherwise.
     host: str = Field(default="127.0.0.1", description="Address to bind.")
@@ -121,6 +106,38 @@ class IdentityProviderConfig(_Model):
         default=False,
         description="Allow http:// issuer and JWKS URLs on loopback addresses (development only).",
     )
+    # Enterprise identity (config/identity.py, docs/identity.md).
+    preset: Preset | None = Field(
+        default=None, description="The IdP's claim layout and access-token checks (docs/identity.md)."
+    )
+    client: IdpClientConfig | None = Field(
+        default=None,
+        description="The gateway as a confidential client of this IdP (exchange, introspection).",
+    )
+    introspection: IntrospectionConfig | None = Field(
+        default=None, description="Accept opaque access tokens, checked by RFC 7662 introspection."
+    )
+    audiences: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Server name -> audience values this IdP puts in tokens for it besides its resource URL "
+        "(Entra api:// or GUID audiences; Cognito app client ids).",
+    )
+    machine_clients: tuple[str, ...] = Field(
+        default=(),
+        description="Servers (by name) that accept tokens without a user (client credentials); the client "
+        "is the subject.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return preset_defaults(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _introspection_client(self) -> IdentityProviderConfig:
+        if self.introspection is not None and self.client is None:
+            raise _refuse("required key is missing: introspection authenticates as this client", "client")
+        return self
 
     @model_validator(mode="after")
     def _urls(self) -> IdentityProviderConfig:
@@ -137,7 +154,7 @@ class IdentityProviderConfig(_Model):
 class UpstreamAuthConfig(_Model):
     """How the gateway authenticates itself to an upstream. The client's token never goes upstream."""
 
-    type: Literal["none", "static", "minted"] = "minted"
+    type: Literal["none", "static", "minted", "exchange", "obo", "client_credentials"] = "minted"
     header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]{1,64}$")
     secret: SecretRef | None = Field(default=None, description="For 'static': the header value's source.")
     # Minted tokens live briefly: a leaked one is useless within a minute (RFC 8693 §2.1 spirit).
@@ -145,6 +162,19 @@ class UpstreamAuthConfig(_Model):
     audience: str | None = Field(
         default=None, description="For 'minted': `aud`; defaults to the upstream URL."
     )
+    exchange: ExchangeConfig | None = Field(
+        default=None,
+        description="For 'exchange', 'obo', 'client_credentials': the IdP and what to ask it for.",
+    )
+
+    @model_validator(mode="after")
+    def _exchange_for_idp_types(self) -> UpstreamAuthConfig:
+        by_idp = self.type in ("exchange", "obo", "client_credentials")
+        if by_idp and self.exchange is None:
+            raise _refuse(f"required key is missing: type {self.type!r} names its IdP here", "exchange")
+        if not by_idp and self.exchange is not None:
+            raise _refuse(f"only used with exchange, obo, client_credentials (not {self.type!r})", "exchange")
+        return self
 
     @model_validator(mode="after")
     def _secret_for_static(self) -> UpstreamAuthConfig:

@@ -132,6 +132,7 @@ def start_oidc_provider(
     clients: Sequence[StaticClient] = DEFAULT_CLIENTS,
     account: str = "alice",
     access_token_ttl: int = 3600,
+    extra_config: Mapping[str, object] | None = None,
 ) -> Iterator[OidcProvider]:
     """Run oidc-provider until the block exits.
 
@@ -150,6 +151,7 @@ def start_oidc_provider(
         "clients": [client.metadata() for client in clients],
         "auto_approve_account": account,
         "access_token_ttl": access_token_ttl,
+        **(extra_config or {}),  # server.mjs keys such as opaque_resources, extension
     }
     node = node_bin_dir() / "node"  # may run npm install once: kept out of the start-up timeout
     with tempfile.TemporaryDirectory(prefix="oidc-provider-") as scratch:
