@@ -24,19 +24,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import dataclasses
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-from ..auth.bearer import bearer_token
 from ..auth.idp_client import IdpCallError, IdpClient, summarize
 from ..auth.principal import Principal
 from ..cache import BoundedCache
 from ..config.identity import ExchangeConfig
 from ..errors import BastionError, UpstreamError
 
-__all__ = ["CallerTokenCredential", "ExchangedCredential", "IdpCredentialError"]
+__all__ = ["CallerTokenCredential", "ExchangedCredential", "IdpCredentialError", "carrying_token"]
 
 CACHE_SIZE = 10_000
 MAX_LIFETIME_SECONDS = 86_400  # an `expires_in` beyond a day is not believed
@@ -61,16 +61,12 @@ class IdpCredentialError(UpstreamError):
 
 
 class CallerTokenCredential:
-    """A credential that needs the caller's own token (outbound.py hands it over)."""
+    """A credential obtained with the caller's own token: the authenticate stage hands the
+    token over on the principal (`carrying_token`) for routes with such a credential only."""
 
-    async def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
-        # Without the caller's token there is nothing to exchange: refuse, never fall back.
-        raise IdpCredentialError("the caller's token was not handed to the exchange")
 
-    async def header_for(
-        self, principal: Principal, scopes: tuple[str, ...], authorization: str | None
-    ) -> tuple[bytes, bytes] | None:
-        raise NotImplementedError
+def carrying_token(principal: Principal, token: str) -> Principal:
+    return dataclasses.replace(principal, subject_token=token)
 
 
 class ExchangedCredential(CallerTokenCredential):
@@ -95,9 +91,7 @@ class ExchangedCredential(CallerTokenCredential):
         self._cache: BoundedCache[CacheKey, tuple[bytes, float]] = BoundedCache(CACHE_SIZE)
         self._pending: dict[CacheKey, asyncio.Future[tuple[bytes, float]]] = {}
 
-    async def header_for(
-        self, principal: Principal, scopes: tuple[str, ...], authorization: str | None
-    ) -> tuple[bytes, bytes] | None:
+    async def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
         wanted = self._scopes(scopes)
         machine = self._grant == "client_credentials"
         # The gateway's own token is the same for every caller; any other is the caller's alone.
@@ -115,7 +109,10 @@ class ExchangedCredential(CallerTokenCredential):
             pending = asyncio.get_running_loop().create_future()
             self._pending[key] = pending
             try:
-                token = None if machine else bearer_token(authorization)
+                token = None if machine else principal.subject_token
+                if not machine and token is None:
+                    # Nothing to exchange: refuse, never fall back to another credential.
+                    raise IdpCredentialError("the caller's token was not handed to the exchange")
                 value, until = await self._obtain(token, wanted)
                 if not machine:
                     until = min(until, principal.expires_at)  # never outlives the caller's token
@@ -180,6 +177,14 @@ class ExchangedCredential(CallerTokenCredential):
             form["scope"] = " ".join(scopes)
         return form
 
+    def _askable(self, asked: tuple[str, ...]) -> set[str]:
+        """What a granted `scope` may list: the scopes asked for and, for on-behalf-of, the
+        same without the `<audience>/` prefix (Entra ID may answer either form)."""
+        prefix = f"{self._config.audience}/" if self._grant == "obo" and self._config.audience else None
+        if prefix is None:
+            return set(asked)
+        return set(asked) | {s.removeprefix(prefix) for s in asked if s.startswith(prefix)}
+
     def _accept(
         self, answer: dict[str, Any], asked: tuple[str, ...], started: float, what: str
     ) -> tuple[bytes, float]:
@@ -198,7 +203,7 @@ class ExchangedCredential(CallerTokenCredential):
         if isinstance(lifetime, bool) or not isinstance(lifetime, (int, float)) or lifetime <= 0:
             raise IdpCredentialError(f"{what}: the IdP's answer has no expires_in")
         granted = answer.get("scope")
-        if isinstance(granted, str) and asked and not set(granted.split()) <= set(asked):
+        if isinstance(granted, str) and asked and not set(granted.split()) <= self._askable(asked):
             # More than was asked is more than the caller may have: refuse it whole.
             raise IdpCredentialError(f"{what}: the IdP granted scopes beyond those asked for")
         audience = _jwt_audience(token)

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Final
 
 from ..asgi import Headers
-from ..credentials.exchange import CallerTokenCredential
 from .exchange import Exchange
 
 __all__ = ["USER_AGENT", "Outbound", "outbound_request"]
@@ -51,15 +50,7 @@ async def outbound_request(ex: Exchange) -> Outbound:
     if ex.upstream_session is not None:
         headers.append((b"mcp-session-id", ex.upstream_session.encode("ascii")))
     assert ex.principal is not None
-    upstream_credential = ex.route.credential
-    if isinstance(
-        upstream_credential, CallerTokenCredential
-    ):  # token exchange, on-behalf-of: needs the caller's token
-        credential = await upstream_credential.header_for(
-            ex.principal, call_scopes(ex.required), ex.headers.get("authorization")
-        )
-    else:
-        credential = await upstream_credential.header(ex.principal, call_scopes(ex.required))
+    credential = await ex.route.credential.header(ex.principal, call_scopes(ex.required))
     if credential is None:
         return Outbound(headers, None)
     headers.append(credential)

@@ -15,7 +15,8 @@
 //   hang             no answer at all
 //   huge             a 200 kB answer
 //   no_expiry        no `expires_in`
-// GET /test/counts answers how many times each resource was asked for, per grant.
+// GET /test/counts answers how many times each resource was asked for, per grant, and how
+// many introspection requests came (key "introspection ").
 
 import { pathToFileURL } from 'node:url';
 
@@ -133,6 +134,9 @@ export default async function extend(provider, { issuer, config, errors, toolCha
     if (ctx.method === 'GET' && ctx.path === '/test/counts') {
       ctx.body = counts;
       return undefined;
+    }
+    if (ctx.method === 'POST' && ctx.path === '/token/introspection') {
+      count('introspection', '');
     }
     return next();
   });
