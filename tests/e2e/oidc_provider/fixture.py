@@ -52,6 +52,8 @@ class StaticClient:
     # client_secret_basic), so the method is always sent explicitly.
     token_endpoint_auth_method: str = "client_secret_basic"
     redirect_uris: Sequence[str] = ()
+    # More client metadata, as oidc-provider takes it (e.g. `jwks` for private_key_jwt).
+    extra: Mapping[str, object] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, object]:
         """The client as oidc-provider's ``clients`` configuration expects it."""
@@ -66,6 +68,7 @@ class StaticClient:
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
+        data.update(self.extra)
         return data
 
 
