@@ -1,0 +1,92 @@
+"""The enterprise identity settings (config/identity.py): presets, the gateway's IdP client,
+exchange credentials, and the secrets they name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mcp_bastion.app import build_gateway
+from mcp_bastion.config import LoadedConfig, load_config, parse_config
+from mcp_bastion.errors import ConfigError
+
+IDP = {"name": "corp", "issuer": "https://login.example/tenant/v2.0"}
+
+
+def config(idp: dict[str, Any] | None = None, **server: Any) -> dict[str, Any]:
+    return {
+        "public_base_url": "https://gw.example",
+        "identity_providers": [{**IDP, **(idp or {})}],
+        "servers": [{"name": "files", "upstream": "https://up.example/mcp", **server}],
+    }
+
+
+def test_a_preset_fills_claims_and_drops_typ_unless_given() -> None:
+    entra = parse_config(config({"preset": "entra"})).identity_providers[0]
+    assert (entra.require_typ, entra.claims.scopes, entra.claims.client_id) == (
+        None,
+        ("scp", "roles"),
+        ("azp", "appid"),
+    )
+    given = parse_config(config({"preset": "okta", "require_typ": "at+jwt", "claims": {"subject": "uid"}}))
+    okta = given.identity_providers[0]
+    assert (okta.require_typ, okta.claims.subject, okta.claims.scopes) == ("at+jwt", "uid", ("scope", "scp"))
+
+
+def test_an_unknown_preset_is_refused() -> None:
+    with pytest.raises(ConfigError, match="preset"):
+        parse_config(config({"preset": "ping"}))
+
+
+@pytest.mark.parametrize(
+    ("client", "refusal"),
+    [
+        ({"client_id": "gw"}, "secret"),
+        ({"client_id": "gw", "auth_method": "private_key_jwt", "secret": {"env": "S"}}, "private_key"),
+        (
+            {"client_id": "gw", "secret": {"env": "S"}, "private_key": {"env": "K"}},
+            "only used with private_key_jwt",
+        ),
+    ],
+)
+def test_client_credentials_match_the_auth_method(client: dict[str, Any], refusal: str) -> None:
+    with pytest.raises(ConfigError, match=refusal):
+        parse_config(config({"client": client}))
+
+
+def test_exchange_types_name_their_idp_and_only_they_do() -> None:
+    with pytest.raises(ConfigError, match="type 'exchange' names its IdP here"):
+        parse_config(config(upstream_auth={"type": "exchange"}))
+    with pytest.raises(ConfigError, match="only used with exchange"):
+        parse_config(config(upstream_auth={"type": "minted", "exchange": {"identity_provider": "corp"}}))
+
+
+def test_client_secrets_are_read_with_the_others(tmp_path: Path) -> None:
+    path = tmp_path / "bastion.yaml"
+    idp = {"client": {"client_id": "gw", "secret": {"env": "CORP_SECRET"}}}
+    path.write_text(
+        yaml.safe_dump(
+            config(idp, upstream_auth={"type": "exchange", "exchange": {"identity_provider": "corp"}})
+        )
+    )
+    loaded = load_config(path, {"CORP_SECRET": "s3cret"})
+    assert loaded.secret("identity_providers[0].client.secret") == "s3cret"
+    with pytest.raises(ConfigError, match="CORP_SECRET is not set"):
+        load_config(path, {})
+
+
+def test_an_exchange_through_an_idp_without_a_client_is_refused_at_build() -> None:
+    loaded = LoadedConfig(
+        parse_config(config(upstream_auth={"type": "obo", "exchange": {"identity_provider": "corp"}})), {}
+    )
+    with pytest.raises(ConfigError, match="has no `client`"):
+        build_gateway(loaded)
+
+
+def test_audiences_and_machine_clients_name_defined_servers() -> None:
+    for key, value in (("audiences", {"flies": ["api://x"]}), ("machine_clients", ["flies"])):
+        with pytest.raises(ConfigError, match="'flies'"):
+            build_gateway(LoadedConfig(parse_config(config({key: value})), {}))
