@@ -6,8 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 import yaml
+from joserfc.jwk import ECKey, RSAKey
 
 from mcp_bastion.app import build_gateway
 from mcp_bastion.config import LoadedConfig, load_config, parse_config
@@ -90,3 +92,18 @@ def test_audiences_and_machine_clients_name_defined_servers() -> None:
     for key, value in (("audiences", {"flies": ["api://x"]}), ("machine_clients", ["flies"])):
         with pytest.raises(ConfigError, match="'flies'"):
             build_gateway(LoadedConfig(parse_config(config({key: value})), {}))
+
+
+def test_a_client_assertion_key_that_cannot_sign_is_refused_at_load(tmp_path: Path) -> None:
+    path = tmp_path / "bastion.yaml"
+    client = {"client_id": "gw", "auth_method": "private_key_jwt", "private_key": {"env": "KEY"}}
+    path.write_text(yaml.safe_dump(config({"client": {**client, "assertion_algorithm": "RS256"}})))
+    ec_key = orjson.dumps(ECKey.generate_key("P-256").as_dict(private=True)).decode()
+    # An EC key for RS256 would fail every exchange; a public key signs nothing.
+    with pytest.raises(ConfigError, match=r"identity_providers\[0\].client.private_key.*cannot sign RS256"):
+        load_config(path, {"KEY": ec_key})
+    public = orjson.dumps(RSAKey.generate_key(2048).as_dict(private=False)).decode()
+    with pytest.raises(ConfigError, match="must be a private RSA, EC or OKP JWK"):
+        load_config(path, {"KEY": public})
+    rsa = orjson.dumps(RSAKey.generate_key(2048).as_dict(private=True)).decode()
+    assert load_config(path, {"KEY": rsa}).secret("identity_providers[0].client.private_key") == rsa

@@ -38,8 +38,9 @@ from ..errors import BastionError, KeySourceError
 from ..urls import Reach
 from .discovery import metadata_urls
 from .fetch import _connection_guard, check_fetch_target, check_fetch_url, fetch_json
+from .keys import compatible
 
-__all__ = ["MAX_ANSWER_BYTES", "IdpCallError", "IdpClient"]
+__all__ = ["MAX_ANSWER_BYTES", "IdpCallError", "IdpClient", "assertion_key"]
 
 MAX_ANSWER_BYTES = 65_536  # a token or introspection answer is a few kB; more is an attack
 ASSERTION_SECONDS = 60
@@ -73,7 +74,7 @@ class IdpClient:
         self._http = http
         self._secret = secret
         self._clock = clock
-        self._key = _assertion_key(private_key, client.assertion_algorithm) if private_key else None
+        self._key = assertion_key(private_key, client.assertion_algorithm) if private_key else None
         self._endpoints: dict[str, str] = {}
         self._discovery: asyncio.Lock | None = None
         self._reach = Reach(provider.allow_insecure_http, provider.allow_private_network)
@@ -229,11 +230,14 @@ def _form_quote(text: str) -> str:
     return quote(text, safe="").replace("%20", "+")
 
 
-def _assertion_key(text: str, alg: str) -> RSAKey | ECKey | OKPKey:
+def assertion_key(text: str, alg: str) -> RSAKey | ECKey | OKPKey:
     try:
         key = JWKRegistry.import_key(orjson.loads(text))
     except (JoseError, ValueError, TypeError, KeyError):
         key = None
     if not isinstance(key, (RSAKey, ECKey, OKPKey)) or not key.is_private:
         raise ValueError("the client's private_key must be a private RSA, EC or OKP JWK")
+    if not compatible(key, alg):
+        # Caught at start-up, not on the first exchange of the first request.
+        raise ValueError(f"the client's private_key cannot sign {alg} (client.assertion_algorithm)")
     return key
