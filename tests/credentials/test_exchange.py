@@ -241,3 +241,18 @@ async def test_wrong_client_secret_is_an_idp_refusal(idp: OidcProvider, http: ht
     with pytest.raises(IdpCredentialError) as refused:
         await upstream.header(caller(idp, "alice-app"), ("tools.read",))
     assert refused.value.audit_reason == "token exchange refused by the IdP: invalid_client (HTTP 401)"
+
+
+async def test_a_caller_leaving_does_not_cancel_the_exchange_others_wait_on(
+    idp: OidcProvider, http: httpx.AsyncClient
+) -> None:
+    upstream = credential(idp, http, Clock())
+    alice = caller(idp, "alice-app")
+    before = exchanges(idp)
+    leaving = asyncio.ensure_future(upstream.header(alice, ("tools.read",)))
+    staying = asyncio.ensure_future(upstream.header(alice, ("tools.read",)))
+    await asyncio.sleep(0)  # both are waiting on the one exchange
+    leaving.cancel()  # the first caller's client disconnected
+    assert sub_of(await staying) == "alice-app"
+    assert leaving.cancelled()
+    assert exchanges(idp) == before + 1

@@ -90,25 +90,22 @@ class IntrospectionVerifier:
         hit = self._cache.get(digest)
         if hit is not None and self._clock() < hit.cache_until:
             return _admit(hit, resource, allowed_issuers)
-        pending = self._pending.get(digest)
-        if pending is not None:  # the same token is being introspected: share the answer
-            return _admit(await asyncio.shield(pending), resource, allowed_issuers)
-        pending = asyncio.get_running_loop().create_future()
-        self._pending[digest] = pending
-        try:
-            verdict = await self._introspect(issuer, token, digest)
-            pending.set_result(verdict)
-        except BaseException as exc:
-            pending.set_exception(
-                exc if isinstance(exc, Exception) else KeySourceError("introspection cut off")
-            )
-            pending.exception()
-            raise
-        finally:
-            del self._pending[digest]
+        flight = self._pending.get(digest)
+        if flight is None:
+            # A task of its own, shared by every request with this token; one leaving does not
+            # cancel it for the others.
+            flight = asyncio.ensure_future(self._introspect(issuer, token, digest))
+            self._pending[digest] = flight
+            flight.add_done_callback(lambda done: self._landed(digest, done))
+        return _admit(await asyncio.shield(flight), resource, allowed_issuers)
+
+    def _landed(self, digest: bytes, flight: asyncio.Future[_Verdict]) -> None:
+        self._pending.pop(digest, None)
+        if flight.cancelled() or flight.exception() is not None:
+            return
+        verdict = flight.result()
         if verdict.cache_until > self._clock():
             self._cache.put(digest, verdict)
-        return _admit(verdict, resource, allowed_issuers)
 
     async def _introspect(self, issuer: str, token: str, digest: bytes) -> _Verdict:
         idp = self._idps[issuer]

@@ -34,7 +34,7 @@ from ..auth.idp_client import IdpCallError, IdpClient, summarize
 from ..auth.principal import Principal
 from ..cache import BoundedCache
 from ..config.identity import ExchangeConfig
-from ..errors import BastionError, UpstreamError
+from ..errors import UpstreamError
 
 __all__ = ["CallerTokenCredential", "ExchangedCredential", "IdpCredentialError", "carrying_token"]
 
@@ -89,7 +89,7 @@ class ExchangedCredential(CallerTokenCredential):
         self._resource = config.resource or upstream
         self._clock = clock
         self._cache: BoundedCache[CacheKey, tuple[bytes, float]] = BoundedCache(CACHE_SIZE)
-        self._pending: dict[CacheKey, asyncio.Future[tuple[bytes, float]]] = {}
+        self._pending: dict[CacheKey, asyncio.Future[tuple[bytes, float]]] = {}  # single flight
 
     async def header(self, principal: Principal, scopes: tuple[str, ...]) -> tuple[bytes, bytes] | None:
         wanted = self._scopes(scopes)
@@ -104,33 +104,33 @@ class ExchangedCredential(CallerTokenCredential):
         hit = self._cache.get(key)
         if hit is not None and now < hit[1]:
             return (b"authorization", hit[0])
-        pending = self._pending.get(key)
-        if pending is None:
-            pending = asyncio.get_running_loop().create_future()
-            self._pending[key] = pending
-            try:
-                token = None if machine else principal.subject_token
-                if not machine and token is None:
-                    # Nothing to exchange: refuse, never fall back to another credential.
-                    raise IdpCredentialError("the caller's token was not handed to the exchange")
-                value, until = await self._obtain(token, wanted)
-                if not machine:
-                    until = min(until, principal.expires_at)  # never outlives the caller's token
-                self._cache.put(key, (value, until))
-                pending.set_result((value, until))
-            except BaseException as exc:
-                # Whoever waits on this flight fails with it; a cancelled leader stays cancelled.
-                failure = (
-                    exc if isinstance(exc, BastionError) else IdpCredentialError("the exchange was cut off")
-                )
-                pending.set_exception(failure)
-                pending.exception()  # retrieved: no "never retrieved" warning when nobody else waits
-                raise
-            finally:
-                del self._pending[key]
-            return (b"authorization", value)
-        value, _ = await asyncio.shield(pending)
+        flight = self._pending.get(key)
+        if flight is None:
+            # A task of its own: a caller that leaves (client disconnect) does not cancel the
+            # exchange the others wait on.
+            flight = asyncio.ensure_future(self._flight(key, principal, wanted, machine))
+            self._pending[key] = flight
+            flight.add_done_callback(lambda done: self._landed(key, done))
+        value, _ = await asyncio.shield(flight)
         return (b"authorization", value)
+
+    async def _flight(
+        self, key: CacheKey, principal: Principal, wanted: tuple[str, ...], machine: bool
+    ) -> tuple[bytes, float]:
+        token = None if machine else principal.subject_token
+        if not machine and token is None:
+            # Nothing to exchange: refuse, never fall back to another credential.
+            raise IdpCredentialError("the caller's token was not handed to the exchange")
+        value, until = await self._obtain(token, wanted)
+        if not machine:
+            until = min(until, principal.expires_at)  # never outlives the caller's token
+        self._cache.put(key, (value, until))
+        return value, until
+
+    def _landed(self, key: CacheKey, flight: asyncio.Future[tuple[bytes, float]]) -> None:
+        self._pending.pop(key, None)
+        if not flight.cancelled():
+            flight.exception()  # retrieved: a failure nobody waits for any more is not logged as lost
 
     def _scopes(self, needed: tuple[str, ...]) -> tuple[str, ...]:
         mapping = self._config.scopes
