@@ -12,7 +12,7 @@ import yaml
 from joserfc.jwk import ECKey, RSAKey
 
 from mcp_bastion.app import build_gateway
-from mcp_bastion.config import LoadedConfig, load_config, parse_config
+from mcp_bastion.config import LoadedConfig, config_warnings, load_config, parse_config
 from mcp_bastion.errors import ConfigError
 
 IDP = {"name": "corp", "issuer": "https://login.example/tenant/v2.0"}
@@ -107,3 +107,11 @@ def test_a_client_assertion_key_that_cannot_sign_is_refused_at_load(tmp_path: Pa
         load_config(path, {"KEY": public})
     rsa = orjson.dumps(RSAKey.generate_key(2048).as_dict(private=True)).decode()
     assert load_config(path, {"KEY": rsa}).secret("identity_providers[0].client.private_key") == rsa
+
+
+def test_a_preset_without_typ_draws_no_typ_warning() -> None:
+    # The preset checks the IdP's own access-token marker instead (ID tokens stay refused).
+    with_preset = config_warnings(parse_config(config({"preset": "keycloak"})))
+    assert not [w for w in with_preset if w.path.endswith("require_typ")]
+    without = config_warnings(parse_config(config({"require_typ": None})))
+    assert [w for w in without if w.path.endswith("require_typ")]

@@ -240,7 +240,8 @@ def _origin_problem(origin: str) -> str | None:
 
 def _identity_provider_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
     for i, idp in enumerate(config.identity_providers):
-        if idp.require_typ is None:
+        # A preset checks its IdP's own access-token marker instead (auth/presets.py).
+        if idp.require_typ is None and idp.preset is None:
             yield ConfigWarning(
                 f"identity_providers[{i}].require_typ",
                 "null: any JWT this issuer signs for the resource passes as an access token, ID tokens "
