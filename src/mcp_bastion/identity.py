@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 
+from .auth.fetch import check_fetch_url
 from .auth.idp_client import IdpClient
 from .auth.introspection import Introspecting, IntrospectionVerifier, JwtOrOpaque
 from .auth.jwt import ClaimsProfile
@@ -21,7 +22,7 @@ from .auth.verifier import TokenVerifier
 from .config import LoadedConfig
 from .config.model import IdentityProviderConfig, ServerConfig
 from .credentials.exchange import ExchangedCredential
-from .errors import ConfigError
+from .errors import ConfigError, KeySourceError
 from .urls import resource_url
 
 __all__ = ["EnterpriseIdentity"]
@@ -84,6 +85,17 @@ class EnterpriseIdentity:
                 source=self._source,
                 path=where,
             )
+        for key in ("token_endpoint", "introspection_endpoint"):
+            url = getattr(provider.client, key)
+            try:
+                if url is not None:
+                    check_fetch_url(url, allow_insecure_http=provider.allow_insecure_http)
+            except KeySourceError as exc:
+                # Refused at start-up rather than on every call: https only (http on loopback
+                # with allow_insecure_http), no credentials in the URL.
+                raise ConfigError(
+                    exc.message, source=self._source, path=f"identity_providers[{index}].client.{key}"
+                ) from None
         if self._http is None:
             self._http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         try:

@@ -115,3 +115,13 @@ def test_a_preset_without_typ_draws_no_typ_warning() -> None:
     assert not [w for w in with_preset if w.path.endswith("require_typ")]
     without = config_warnings(parse_config(config({"require_typ": None})))
     assert [w for w in without if w.path.endswith("require_typ")]
+
+
+def test_a_configured_endpoint_must_be_https() -> None:
+    client = {"client_id": "gw", "secret": {"env": "S"}, "token_endpoint": "http://idp.example/token"}
+    server = {"upstream_auth": {"type": "exchange", "exchange": {"identity_provider": "corp"}}}
+    loaded = LoadedConfig(
+        parse_config(config({"client": client}, **server)), {"identity_providers[0].client.secret": "s"}
+    )
+    with pytest.raises(ConfigError, match=r"client.token_endpoint: refusing to fetch a non-https URL"):
+        build_gateway(loaded)
