@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
 from pydantic import BaseModel
 
-from mcp_bastion.config import model
+import mcp_bastion.config
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -15,12 +17,19 @@ THREATS = DOCS / "threats.md"
 
 
 def _models() -> list[type[BaseModel]]:
+    # The config models, wherever they live: every module of the config package.
+    modules = [
+        importlib.import_module(f"mcp_bastion.config.{info.name}")
+        for info in pkgutil.iter_modules(mcp_bastion.config.__path__)
+    ]
+    assert {"base", "model"} <= {module.__name__.rsplit(".", 1)[1] for module in modules}
     return [
         value
-        for value in vars(model).values()
+        for module in modules
+        for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
-        and value.__module__ == model.__name__
+        and value.__module__ == module.__name__
         and not value.__name__.startswith("_")
     ]
 

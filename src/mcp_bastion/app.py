@@ -34,6 +34,7 @@ from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
 from .errors import ConfigError, KeySourceError
+from .identity import EnterpriseIdentity
 from .mcp.request_state import RequestStateSealer
 from .mcp.sessions import SessionSealer
 from .pinning import Lockfiles
@@ -89,12 +90,14 @@ def build_gateway(
     minter = _minter(loaded, clock)
     closers: list[Callable[[], Any]] = []
     warmers: list[Callable[[], Any]] = []
+    identity = EnterpriseIdentity(loaded, clock)  # IdP clients, exchange, presets, introspection
+    closers.append(identity.aclose)
     if transport_for is None:
         pool = UpstreamClient(config.limits)
         closers.append(pool.aclose)
         transport_for = _http_transports(pool)
     if credential_for is None:
-        credential_for = _credentials(loaded, minter)
+        credential_for = _credentials(loaded, minter, identity)
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit)
     lockfiles = Lockfiles(loaded.path or "")
@@ -115,9 +118,13 @@ def build_gateway(
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         closers.append(idp_http.aclose)
-        issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
+        issuers = {
+            p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock), identity.profile(p))
+            for p in config.identity_providers
+        }
         warmers.extend(policy.keys.warm for policy in issuers.values())
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
+        verifier = identity.verifier(verifier)  # opaque tokens, when an IdP introspects
     session_key = _session_key(loaded)
     sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds)
     request_states = RequestStateSealer(session_key, ttl_seconds=config.sessions.request_state_ttl_seconds)
@@ -171,9 +178,13 @@ def _guard_transports(config: BastionConfig, closers: list[Callable[[], Any]]) -
     return transport
 
 
-def _credentials(loaded: LoadedConfig, minter: TokenMinter) -> CredentialFactory:
+def _credentials(
+    loaded: LoadedConfig, minter: TokenMinter, identity: EnterpriseIdentity
+) -> CredentialFactory:
     def credential_for(server: ServerConfig, index: int) -> UpstreamCredential:
         auth = server.upstream_auth
+        if auth.type in ("exchange", "obo", "client_credentials"):
+            return identity.credential(server, index)
         if auth.type == "none":
             return NoCredential()
         if auth.type == "static":

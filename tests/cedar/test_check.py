@@ -288,7 +288,9 @@ def test_visibility_tells_callers_apart_by_what_policies_can_read(tmp_path: Path
     # The list caches (pinning/views.py) share a filtered list between callers whose
     # visibility is equal: two callers policies cannot tell apart, and no others.
     check = make_check(tmp_path, BASELINE, DESTRUCTIVE)
-    assert check.visibility(person("olga", groups=["ops"])) == check.visibility(person("olga", groups=["ops"]))
+    assert check.visibility(person("olga", groups=["ops"])) == check.visibility(
+        person("olga", groups=["ops"])
+    )
     assert check.visibility(OPS) != check.visibility(DEV)
     assert check.visibility(DEV) != check.visibility(person("dan", groups=["dev"], client="other"))
     assert check.visibility(OPS) == check.visibility(person("olga", groups=["ops"], unread="x"))

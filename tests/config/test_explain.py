@@ -52,7 +52,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     (
         _with(servers__0__upstream_auth={"type": "mtls"}),
         "servers[0].upstream_auth.type",
-        "expected 'none', 'static' or 'minted', found the text 'mtls'",
+        "expected 'none', 'static', 'minted', 'exchange', 'obo' or 'client_credentials', found the text 'mtls'",
     ),
     (
         _with(identity_providers__0__algorithms=["HS256"]),
@@ -120,7 +120,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "unknown key (did you mean 'leeway_seconds'? check its spelling and indentation; expected one of: "
         "name, issuer, discovery, jwks_uri, algorithms, leeway_seconds, require_typ, max_token_lifetime_seconds, "
         "claims, jwks_ttl_seconds, jwks_refetch_cooldown_seconds, fetch_timeout_seconds, allow_private_network, "
-        "allow_insecure_http)",
+        "allow_insecure_http, preset, client, introspection, audiences, machine_clients)",
     ),
     (
         _with(servers__0__tools={1: {"scopes": ["admin"]}}),

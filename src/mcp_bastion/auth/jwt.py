@@ -22,7 +22,7 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from joserfc import jws
@@ -35,7 +35,7 @@ from ..errors import InvalidToken
 from .keys import RemoteKeySet
 from .principal import Principal
 
-__all__ = ["IssuerPolicy", "JwtVerifier", "principal_of_claims"]
+__all__ = ["ClaimsProfile", "IssuerPolicy", "JwtVerifier", "principal_of_claims"]
 
 MAX_HEADER_CHARS = 2048  # TV-16: a 1,000-member JOSE header is refused before decoding
 MAX_KID_CHARS = 256
@@ -46,10 +46,26 @@ _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _TYP_FORMS = {"at+jwt": {"at+jwt", "application/at+jwt"}}
 
 
+class ClaimsProfile(Protocol):
+    """An IdP's own way of saying who a verified token is for (auth/presets.py)."""
+
+    def audiences(self, claims: dict[str, Any]) -> frozenset[str]:
+        """The resource URLs this token may be used at (aliases resolved, machine clients
+        limited to the servers that accept them)."""
+        ...
+
+    def principal(
+        self, claims: dict[str, Any], config: IdentityProviderConfig, digest: bytes, exp: float
+    ) -> Principal:
+        """The caller, after the IdP's own access-token checks; InvalidToken otherwise."""
+        ...
+
+
 @dataclass(frozen=True)
 class IssuerPolicy:
     config: IdentityProviderConfig
     keys: RemoteKeySet
+    profile: ClaimsProfile | None = None  # a preset, audience aliases or machine clients
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,11 +150,15 @@ class JwtVerifier:
         except (JoseError, ValueError, TypeError):
             raise InvalidToken("token signature is invalid") from None
         # From here on the claims are the issuer's: their failures may be named.
-        audiences = _audiences(claims)
+        profile = policy.profile
+        audiences = _audiences(claims) if profile is None else profile.audiences(claims)
         if resource not in audiences:
             raise InvalidToken("token audience is not this resource")
         expires_at = _check_times(claims, config, now)
-        principal = _principal(claims, config, digest, expires_at)
+        if profile is None:
+            principal = _principal(claims, config, digest, expires_at)
+        else:
+            principal = profile.principal(claims, config, digest, expires_at)
         cache_until = min(expires_at + config.leeway_seconds, now + CACHE_MAX_SECONDS)
         return _Verified(principal, audiences, cache_until)
 

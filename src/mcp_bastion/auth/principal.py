@@ -24,6 +24,9 @@ class Principal:
     # Every claim of the verified token (groups, roles, tenant, …) for policies beyond scopes.
     # Only ever filled after the signature verified; read-only for everyone downstream.
     claims: Mapping[str, Any] = field(default_factory=lambda: _NO_CLAIMS, compare=False)
+    # The caller's own token, only for a route whose upstream credential is exchanged for it
+    # (credentials/exchange.py); never cached, shown, audited or sent upstream.
+    subject_token: str | None = field(default=None, repr=False, compare=False)
 
 
 # For servers whose auth is switched off (benchmarks): no identity, no scopes.

@@ -47,6 +47,10 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
     signing_key = secrets.get("signing.key")
     if signing_key is not None:
         _check_signing_key(signing_key, config, source)
+    for i, provider in enumerate(config.identity_providers):  # the gateway's client assertion key
+        where = f"identity_providers[{i}].client.private_key"
+        if provider.client is not None and (text := secrets.get(where)) is not None:
+            _check_assertion_key(text, provider.client.assertion_algorithm, where, source)
     for i, server in enumerate(config.servers):
         headers = [(f"servers[{i}].upstream_auth.secret", server.upstream_auth.header)]
         headers += [
@@ -65,6 +69,15 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
                         source=source,
                         path=where,
                     )
+
+
+def _check_assertion_key(text: str, alg: str, where: str, source: str) -> None:
+    from ..auth.idp_client import assertion_key
+
+    try:
+        assertion_key(text, alg)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}; found {_describe_jwk(text, alg)}", source=source, path=where) from None
 
 
 def _check_session_key(text: str, source: str) -> None:
@@ -233,7 +246,8 @@ def _origin_problem(origin: str) -> str | None:
 
 def _identity_provider_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
     for i, idp in enumerate(config.identity_providers):
-        if idp.require_typ is None:
+        # A preset checks its IdP's own access-token marker instead (auth/presets.py).
+        if idp.require_typ is None and idp.preset is None:
             yield ConfigWarning(
                 f"identity_providers[{i}].require_typ",
                 "null: any JWT this issuer signs for the resource passes as an access token, ID tokens "

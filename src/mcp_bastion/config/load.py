@@ -197,4 +197,9 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:
         refs["signing.key"] = config.signing.key
+    for i, provider in enumerate(config.identity_providers):  # the gateway as the IdP's client
+        if provider.client is not None and provider.client.secret is not None:
+            refs[f"identity_providers[{i}].client.secret"] = provider.client.secret
+        if provider.client is not None and provider.client.private_key is not None:
+            refs[f"identity_providers[{i}].client.private_key"] = provider.client.private_key
     return {where: read_secret(ref, environ, where, source) for where, ref in refs.items()}

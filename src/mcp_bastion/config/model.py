@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -23,6 +23,7 @@ from .filters import (
     RegexFilterConfig,
     SecretsFilterConfig,
 )
+from .identity import ExchangeConfig, IdpClientConfig, IntrospectionConfig, Preset, preset_defaults
 from .policy import PolicyClaim, PolicyConfig, PolicyFile
 
 __all__ = [
@@ -99,6 +100,38 @@ class IdentityProviderConfig(Model):
         default=False,
         description="Allow http:// issuer and JWKS URLs on loopback addresses (development only).",
     )
+    # Enterprise identity (config/identity.py, docs/identity.md).
+    preset: Preset | None = Field(
+        default=None, description="The IdP's claim layout and access-token checks (docs/identity.md)."
+    )
+    client: IdpClientConfig | None = Field(
+        default=None,
+        description="The gateway as a confidential client of this IdP (exchange, introspection).",
+    )
+    introspection: IntrospectionConfig | None = Field(
+        default=None, description="Accept opaque access tokens, checked by RFC 7662 introspection."
+    )
+    audiences: dict[str, tuple[str, ...]] = Field(
+        default_factory=dict,
+        description="Server name -> audience values this IdP puts in tokens for it besides its resource URL "
+        "(Entra api:// or GUID audiences; Cognito app client ids).",
+    )
+    machine_clients: tuple[str, ...] = Field(
+        default=(),
+        description="Servers (by name) that accept tokens without a user (client credentials); the client "
+        "is the subject.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _preset(cls, data: Any) -> Any:
+        return preset_defaults(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _introspection_client(self) -> IdentityProviderConfig:
+        if self.introspection is not None and self.client is None:
+            raise refuse("required key is missing: introspection authenticates as this client", "client")
+        return self
 
     @model_validator(mode="after")
     def _urls(self) -> IdentityProviderConfig:
@@ -115,7 +148,7 @@ class IdentityProviderConfig(Model):
 class UpstreamAuthConfig(Model):
     """How the gateway authenticates itself to an upstream. The client's token never goes upstream."""
 
-    type: Literal["none", "static", "minted"] = "minted"
+    type: Literal["none", "static", "minted", "exchange", "obo", "client_credentials"] = "minted"
     header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]{1,64}$")
     secret: SecretRef | None = Field(default=None, description="For 'static': the header value's source.")
     # Minted tokens live briefly: a leaked one is useless within a minute (RFC 8693 §2.1 spirit).
@@ -123,6 +156,19 @@ class UpstreamAuthConfig(Model):
     audience: str | None = Field(
         default=None, description="For 'minted': `aud`; defaults to the upstream URL."
     )
+    exchange: ExchangeConfig | None = Field(
+        default=None,
+        description="For 'exchange', 'obo', 'client_credentials': the IdP and what to ask it for.",
+    )
+
+    @model_validator(mode="after")
+    def _exchange_for_idp_types(self) -> UpstreamAuthConfig:
+        by_idp = self.type in ("exchange", "obo", "client_credentials")
+        if by_idp and self.exchange is None:
+            raise refuse(f"required key is missing: type {self.type!r} names its IdP here", "exchange")
+        if not by_idp and self.exchange is not None:
+            raise refuse(f"only used with exchange, obo, client_credentials (not {self.type!r})", "exchange")
+        return self
 
     @model_validator(mode="after")
     def _secret_for_static(self) -> UpstreamAuthConfig:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..auth.bearer import bearer_token
 from ..auth.principal import ANONYMOUS
 from ..auth.verifier import TokenVerifier
+from ..credentials.exchange import CallerTokenCredential, carrying_token
 from .exchange import Exchange
 
 __all__ = ["Authenticate"]
@@ -29,6 +30,10 @@ class Authenticate:
             known = self._verifier.remembered(authorization, route.resource, route.issuers)
             if known is not None:
                 ex.principal = known  # verified before, still valid; audience and issuer rechecked
+                if isinstance(route.credential, CallerTokenCredential):
+                    ex.principal = carrying_token(known, authorization[7:])  # remembered: "Bearer " + token
                 return
         token = bearer_token(authorization)
         ex.principal = await self._verifier.verify(token, route.resource, route.issuers)
+        if isinstance(route.credential, CallerTokenCredential):  # token exchange needs the caller's token
+            ex.principal = carrying_token(ex.principal, token)

@@ -120,7 +120,8 @@ class Gateway:
             self._audit(ex)
 
     async def _answer(self, ex: Exchange, err: BastionError) -> None:
-        ex.reason = ex.reason or err.message
+        # An error may say more to the audit feed than to the client (an IdP's refusal).
+        ex.reason = ex.reason or getattr(err, "audit_reason", err.message)
         if ex.status:
             # The response has started (a stream broke mid-way): all we can do is end it.
             ex.outcome = "error"

@@ -52,6 +52,8 @@ class StaticClient:
     # client_secret_basic), so the method is always sent explicitly.
     token_endpoint_auth_method: str = "client_secret_basic"
     redirect_uris: Sequence[str] = ()
+    # More client metadata, as oidc-provider takes it (e.g. `jwks` for private_key_jwt).
+    extra: Mapping[str, object] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, object]:
         """The client as oidc-provider's ``clients`` configuration expects it."""
@@ -66,6 +68,7 @@ class StaticClient:
         }
         if self.client_secret is not None:
             data["client_secret"] = self.client_secret
+        data.update(self.extra)
         return data
 
 
@@ -132,6 +135,7 @@ def start_oidc_provider(
     clients: Sequence[StaticClient] = DEFAULT_CLIENTS,
     account: str = "alice",
     access_token_ttl: int = 3600,
+    extra_config: Mapping[str, object] | None = None,
 ) -> Iterator[OidcProvider]:
     """Run oidc-provider until the block exits.
 
@@ -150,6 +154,7 @@ def start_oidc_provider(
         "clients": [client.metadata() for client in clients],
         "auto_approve_account": account,
         "access_token_ttl": access_token_ttl,
+        **(extra_config or {}),  # server.mjs keys such as opaque_resources, extension
     }
     node = node_bin_dir() / "node"  # may run npm install once: kept out of the start-up timeout
     with tempfile.TemporaryDirectory(prefix="oidc-provider-") as scratch:

@@ -14,6 +14,9 @@
 //   clients               static clients, oidc-provider client metadata (snake_case).
 //   auto_approve_account  the account the interaction endpoint logs in and consents as.
 //   access_token_ttl      seconds, default 3600.
+//   opaque_resources      resources whose access tokens are opaque (introspection tests).
+//   extension             path of a module whose default export extends the provider
+//                         (tests/e2e/oidc_provider/exchange.mjs: token exchange grants).
 //
 // Prints exactly one line `READY <issuer>` on stdout once it accepts connections.
 
@@ -41,6 +44,7 @@ const host = config.host ?? '127.0.0.1';
 const alg = config.alg ?? 'ES256';
 const account = config.auto_approve_account ?? 'alice';
 const accessTokenTTL = config.access_token_ttl ?? 3600;
+const opaqueResources = new Set(config.opaque_resources ?? []);
 const resources = new Map(
   Object.entries(config.resources ?? {}).map(([url, scopes]) => [
     url,
@@ -138,7 +142,7 @@ const provider = new Provider(issuer, {
         }
         return {
           audience: resource,
-          accessTokenFormat: 'jwt',
+          accessTokenFormat: opaqueResources.has(resource) ? 'opaque' : 'jwt',
           accessTokenTTL,
           scope,
           jwt: { sign: { alg } },
@@ -179,6 +183,11 @@ async function grantEverything({ grantId, params, session, prompt: { details } }
     grant.addResourceScope(resource, scopes.join(' '));
   }
   return grant.save();
+}
+
+if (config.extension) {
+  const extension = await import(pathToFileURL(config.extension).href);
+  await extension.default(provider, { issuer, config, errors, toolChain });
 }
 
 server.on('request', provider.callback());
