@@ -51,6 +51,7 @@ from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
 from .policy.decide import CallCheck
 from .policy.scopes import published_scopes
 from .route import ServerRoute
+from .stdio import StdioPlugins
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
@@ -84,12 +85,14 @@ def build_gateway(
     minter = _minter(loaded, clock)
     closers: list[Callable[[], Any]] = []
     warmers: list[Callable[[], Any]] = []
+    stdio = StdioPlugins(loaded, minter)  # `command:` servers (docs/stdio.md); spawns nothing yet
+    closers.append(stdio.aclose)
     if transport_for is None:
         pool = UpstreamClient(config.limits)
         closers.append(pool.aclose)
-        transport_for = _http_transports(pool)
+        transport_for = stdio.transports(_http_transports(pool))
     if credential_for is None:
-        credential_for = _credentials(loaded, minter)
+        credential_for = stdio.credentials(_credentials(loaded, minter))
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit)
     lockfiles = Lockfiles(loaded.path or "")
@@ -144,7 +147,7 @@ def build_gateway(
 
 def _http_transports(pool: UpstreamClient) -> TransportFactory:
     def transport_for(server: ServerConfig) -> UpstreamTransport:
-        return pool.transport(server.upstream)
+        return pool.transport(server.upstream or "")
 
     return transport_for
 
@@ -158,7 +161,7 @@ def _credentials(loaded: LoadedConfig, minter: TokenMinter) -> CredentialFactory
             value = loaded.secret(f"servers[{index}].upstream_auth.secret")
             assert value is not None
             return StaticCredential(auth.header, value)
-        return MintedCredential(minter, auth.audience or server.upstream, auth.ttl_seconds)
+        return MintedCredential(minter, auth.audience or server.upstream or "", auth.ttl_seconds)
 
     return credential_for
 

@@ -459,7 +459,8 @@ def _explain_config(path: str, config: BastionConfig, *, skip_secrets: bool, war
     for server in config.servers:
         resource = f"{config.public_base_url}/{server.name}/mcp"
         auth = f"upstream auth {server.upstream_auth.type}" if server.auth else "AUTH OFF"
-        print(f"  server {server.name}: {resource} -> {server.upstream} ({auth})")
+        target = server.upstream or "stdio: " + " ".join(server.command or ())
+        print(f"  server {server.name}: {resource} -> {target} ({auth})")
         pinning = server.pinning
         print(f"    pinning {pinning.mode}{f', lockfile {pinning.lockfile}' if pinning.lockfile else ''}")
         for tool, policy in server.tools.items():

@@ -261,7 +261,7 @@ def _server_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
                 f"servers[{i}].destructive_scopes",
                 f"empty: {who} may call every tool not marked read-only; list the scopes they need",
             )
-        upstream = urlsplit(server.upstream)
+        upstream = urlsplit(server.upstream or "")
         if (
             server.upstream_auth.type == "static"
             and upstream.scheme == "http"

@@ -190,6 +190,9 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
     for i, server in enumerate(config.servers):
         if server.upstream_auth.secret is not None:
             refs[f"servers[{i}].upstream_auth.secret"] = server.upstream_auth.secret
+        for name, value in server.env.items():
+            if isinstance(value, SecretRef):  # a stdio plug-in's secret (docs/stdio.md)
+                refs[f"servers[{i}].env.{name}"] = value
     if config.sessions.key is not None:
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:

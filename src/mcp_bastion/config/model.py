@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ..urls import is_loopback
+from .stdio import StdioOptions
 
 __all__ = [
     "AuditConfig",
@@ -288,7 +289,9 @@ class ServerConfig(_Model):
     name: Name = Field(
         description="Public path segment: the server is served at <public_base_url>/<name>/mcp."
     )
-    upstream: str = Field(description="The upstream MCP endpoint URL.")
+    upstream: str | None = Field(
+        default=None, description="The upstream MCP endpoint URL (or `command` for a stdio plug-in)."
+    )
     auth: bool = Field(default=True, description="Turn authentication off for this server (benchmarks only).")
     title: str | None = Field(default=None, description="`resource_name` in the protected resource metadata.")
     identity_providers: tuple[Name, ...] = Field(
@@ -325,6 +328,40 @@ class ServerConfig(_Model):
     )
 
     pinning: PinningConfig = PinningConfig()
+    # A stdio plug-in instead of a URL (docs/stdio.md): argv, never a shell string.
+    command: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="A stdio MCP server's argv (run without a shell), instead of `upstream`.",
+    )
+    cwd: str | None = Field(default=None, description="The plug-in's working directory.")
+    env: dict[str, str | SecretRef] = Field(
+        default_factory=dict,
+        description="The plug-in's whole environment (nothing else is inherited); a value may be "
+        "{env: VARIABLE} or {file: PATH}.",
+    )
+    stdio: StdioOptions = StdioOptions()
+
+    @model_validator(mode="after")
+    def _upstream_or_command(self) -> ServerConfig:
+        if (self.upstream is None) == (self.command is None):
+            raise _refuse(
+                "give exactly one of `upstream` (a URL) and `command` (a stdio plug-in's argv)", "upstream"
+            )
+        if self.command is None and (self.cwd is not None or self.env):
+            raise _refuse(
+                "only used with `command` (a stdio plug-in)", "cwd" if self.cwd is not None else "env"
+            )
+        if self.command is not None and self.upstream_auth.type != "minted":
+            raise _refuse(
+                "a stdio plug-in gets the caller's identity as a token the gateway mints: type must be 'minted'",
+                "upstream_auth",
+                "type",
+            )
+        for name in self.env:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
+                raise _refuse(f"{name!r} is not an environment variable name", "env", name)
+        return self
 
     @model_validator(mode="after")
     def _enforce_needs_auth(self) -> ServerConfig:
@@ -338,7 +375,9 @@ class ServerConfig(_Model):
 
     @field_validator("upstream")
     @classmethod
-    def _upstream_url(cls, value: str) -> str:
+    def _upstream_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         parts = urlsplit(value)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL with a host")
