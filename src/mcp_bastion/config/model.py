@@ -344,7 +344,12 @@ class ServerConfig(_Model):
 
     @model_validator(mode="after")
     def _upstream_or_command(self) -> ServerConfig:
-        if (self.upstream is None) == (self.command is None):
+        if self.upstream is None and self.command is None:
+            raise _refuse(
+                "required key is missing: give `upstream` (a URL) or `command` (a stdio plug-in's argv)",
+                "upstream",
+            )
+        if self.upstream is not None and self.command is not None:
             raise _refuse(
                 "give exactly one of `upstream` (a URL) and `command` (a stdio plug-in's argv)", "upstream"
             )

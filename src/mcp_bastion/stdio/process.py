@@ -228,9 +228,8 @@ class PluginProcess:
         if self.last_read < call.sent_at and not self.stopping:
             # Not one line since this call was written: the plug-in is wedged, not slow.
             log.warning(
-                "the plug-in of %s wrote nothing for %s s: restarting it",
+                "the plug-in of %s wrote nothing during a call's whole timeout: restarting it",
                 self.spec.server,
-                "a call's timeout",
             )
             self._later(self.stop())
             return

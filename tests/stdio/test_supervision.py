@@ -1,0 +1,135 @@
+"""A plug-in that crashes, hangs or is killed: in-flight calls fail at once, the process restarts
+after its backoff, nothing is left behind, and other subjects' processes are untouched."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from .plugins import Caller, plugin_server, stdio_gateway
+
+FAST = {"restart_backoff_seconds": 0.05, "stop_timeout_seconds": 2}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _until(condition: object, timeout: float = 10.0) -> None:
+    """Poll a condition under a deadline (a process's death is not an event we can await here)."""
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
+
+
+def _answer_after_restart(who: Caller) -> str:
+    deadline = time.monotonic() + 10
+    while True:
+        answer = who.call("pid", 9)
+        if "result" in answer:
+            return str(answer["result"]["content"][0]["text"])
+        assert "restarts in" in answer["error"]["message"], answer  # the backoff, nothing else
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+
+
+def test_a_plugin_killed_mid_call_fails_the_call_at_once_and_restarts(tmp_path: Path) -> None:
+    mark = tmp_path / "held"
+    with stdio_gateway(plugin_server(stdio=FAST, timeout_seconds=60)) as stack:
+        alice, bob = stack.caller("alice"), stack.caller("bob")
+        pid, bob_pid = int(alice.text("pid")), bob.text("pid")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            held = pool.submit(alice.call, "hold", 5, mark=str(mark))
+            _until(mark.exists)  # the call is in the plug-in's hands
+            started = time.monotonic()
+            os.kill(pid, signal.SIGKILL)
+            answer = held.result(timeout=10)
+        assert time.monotonic() - started < 5  # not the 60 s call timeout
+        assert answer["id"] == 5
+        assert "exited" in answer["error"]["message"] or "closed its output" in answer["error"]["message"]
+        assert int(_answer_after_restart(alice)) != pid
+        assert bob.text("pid") == bob_pid  # bob's process never noticed
+    _until(lambda: not _alive(pid))
+
+
+def test_a_plugin_that_exits_mid_call_is_reaped() -> None:
+    with stdio_gateway(plugin_server(stdio=FAST)) as stack:
+        alice = stack.caller("alice")
+        pid = int(alice.text("pid"))
+        answer = alice.call("crash", 3)
+        assert answer["id"] == 3
+        assert "error" in answer
+        # Reaped by the gateway: no zombie is left (a zombie still answers kill(pid, 0)).
+        _until(lambda: not _alive(pid))
+        assert int(_answer_after_restart(alice)) != pid
+
+
+def test_a_plugin_that_never_answers_initialize_is_a_clear_error() -> None:
+    server = plugin_server("--mute", stdio={**FAST, "start_timeout_seconds": 0.5})
+    with stdio_gateway(server) as stack:
+        response = stack.caller("alice").post({"jsonrpc": "2.0", "id": 1, "method": "tools/list"})
+    assert response.status_code == 502
+    assert "did not complete initialize" in response.json()["error"]["message"]
+
+
+def test_a_plugin_silent_for_a_whole_timeout_is_replaced() -> None:
+    # Not one line during the call's whole timeout: wedged, not slow; the next call gets a new process.
+    with stdio_gateway(plugin_server(stdio=FAST, timeout_seconds=0.5)) as stack:
+        alice = stack.caller("alice")
+        pid = int(alice.text("pid"))
+        response = alice.post({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "hold"}})
+        assert response.status_code == 504
+        assert response.json()["id"] == 4
+        assert int(_answer_after_restart(alice)) != pid
+        _until(lambda: not _alive(pid))
+
+
+def test_a_slow_call_times_out_while_the_busy_plugin_stays(tmp_path: Path) -> None:
+    # The plug-in answers others meanwhile: alive, so only the slow call fails (and is cancelled).
+    mark = tmp_path / "held"
+    with stdio_gateway(plugin_server(stdio=FAST, timeout_seconds=2)) as stack:
+        alice = stack.caller("alice")
+        pid = alice.text("pid")
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            held = pool.submit(
+                alice.post,
+                {
+                    "jsonrpc": "2.0",
+                    "id": 4,
+                    "method": "tools/call",
+                    "params": {"name": "hold", "arguments": {"mark": str(mark)}},
+                },
+            )
+            _until(mark.exists)
+            assert alice.text("pid", 5) == pid  # an answer written during the slow call's timeout
+            assert held.result(timeout=10).status_code == 504
+        assert alice.text("pid", 6) == pid
+
+
+def test_shutdown_closes_every_process() -> None:
+    with stdio_gateway(plugin_server(stdio=FAST)) as stack:
+        pids = [int(stack.caller(who).text("pid")) for who in ("alice", "bob")]
+    assert not any(_alive(pid) for pid in pids)
+
+
+def test_stderr_goes_to_the_log_escaped_and_never_to_the_client(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="mcp_bastion.stdio")
+    with stdio_gateway(plugin_server()) as stack:
+        answer = stack.caller("alice").call("stderr", text="password=hunter2\r\x1b[31mFAKE LOG LINE")
+    assert "hunter2" not in str(answer)
+    logged = [r.getMessage() for r in caplog.records if "hunter2" in r.getMessage()]
+    assert logged == [logged[0]]
+    assert "\r" not in logged[0]
+    assert "\x1b" not in logged[0]
+    assert "\\r\\x1b[31mFAKE LOG LINE" in logged[0]
