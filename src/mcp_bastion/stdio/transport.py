@@ -12,8 +12,9 @@ forwarded as is, the transport answers itself from the process's own `initialize
 - a client's notifications (`notifications/initialized`, …) and responses stop here: the
   gateway is the plug-in's client, and never relays a plug-in's requests.
 
-Every other request is written to the caller's process with a gateway-unique id and the
-caller's identity token in `_meta` (`identity.py`).
+Every other request is written to the caller's process with a gateway-unique id, the
+caller's identity token in `_meta` (`identity.py`) and, from a 2026-07-28 client, without the
+per-request `io.modelcontextprotocol/*` envelope, which a session-era connection refuses.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ from .process import IDENTITY_META, PluginProcess
 __all__ = ["StdioAnswer", "StdioTransport"]
 
 _JSON: Headers = [(b"content-type", b"application/json")]
+MODERN_META = "io.modelcontextprotocol/"
+_MODERN = frozenset(v.encode() for v in MODERN_VERSIONS)
+# 2026-07-28 caching.mdx: these results carry caching hints; a session-era plug-in sends none.
+_CACHEABLE = frozenset(
+    ("tools/list", "prompts/list", "resources/list", "resources/templates/list", "resources/read")
+)
 
 
 class StdioAnswer:
@@ -85,12 +92,16 @@ class StdioTransport:
         ]
         if not requests:
             return StdioAnswer(202)
+        modern = _header(headers, b"mcp-protocol-version") in _MODERN
         pool = self._pool
         pool.enter(subject)
         try:
             process = await pool.process(pool.key_for(subject), token.decode("ascii"))
             answers = await asyncio.gather(
-                *(self._one(process, request, token.decode("ascii"), read_timeout) for request in requests)
+                *(
+                    self._one(process, request, token.decode("ascii"), read_timeout, modern)
+                    for request in requests
+                )
             )
         finally:
             pool.leave(subject)
@@ -100,7 +111,7 @@ class StdioTransport:
         return None  # nothing is held per answer
 
     async def _one(
-        self, process: PluginProcess, request: dict[str, Any], token: str, timeout: float | None
+        self, process: PluginProcess, request: dict[str, Any], token: str, timeout: float | None, modern: bool
     ) -> dict[str, Any]:
         method, request_id = request["method"], request["id"]
         params = request.get("params")
@@ -110,12 +121,38 @@ class StdioTransport:
             return _result(request_id, discover_result(process))
         if isinstance(params, dict):
             meta = params.get("_meta")
-            meta = dict(meta) if isinstance(meta, dict) else {}
+            # The 2026-07-28 envelope (protocol version, client info and capabilities per
+            # request) is the gateway's concern: the plug-in was initialized in the session era
+            # and an SDK server refuses a modern envelope on such a connection.
+            meta = (
+                {k: v for k, v in meta.items() if not k.startswith(MODERN_META)}
+                if isinstance(meta, dict)
+                else {}
+            )
             meta[IDENTITY_META] = token  # set, never taken from the client: it cannot be forged
             params = {**params, "_meta": meta}
         elif params is None:
             params = {"_meta": {IDENTITY_META: token}}
-        return await process.call(method, params, request_id, timeout)
+        answer = await process.call(method, params, request_id, timeout)
+        if modern:
+            modern_result(method, answer)
+        return answer
+
+
+def _header(headers: Headers, name: bytes) -> bytes | None:
+    return next((value for key, value in headers if key == name), None)
+
+
+def modern_result(method: str, answer: dict[str, Any]) -> None:
+    """A session-era result in the 2026-07-28 shape: `resultType`, and for cacheable results
+    the most conservative caching hints (stale at once, private to the caller)."""
+    result = answer.get("result")
+    if not isinstance(result, dict):
+        return
+    result.setdefault("resultType", "complete")
+    if method in _CACHEABLE:
+        result.setdefault("ttlMs", 0)
+        result.setdefault("cacheScope", "private")
 
 
 def _result(request_id: Any, result: dict[str, Any]) -> dict[str, Any]:
