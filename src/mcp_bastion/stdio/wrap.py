@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
+import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -132,6 +134,12 @@ async def run_wrap(options: WrapOptions, announce: Callable[[WrapStack], None]) 
     sock = _listen(options.host, options.port)
     stack = build_wrap_stack(options, port=sock.getsockname()[1])
     server = _server(stack.app, access_log=False)
+    # Ctrl-C and SIGTERM stop the server, which stops the plug-ins (the gateway's shutdown)
+    # and returns; uvicorn's own capture would re-raise the signal after that.
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # an override by design
+    loop = asyncio.get_running_loop()
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(stop, setattr, server, "should_exit", True)
     running = asyncio.ensure_future(server.serve(sockets=[sock]))
     await stack.app.started.wait()
     announce(stack)
