@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,12 @@ import httpx
 from ..support.gateway import RunningGateway, post_mcp, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 
+# What a call in flight on a process that goes away is told, whichever of its pipes closes first.
+STOPPED = {
+    "the stdio plug-in was stopped",
+    "the stdio plug-in exited",
+    "the stdio plug-in closed its output",
+}
 PLUGIN = str(Path(__file__).resolve().parents[1] / "fixtures" / "stdio_plugin.py")
 
 
@@ -74,3 +82,19 @@ def stdio_gateway(*servers: dict[str, Any], secrets: dict[str, str] | None = Non
         finally:
             for http in stack.clients:
                 http.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+    """Poll a condition under a deadline (a process's death is not an event we can await here)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.02)
