@@ -158,8 +158,11 @@ class PluginProcess:
         if params is not None:
             message["params"] = params
         try:
-            await asyncio.wait_for(self._write(message), timeout)
-            return await asyncio.wait_for(asyncio.shield(call.future), timeout)
+            # One deadline over the write (a plug-in that stops reading stdin blocks it) and
+            # the answer; asyncio.timeout arms a timer, where wait_for would start a task.
+            async with asyncio.timeout(timeout):
+                await self._write(message)
+                return await call.future
         except TimeoutError:
             await self._timed_out(gateway_id, call)
             raise UpstreamTimeout("the stdio plug-in did not answer in time") from None

@@ -96,13 +96,14 @@ class StdioTransport:
         pool = self._pool
         pool.enter(subject)
         try:
-            process = await pool.process(pool.key_for(subject), token.decode("ascii"))
-            answers = await asyncio.gather(
-                *(
-                    self._one(process, request, token.decode("ascii"), read_timeout, modern)
-                    for request in requests
+            identity = token.decode("ascii")
+            process = await pool.process(pool.key_for(subject), identity)
+            if len(requests) == 1:  # the usual case: no task per request
+                answers = [await self._one(process, requests[0], identity, read_timeout, modern)]
+            else:
+                answers = await asyncio.gather(
+                    *(self._one(process, request, identity, read_timeout, modern) for request in requests)
                 )
-            )
         finally:
             pool.leave(subject)
         return StdioAnswer(200, orjson.dumps(answers if batch else answers[0]), _JSON)
