@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 from .plugins import plugin_server, stdio_gateway
 
@@ -43,3 +45,11 @@ def test_the_plugin_gets_only_the_listed_environment() -> None:
     # Python adds LC_CTYPE on its own when the locale is unset; nothing of the gateway's leaks.
     assert set(names) - {"LC_CTYPE"} == {"GREETING", "API_KEY"}
     assert sys.executable  # the command is an absolute path: no PATH needed
+
+
+def test_arguments_reach_the_plugin_verbatim_never_through_a_shell(tmp_path: Path) -> None:
+    hostile = ["$(touch pwned)", "; touch pwned2", "`touch pwned3`", "*"]
+    with stdio_gateway(plugin_server(*hostile, cwd=str(tmp_path))) as stack:
+        argv = json.loads(stack.caller("alice").text("argv"))
+    assert argv == hostile
+    assert list(tmp_path.iterdir()) == []

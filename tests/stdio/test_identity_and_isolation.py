@@ -81,3 +81,11 @@ def test_two_users_on_a_shared_process_see_only_their_own_answers() -> None:
 def _subject(jwks_url: str, token: str) -> str:
     jwks = KeySet.import_key_set(httpx.get(jwks_url).json())
     return str(jwt.decode(token, jwks, algorithms=["ES256"]).claims["sub"])
+
+
+def test_a_per_subject_process_is_told_at_start_whom_it_serves_and_a_shared_one_is_not() -> None:
+    with stdio_gateway(plugin_server(), plugin_server(name="shared", stdio={"process": "shared"})) as stack:
+        started_for = stack.caller("alice").text("started_for")[::-1]
+        shared = stack.caller("alice", server="shared").text("started_for")[::-1]
+        assert _subject(stack.jwks_url, started_for) == "alice"
+    assert shared == "None"

@@ -79,7 +79,9 @@ class ProcessPool:
         if starting is None:
             self._check_backoff(key)
             self._make_room()
-            starting = self._starting[key] = asyncio.ensure_future(self._start(key, identity))
+            # Only a per-subject process is told at start whom it serves (a shared one serves all).
+            told = identity if self._options.process == "per_subject" else None
+            starting = self._starting[key] = asyncio.ensure_future(self._start(key, told))
             starting.add_done_callback(lambda _: self._starting.pop(key, None))
         return await asyncio.shield(starting)
 
