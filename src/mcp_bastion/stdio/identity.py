@@ -14,6 +14,7 @@ token alone, in-process, without the token leaving the gateway in any other way.
 from __future__ import annotations
 
 import hashlib
+from typing import TypeAlias
 
 from ..asgi import Headers
 from ..auth.principal import Principal
@@ -22,7 +23,8 @@ from ..credentials.minted import MINT_CACHE_SIZE, TokenMinter
 
 __all__ = ["PluginIdentity", "SubjectBook", "bearer_of", "new_subject_book", "stdio_audience", "subject_key"]
 
-SubjectBook = BoundedCache[bytes, str]
+# A string: BoundedCache is compiled in the native build, where subscripting it at run time is not a given.
+SubjectBook: TypeAlias = "BoundedCache[bytes, str]"
 
 
 def stdio_audience(server: str) -> str:
