@@ -98,3 +98,15 @@ def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"
         time.sleep(0.02)
+
+
+def eventually(who: Caller, tool: str, timeout: float = 10.0, **arguments: Any) -> str:
+    """The tool's text once the caller's process is back (after a restart's backoff)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = who.call(tool, 9, **arguments)
+        if "result" in answer:
+            return str(answer["result"]["content"][0]["text"])
+        assert "restarts in" in answer["error"]["message"], answer  # the backoff, nothing else
+        assert time.monotonic() < deadline
+        time.sleep(0.02)

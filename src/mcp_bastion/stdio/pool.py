@@ -49,6 +49,7 @@ class ProcessPool:
         self._subject_calls: dict[str, int] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self._stopping: set[asyncio.Task[None]] = set()
+        self._dying: set[PluginProcess] = set()
         self._closed = False
 
     def key_for(self, subject: str) -> str:
@@ -86,11 +87,12 @@ class ProcessPool:
         return await asyncio.shield(starting)
 
     async def _start(self, key: str, identity: str | None) -> PluginProcess:
-        process = PluginProcess(self.spec, lambda p: self._exited(key, p))
+        process = PluginProcess(self.spec, lambda p: self._failed(key, p))
         try:
             await process.start(identity)
         except UpstreamError:
-            self._record_crash(key)
+            if not process.failed:  # else the process told us already
+                self._record_crash(key)
             raise
         self.processes[key] = process
         if self._sweeper is None:
@@ -108,11 +110,11 @@ class ProcessPool:
         delay = min(self._options.restart_backoff_seconds * 2 ** (count - 1), MAX_BACKOFF_S)
         self._crashes[key] = (count, self._clock() + delay)
 
-    def _exited(self, key: str, process: PluginProcess) -> None:
+    def _failed(self, key: str, process: PluginProcess) -> None:
         if self.processes.get(key) is process:
             del self.processes[key]
-        if process.stopping:
-            return
+        # Still stopping: shutdown waits for it too (never a process left unreaped at exit).
+        self._dying = {p for p in self._dying if not p.exited.is_set()} | {process}
         if time.monotonic() - process.started_at >= HEALTHY_AFTER_S:
             self._crashes.pop(key, None)
         self._record_crash(key)
@@ -151,6 +153,6 @@ class ProcessPool:
         for starting in list(self._starting.values()):
             with contextlib.suppress(BaseException):
                 await starting
-        processes = list(self.processes.values())
+        processes = [*self.processes.values(), *self._dying]
         self.processes.clear()
         await asyncio.gather(*(p.stop() for p in processes), *self._stopping, return_exceptions=True)

@@ -75,9 +75,9 @@ class _Call:
 class PluginProcess:
     """A running plug-in. `call()` sends one request and awaits its response (id restored)."""
 
-    def __init__(self, spec: ProcessSpec, on_exit: Callable[[PluginProcess], None]) -> None:
+    def __init__(self, spec: ProcessSpec, on_fail: Callable[[PluginProcess], None]) -> None:
         self.spec = spec
-        self._on_exit = on_exit
+        self._on_fail = on_fail
         self._proc: asyncio.subprocess.Process | None = None
         self._calls: dict[int, _Call] = {}
         self._ids = itertools.count(1)
@@ -90,6 +90,7 @@ class PluginProcess:
         self.last_used = time.monotonic()
         self.last_read = 0.0
         self.stopping = False
+        self.failed = False
         self.exited = asyncio.Event()
         self._stderr_budget = (0.0, 0)
 
@@ -185,6 +186,15 @@ class PluginProcess:
         with contextlib.suppress(UpstreamError):
             await self._write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": note})
 
+    def _fail(self) -> None:
+        """Misbehaving (exited unasked, wedged, an unattributable line, stdout closed): told to
+        the pool at once, so the next call meets the backoff, not this dying process; then stopped."""
+        if self.failed:
+            return
+        self.failed = self.stopping = True
+        self._on_fail(self)
+        self._later(self.stop())
+
     async def stop(self) -> None:
         """The MCP stdio close sequence: stdin closed, then SIGTERM, then SIGKILL; always reaped."""
         self.stopping = True
@@ -234,7 +244,7 @@ class PluginProcess:
                 "the plug-in of %s wrote nothing during a call's whole timeout: restarting it",
                 self.spec.server,
             )
-            self._later(self.stop())
+            self._fail()
             return
         await self.cancel(gateway_id, "timed out at the gateway")
 
@@ -242,12 +252,13 @@ class PluginProcess:
         assert self._proc is not None
         code = await self._proc.wait()
         self.exited.set()
-        if not self.stopping:
+        if not self.stopping or self.failed:
             log.warning(
                 "the plug-in of %s (pid %s) exited with status %s", self.spec.server, self._proc.pid, code
             )
         self._fail_all("the stdio plug-in exited")
-        self._on_exit(self)
+        if not self.stopping:
+            self._fail()  # exited unasked: a crash
 
     def _fail_all(self, message: str) -> None:
         calls, self._calls = self._calls, {}
@@ -278,7 +289,7 @@ class PluginProcess:
         # stdout closed: whatever was in flight will never be answered.
         self._fail_all("the stdio plug-in closed its output")
         if not self.stopping:
-            self._later(self.stop())
+            self._fail()
 
     async def _dispatch(self, message: dict[str, Any]) -> None:
         method = message.get("method")
@@ -319,7 +330,7 @@ class PluginProcess:
             "the plug-in of %s wrote a %d-byte line of unknown purpose: restarting it", server, line.size
         )
         if not self.stopping:
-            self._later(self.stop())
+            self._fail()
 
     async def _read_stderr(self, reader: LineReader) -> None:
         pid = self.pid
