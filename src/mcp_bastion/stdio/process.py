@@ -99,6 +99,11 @@ class PluginProcess:
         return self._proc.pid if self._proc is not None else None
 
     @property
+    def returncode(self) -> int | None:
+        """The exit status once reaped (negative: the signal that ended it)."""
+        return self._proc.returncode if self._proc is not None else None
+
+    @property
     def in_flight(self) -> int:
         return len(self._calls)
 
