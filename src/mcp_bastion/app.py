@@ -57,6 +57,7 @@ from .policy.scopes import published_scopes
 from .route import ServerRoute
 from .safety.build import GuardTransports, build_chain
 from .safety.chain import SafetyChain
+from .stdio import StdioPlugins
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
@@ -92,12 +93,14 @@ def build_gateway(
     warmers: list[Callable[[], Any]] = []
     identity = EnterpriseIdentity(loaded, clock)  # IdP clients, exchange, presets, introspection
     closers.append(identity.aclose)
+    stdio = StdioPlugins(loaded, minter)  # `command:` servers (docs/stdio.md); spawns nothing yet
+    closers.append(stdio.aclose)
     if transport_for is None:
         pool = UpstreamClient(config.limits)
         closers.append(pool.aclose)
-        transport_for = _http_transports(pool)
+        transport_for = stdio.transports(_http_transports(pool))
     if credential_for is None:
-        credential_for = _credentials(loaded, minter, identity)
+        credential_for = stdio.credentials(_credentials(loaded, minter, identity))
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit)
     lockfiles = Lockfiles(loaded.path or "")
@@ -160,7 +163,7 @@ def build_gateway(
 
 def _http_transports(pool: UpstreamClient) -> TransportFactory:
     def transport_for(server: ServerConfig) -> UpstreamTransport:
-        return pool.transport(server.upstream)
+        return pool.transport(server.upstream or "")
 
     return transport_for
 
@@ -191,7 +194,7 @@ def _credentials(
             value = loaded.secret(f"servers[{index}].upstream_auth.secret")
             assert value is not None
             return StaticCredential(auth.header, value)
-        return MintedCredential(minter, auth.audience or server.upstream, auth.ttl_seconds)
+        return MintedCredential(minter, auth.audience or server.upstream or "", auth.ttl_seconds)
 
     return credential_for
 

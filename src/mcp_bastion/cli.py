@@ -30,6 +30,8 @@ EPILOG = f"""examples:
   mcp-bastion demo                          everything embedded, on http://127.0.0.1:8000
   mcp-bastion demo --port 0                 the same on a free port (printed at start)
   mcp-bastion demo --auto-approve alice     the dev IdP approves logins at once as alice
+  mcp-bastion wrap -- npx -y @modelcontextprotocol/server-everything
+                                            a stdio MCP server behind the gateway, with the dev IdP
   mcp-bastion check-config bastion.yaml     validate a config, secrets included, and explain it
   mcp-bastion serve --config bastion.yaml   the production gateway
   mcp-bastion pin --config bastion.yaml     approve the upstreams' tool definitions (lockfile)
@@ -56,6 +58,18 @@ port; the sample servers listen on free loopback ports. The URLs and a client
 configuration to paste are printed once it is ready. Ctrl-C stops everything.
 
 The development IdP approves any user name: never expose it (hence --allow-remote).
+"""
+
+WRAP_DESCRIPTION = """Put one stdio MCP server (a plug-in) behind the whole gateway, on loopback.
+
+The command after -- is run without a shell, one process per signed-in user by default
+(--process shared: one for everyone), at http://HOST:PORT/NAME/mcp. Without --config, the
+development IdP shares the port, as in the demo (never expose it: it approves any user
+name); with --config FILE, the plug-in is added to that serve config and its IdPs are
+trusted instead. Every request the plug-in receives carries the caller's identity as a
+token the gateway signs, in _meta["io.github.mcp-bastion/identity"] (docs/stdio.md).
+
+The plug-in's environment is only PATH, HOME, LANG, TMPDIR and each --env NAME.
 """
 
 CHECK_DESCRIPTION = f"""Validate a config file the way serve does, without serving, and explain it.
@@ -169,6 +183,39 @@ def build_parser() -> argparse.ArgumentParser:
         help="a `serve` config to run beside the demo (examples/dev.yaml): the dev IdP also issues "
         "tokens for its servers, and its loopback upstreams named demo and notes are the samples",
     )
+
+    wrap = commands.add_parser(
+        "wrap",
+        help="put a stdio MCP server behind the gateway (with the development IdP, or --config)",
+        description=WRAP_DESCRIPTION,
+        formatter_class=formatter,
+    )
+    wrap.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)"
+    )
+    wrap.add_argument(
+        "--port", type=_port, default=8000, help="port, 0 to 65535; 0 picks a free port (default: 8000)"
+    )
+    wrap.add_argument("--name", default="local", help="the server's path segment (default: local)")
+    wrap.add_argument("--auto-approve", metavar="USER", help="approve every login at once as USER (dev IdP)")
+    wrap.add_argument(
+        "--allow-remote", action="store_true", help="allow a non-loopback --host with the development IdP"
+    )
+    wrap.add_argument("--config", metavar="FILE", help="a serve config whose IdPs to trust (no dev IdP)")
+    wrap.add_argument(
+        "--process",
+        choices=("per_subject", "shared"),
+        default="per_subject",
+        help="one process per user (default) or one shared by everyone",
+    )
+    wrap.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this variable to the plug-in (repeatable)",
+    )
+    wrap.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD ARGS", help="the stdio server to run")
 
     check = commands.add_parser(
         "check-config",
@@ -417,6 +464,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "demo":
         return _demo(args)
+    if args.command == "wrap":
+        return _wrap(args)
     if args.command in ("tools", "scopes"):
         return _registry(args)
     if args.command == "policy":
@@ -459,7 +508,8 @@ def _explain_config(path: str, config: BastionConfig, *, skip_secrets: bool, war
     for server in config.servers:
         resource = f"{config.public_base_url}/{server.name}/mcp"
         auth = f"upstream auth {server.upstream_auth.type}" if server.auth else "AUTH OFF"
-        print(f"  server {server.name}: {resource} -> {server.upstream} ({auth})")
+        target = server.upstream or "stdio: " + " ".join(server.command or ())
+        print(f"  server {server.name}: {resource} -> {target} ({auth})")
         pinning = server.pinning
         print(f"    pinning {pinning.mode}{f', lockfile {pinning.lockfile}' if pinning.lockfile else ''}")
         for tool, policy in server.tools.items():
@@ -629,6 +679,47 @@ def _filter_summary(spec: FilterConfig) -> str:
     if spec.skip_tools:
         what += f"; not {', '.join(spec.skip_tools)}"
     return what
+
+
+def _wrap(args: argparse.Namespace) -> int:
+    command = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not command:
+        raise ConfigError(
+            "no command to wrap", hint="mcp-bastion wrap -- npx -y @modelcontextprotocol/server-everything"
+        )
+    try:
+        from .stdio.wrap import WrapOptions, WrapStack, render_wrap, run_wrap, wrap_config
+    except ModuleNotFoundError as exc:
+        raise ConfigError(
+            f"wrap needs the [demo] extra ({exc.name} is not installed)",
+            hint="pip install 'mcp-bastion[demo]'",
+        ) from None
+    options = WrapOptions(
+        tuple(command),
+        args.name,
+        args.host,
+        args.port,
+        args.auto_approve,
+        args.allow_remote,
+        args.process,
+        tuple(args.env),
+    )
+    if args.config is not None:
+        from .serving import serve
+
+        loaded = wrap_config(load_config(args.config), options)
+        base = loaded.config.public_base_url
+        print(
+            render_wrap(WrapStack(base, None, options.name, loaded.config, None), command, None), flush=True
+        )
+        serve(loaded)
+        return 0
+
+    def announce(stack: WrapStack) -> None:
+        print(render_wrap(stack, command, args.auto_approve), flush=True)
+
+    asyncio.run(run_wrap(options, announce))
+    return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -117,6 +117,7 @@ class EnterpriseIdentity:
     def credential(self, server: ServerConfig, index: int) -> ExchangedCredential:
         auth = server.upstream_auth
         assert auth.exchange is not None  # the model requires it for these types
+        assert server.upstream is not None  # a `command:` server only takes minted tokens
         where = f"servers[{index}].upstream_auth.exchange.identity_provider"
         idp = self._idp_client(auth.exchange.identity_provider, where)
         return ExchangedCredential(auth.type, idp, auth.exchange, server.upstream, clock=self._clock)

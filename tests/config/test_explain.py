@@ -95,7 +95,11 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "takes at most 32 items, found 33",
     ),
     # --- keys --------------------------------------------------------------------------------
-    (_with(servers__0__upstream=...), "servers[0].upstream", "required key is missing"),
+    (
+        _with(servers__0__upstream=...),
+        "servers[0].upstream",
+        "required key is missing: give `upstream` (a URL) or `command` (a stdio plug-in's argv)",
+    ),
     (_with(servers=...), "servers", "required key is missing"),
     (
         _with(listen={"hots": "0.0.0.0"}),

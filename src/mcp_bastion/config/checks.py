@@ -282,7 +282,7 @@ def _server_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
                 f"empty: {who} may call every tool not marked read-only; list the scopes they need",
             )
         yield from _filter_warnings(server.filters, i)
-        upstream = urlsplit(server.upstream)
+        upstream = urlsplit(server.upstream or "")
         if (
             server.upstream_auth.type == "static"
             and upstream.scheme == "http"

@@ -193,6 +193,9 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         for j, spec in enumerate(server.filters):
             if spec.type == "guard" and spec.secret is not None:
                 refs[f"servers[{i}].filters[{j}].secret"] = spec.secret
+        for name, value in server.env.items():
+            if isinstance(value, SecretRef):  # a stdio plug-in's secret (docs/stdio.md)
+                refs[f"servers[{i}].env.{name}"] = value
     if config.sessions.key is not None:
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -25,6 +25,7 @@ from .filters import (
 )
 from .identity import ExchangeConfig, IdpClientConfig, IntrospectionConfig, Preset, preset_defaults
 from .policy import PolicyClaim, PolicyConfig, PolicyFile
+from .stdio import StdioOptions
 
 __all__ = [
     "AuditConfig",
@@ -221,7 +222,9 @@ class ServerConfig(Model):
     name: Name = Field(
         description="Public path segment: the server is served at <public_base_url>/<name>/mcp."
     )
-    upstream: str = Field(description="The upstream MCP endpoint URL.")
+    upstream: str | None = Field(
+        default=None, description="The upstream MCP endpoint URL (or `command` for a stdio plug-in)."
+    )
     auth: bool = Field(default=True, description="Turn authentication off for this server (benchmarks only).")
     title: str | None = Field(default=None, description="`resource_name` in the protected resource metadata.")
     identity_providers: tuple[Name, ...] = Field(
@@ -258,6 +261,45 @@ class ServerConfig(Model):
     )
 
     pinning: PinningConfig = PinningConfig()
+    # A stdio plug-in instead of a URL (docs/stdio.md): argv, never a shell string.
+    command: tuple[Annotated[str, Field(min_length=1)], ...] | None = Field(
+        default=None,
+        min_length=1,
+        description="A stdio MCP server's argv (run without a shell), instead of `upstream`.",
+    )
+    cwd: str | None = Field(default=None, description="The plug-in's working directory.")
+    env: dict[str, str | SecretRef] = Field(
+        default_factory=dict,
+        description="The plug-in's whole environment (nothing else is inherited); a value may be "
+        "{env: VARIABLE} or {file: PATH}.",
+    )
+    stdio: StdioOptions = StdioOptions()
+
+    @model_validator(mode="after")
+    def _upstream_or_command(self) -> ServerConfig:
+        if self.upstream is None and self.command is None:
+            raise refuse(
+                "required key is missing: give `upstream` (a URL) or `command` (a stdio plug-in's argv)",
+                "upstream",
+            )
+        if self.upstream is not None and self.command is not None:
+            raise refuse(
+                "give exactly one of `upstream` (a URL) and `command` (a stdio plug-in's argv)", "upstream"
+            )
+        if self.command is None and (self.cwd is not None or self.env):
+            raise refuse(
+                "only used with `command` (a stdio plug-in)", "cwd" if self.cwd is not None else "env"
+            )
+        if self.command is not None and self.upstream_auth.type != "minted":
+            raise refuse(
+                "a stdio plug-in gets the caller's identity as a token the gateway mints: type must be 'minted'",
+                "upstream_auth",
+                "type",
+            )
+        for name in self.env:
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
+                raise refuse(f"{name!r} is not an environment variable name", "env", name)
+        return self
 
     @model_validator(mode="after")
     def _enforce_needs_auth(self) -> ServerConfig:
@@ -277,8 +319,8 @@ class ServerConfig(Model):
 
     @field_validator("upstream")
     @classmethod
-    def _upstream_url(cls, value: str) -> str:
-        return http_url(value, "use upstream_auth")
+    def _upstream_url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value, "use upstream_auth")
 
     @model_validator(mode="after")
     def _filter_ids(self) -> ServerConfig:

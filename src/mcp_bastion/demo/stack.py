@@ -120,7 +120,7 @@ def sample_upstream_ports(config: BastionConfig | None) -> dict[str, int]:
     """The loopback ports at which a `serve` config expects the sample servers, by name."""
     ports: dict[str, int] = {}
     for server in config.servers if config is not None else ():
-        parts = urlsplit(server.upstream)
+        parts = urlsplit(server.upstream or "")
         local = parts.scheme == "http" and parts.hostname in ("127.0.0.1", "localhost")
         if server.name in DEMO_SERVERS and local and parts.path == MCP_PATH and parts.port:
             ports[server.name] = parts.port

@@ -78,7 +78,7 @@ async def published_tools(
         ServerTools(
             live.route.name,
             live.route.resource,
-            live.route.config.upstream,
+            live.route.config.upstream or live.route.transport.target,
             entries(live.route, live.tools),
             live.error,
         )
