@@ -256,5 +256,11 @@ def _key_set(
             raise
 
     return RemoteKeySet(
-        load, clock=clock, ttl=provider.jwks_ttl_seconds, cooldown=provider.jwks_refetch_cooldown_seconds
+        load,
+        clock=clock,
+        ttl=provider.jwks_ttl_seconds,
+        cooldown=provider.jwks_refetch_cooldown_seconds,
+        # A request waits for keys (none yet, or an unknown kid) no longer than the fetches
+        # take at most: the key document, and the metadata first when it is discovered.
+        wait_limit=timeout if provider.jwks_uri is not None else 2 * timeout,
     )
