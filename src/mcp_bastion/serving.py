@@ -51,7 +51,13 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
 
     async def work() -> None:
         # Built in the worker itself: connection pools and key caches are per process.
-        server = HttpServer(build_gateway(loaded), connection_limits(config))
+        drain = listen.drain
+        server = HttpServer(
+            build_gateway(loaded),
+            connection_limits(config),
+            grace=drain.grace_seconds,
+            stream_grace=drain.stream_grace_seconds,
+        )
         await server.serve(sock, handle_signals=True)
 
     if count == 1:

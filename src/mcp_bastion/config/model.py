@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ..urls import is_loopback
+from .edge import DrainConfig
 
 __all__ = [
     "AuditConfig",
@@ -84,6 +85,7 @@ class ListenConfig(_Model):
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes sharing the socket.")
+    drain: DrainConfig = Field(default=DrainConfig(), description="A graceful stop on SIGTERM.")
 
 
 class ClaimMapping(_Model):

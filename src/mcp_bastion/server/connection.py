@@ -268,6 +268,10 @@ class HttpConnection(asyncio.Protocol):
         if self.over_capacity:
             cycle.keep_alive = False
             cycle.canned = (503, b"server at capacity, try again later")
+        if self.state.closing:
+            # A graceful stop (server/drain.py): answered, never dropped, and the last answer.
+            cycle.keep_alive = False
+            cycle.canned = (503, b"server is shutting down")
         if self.cycle is None:
             self._begin(cycle)
         else:

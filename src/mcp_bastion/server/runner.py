@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from ..asgi import Receive, Scope, Send
 from .connection import ConnectionLimits, HttpConnection, ServerState
+from .drain import DrainPolicy, drain
 
 __all__ = ["HttpServer", "ServedApp", "bind", "run_workers"]
 
@@ -38,12 +39,19 @@ class HttpServer:
     """Serves one app on one socket, in the running event loop, until `stop()`."""
 
     def __init__(
-        self, app: ServedApp, limits: ConnectionLimits, *, grace: float = SHUTDOWN_GRACE_SECONDS
+        self,
+        app: ServedApp,
+        limits: ConnectionLimits,
+        *,
+        grace: float = SHUTDOWN_GRACE_SECONDS,
+        stream_grace: float | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
         self.grace = grace
+        self.drain = DrainPolicy(grace, grace if stream_grace is None else stream_grace)
         self.started = threading.Event()  # set once the socket accepts connections
+        self.draining = threading.Event()  # set once a stop began: every answer from now closes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False  # a stop() that came before serve() started is kept
@@ -65,8 +73,8 @@ class HttpServer:
         try:
             await stop.wait()
         finally:
-            server.close()
-            await self._drain(state)
+            self.draining.set()
+            await drain(state, server, self.drain)
             state.stop()
             self._loop = None
             await self.app.shutdown()
@@ -78,21 +86,6 @@ class HttpServer:
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopped already
                 loop.call_soon_threadsafe(stop.set)
-
-    async def _drain(self, state: ServerState) -> None:
-        state.closing = True  # answers from now on close their connections
-        for connection in list(state.connections):
-            connection.close_if_idle()
-        if state.tasks:
-            _, pending = await asyncio.wait(set(state.tasks), timeout=self.grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("stopped %d request(s) still running after %.0f s", len(pending), self.grace)
-                await asyncio.wait(pending, timeout=1.0)
-        for connection in list(state.connections):
-            if not connection.transport.is_closing():
-                connection.transport.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
