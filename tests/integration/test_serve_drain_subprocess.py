@@ -9,74 +9,21 @@ exits 0 once nothing is in flight.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from ..server import RawClient
+from ..support.held_upstream import HeldUpstream
 from ..support.serve_process import ServeProcess, free_port, serve_process, write_config
-from ..support.servers import read_body, serve_asgi
+from ..support.servers import serve_asgi
 
 WAIT_S = 10.0
 ACCEPT = "application/json, text/event-stream"
-
-
-@dataclass
-class HeldUpstream:
-    """An MCP upstream whose `slow` tool answers only when the test says so, and whose GET
-    stream sends one event and then stays open."""
-
-    slow_entered: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-    stream_closed: threading.Event = field(default_factory=threading.Event)
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["method"] == "GET":
-            await self._stream(receive, send)
-            return
-        doc = orjson.loads(await read_body(receive))
-        if doc.get("params", {}).get("name") == "slow":
-            self.slow_entered.set()
-            await asyncio.to_thread(self.release.wait, 30)
-        result = {"content": [{"type": "text", "text": f"done {doc['method']}"}]}
-        body = orjson.dumps({"jsonrpc": "2.0", "id": doc["id"], "result": result})
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
-
-    async def _stream(self, receive: Any, send: Any) -> None:
-        headers = [(b"content-type", b"text/event-stream")]
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        note = {
-            "jsonrpc": "2.0",
-            "method": "notifications/message",
-            "params": {"level": "info", "data": "hi"},
-        }
-        await send(
-            {
-                "type": "http.response.body",
-                "body": b"data: " + orjson.dumps(note) + b"\n\n",
-                "more_body": True,
-            }
-        )
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        self.stream_closed.set()
 
 
 @pytest.fixture
@@ -169,7 +116,7 @@ def test_sigterm_drains_serve_without_dropping_a_request(
         done = busy.read_response()
         assert done.status == 200
         assert done.header("connection") == "close"
-        assert json.loads(done.body)["result"]["content"][0]["text"] == "done tools/call"
+        assert json.loads(done.body)["result"]["content"][0]["text"] == "held done tools/call"
         assert busy.read_to_eof() == b""
         assert served.stop() == 0
     assert "still running" not in served.log  # nothing was cut short by the grace

@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import yaml
 
 from .servers import bind_loopback
@@ -63,6 +65,18 @@ class ServeProcess:
         with self._changed:
             return "\n".join(self.lines)
 
+    def wait_until_serving(self, http: httpx.Client, timeout: float = START_TIMEOUT_S) -> None:
+        """Poll /healthz until it answers (for a log level that hides "listening on")."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"serve exited early:\n{self.log}"
+            try:
+                if http.get(f"http://127.0.0.1:{self.port}/healthz").status_code == 200:
+                    return
+            except httpx.TransportError:
+                time.sleep(0.05)  # polling a subprocess's port: there is no event to wait on
+        raise AssertionError(f"serve did not answer within {timeout}s:\n{self.log}")
+
     def signal(self, signum: int) -> None:
         self.process.send_signal(signum)
 
@@ -80,10 +94,10 @@ def write_config(path: Path, config: dict[str, object]) -> Path:
 
 @contextlib.contextmanager
 def serve_process(
-    config: Path, port: int, *args: str, env: dict[str, str] | None = None
+    config: Path, port: int, *args: str, env: dict[str, str] | None = None, ready: str = "listening on"
 ) -> Iterator[ServeProcess]:
-    """Run `mcp-bastion serve --config CONFIG ARGS...` until it logs that it listens; kill it
-    on the way out if the test left it running."""
+    """Run `mcp-bastion serve --config CONFIG ARGS...` until it logs `ready`; kill it on the way
+    out if the test left it running."""
     command = [sys.executable, "-m", "mcp_bastion.cli", "serve", "--config", str(config), *args]
     process = subprocess.Popen(
         command,
@@ -97,7 +111,7 @@ def serve_process(
     reader = threading.Thread(target=served._read, daemon=True)
     reader.start()
     try:
-        served.wait_for_text("listening on")
+        served.wait_for_text(ready)
         yield served
     finally:
         if process.poll() is None:

@@ -45,13 +45,14 @@ async def drain(state: ServerState, listener: asyncio.AbstractServer, policy: Dr
     state.closing = True
     loop = state.loop
     began = loop.time()
+    log.info(
+        "shutting down: draining %d request(s) in flight on %d connection(s) (grace %gs, streams %gs)",
+        len(state.tasks),
+        len(state.connections),
+        policy.grace,
+        min(policy.stream_grace, policy.grace),
+    )
     if state.tasks:
-        log.info(
-            "draining %d request(s) in flight (grace %gs, streams %gs)",
-            len(state.tasks),
-            policy.grace,
-            min(policy.stream_grace, policy.grace),
-        )
         await _wait(state, min(policy.stream_grace, policy.grace))
         _end(c for c in _running(state) if _is_stream(c))
         await _wait(state, policy.grace - (loop.time() - began))

@@ -55,6 +55,7 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False  # a stop() that came before serve() started is kept
+        self._state: ServerState | None = None
 
     async def serve(self, sock: socket.socket, *, handle_signals: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -66,7 +67,7 @@ class HttpServer:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
         await self.app.startup()
-        state = ServerState(self.app, self.limits, loop)
+        state = self._state = ServerState(self.app, self.limits, loop)
         state.start()
         server = await loop.create_server(lambda: HttpConnection(state), sock=sock, backlog=2048)
         self.started.set()
@@ -78,6 +79,20 @@ class HttpServer:
             state.stop()
             self._loop = None
             await self.app.shutdown()
+
+    def replace_app(
+        self, app: ServedApp, limits: ConnectionLimits | None = None, drain: DrainPolicy | None = None
+    ) -> tuple[ServedApp, set[asyncio.Task[None]]]:
+        """Serve new requests with `app` (a config reload); returns the app replaced and the
+        requests still running on it, which finish there. Call from the serving loop."""
+        old, self.app = self.app, app
+        self.limits = limits or self.limits
+        self.drain = drain or self.drain
+        state = self._state
+        if state is None:
+            return old, set()
+        state.app, state.limits = app, self.limits
+        return old, set(state.tasks)
 
     def stop(self) -> None:
         """Ask the server to stop (from any thread; before, during or after `serve()`)."""
@@ -105,10 +120,14 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
     stopping = False
 
     def start() -> None:
+        # SIGHUP (a reload) is blocked across the fork: the worker keeps it blocked until its
+        # own loop takes it, so the parent's handler (forwarding to the workers) never runs there.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         pid = os.fork()
         if pid == 0:  # the worker
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
             code = 0
             try:
                 work()
@@ -118,6 +137,7 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
             finally:
                 logging.shutdown()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         children[pid] = time.monotonic()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -127,10 +147,17 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, forward)  # every worker reloads its own config
     for _ in range(count):
         start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     status = 0
     while children:
         try:
