@@ -64,6 +64,9 @@ class ConfigReloader:
         if path is None:
             log.error("reload refused: this config was not loaded from a file")
             return False
+        if self._server.draining.is_set():
+            log.warning("reload refused: the server is shutting down")
+            return False
         if self._busy:
             log.warning("reload refused: a reload of %s is already under way", path)
             return False

@@ -273,3 +273,55 @@ def test_every_worker_reloads_on_sighup(
 
 def _reloads(served: ServeProcess) -> int:
     return sum("reloaded" in line for line in served.lines)
+
+
+def test_a_session_sealed_before_a_reload_still_opens_after_it(tmp_path: Path) -> None:
+    # No sessions.key in the config: the process's own key must outlive a reload, or every
+    # client's session would be "not found" after each SIGHUP.
+    upstream = RecordingUpstream()
+    with serve_asgi(upstream) as up:
+        port = free_port()
+        path = write_config(tmp_path / "bastion.yaml", _base(port, f"{up.base_url}/mcp"))
+        url = f"http://127.0.0.1:{port}/demo/mcp"
+        with serve_process(path, port) as served, httpx.Client(timeout=WAIT_S) as http:
+            init = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "t", "version": "1"},
+                },
+            }
+            opened = post_mcp(http, url, init)
+            session = opened.headers["mcp-session-id"]
+            assert session != upstream.session_id  # sealed by the gateway
+            served.signal(signal.SIGHUP)
+            served.wait_for_text("reloaded")
+            headers = {"mcp-session-id": session, "mcp-protocol-version": "2025-11-25"}
+            listed = post_mcp(http, url, {"jsonrpc": "2.0", "id": 2, "method": "tools/list"}, headers=headers)
+            assert listed.status_code == 200
+            assert upstream.seen[-1].headers["mcp-session-id"] == upstream.session_id
+            assert served.stop() == 0
+
+
+def test_a_sighup_during_the_drain_is_refused(
+    tmp_path: Path, two_upstreams: tuple[HeldUpstream, str, HeldUpstream, str]
+) -> None:
+    # A reload now would start a gateway (key fetches, pools) that nothing will ever serve.
+    first, first_url, _, _ = two_upstreams
+    port = free_port()
+    path = write_config(tmp_path / "bastion.yaml", _base(port, first_url))
+    url = f"http://127.0.0.1:{port}/demo/mcp"
+    with serve_process(path, port) as served, httpx.Client(timeout=WAIT_S) as http:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            slow = pool.submit(post_mcp, http, url, _call("slow"))
+            assert first.slow_entered.wait(WAIT_S)
+            served.signal(signal.SIGTERM)
+            served.wait_for_text("shutting down")
+            served.signal(signal.SIGHUP)
+            served.wait_for_text("reload refused: the server is shutting down")
+            first.release.set()
+            assert slow.result(WAIT_S).status_code == 200
+        assert served.process.wait(WAIT_S) == 0
