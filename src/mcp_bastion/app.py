@@ -144,7 +144,7 @@ def build_gateway(
 
 def _http_transports(pool: UpstreamClient) -> TransportFactory:
     def transport_for(server: ServerConfig) -> UpstreamTransport:
-        return pool.transport(server.upstream)
+        return pool.transport(server.upstream, server.upstream_tls)
 
     return transport_for
 

@@ -130,9 +130,10 @@ def _keep_listen(
     """The new config with the listen address it cannot change (see the module docstring)."""
     old, new = previous.config.listen, loaded.config.listen
     wanted = new.model_copy(update=overrides)
-    if (wanted.host, wanted.port, wanted.workers) != (old.host, old.port, old.workers):
-        log.warning("%s: listen.host, .port and .workers take effect at the next restart", loaded.path)
-    listen = new.model_copy(update={"host": old.host, "port": old.port, "workers": old.workers})
+    fixed = ("host", "port", "workers", "tls")
+    if any(getattr(wanted, name) != getattr(old, name) for name in fixed):
+        log.warning("%s: listen.host, .port, .workers and .tls take effect at the next restart", loaded.path)
+    listen = new.model_copy(update={name: getattr(old, name) for name in fixed})
     config = loaded.config.model_copy(update={"listen": listen})
     return LoadedConfig(config, loaded.secrets, loaded.path)
 

@@ -19,6 +19,7 @@ from .native import build_description
 from .reload import ConfigReloader, with_process_keys
 from .server import ConnectionLimits, HttpServer, bind, run_workers
 from .server.drain import DrainPolicy
+from .server.tls import CertificateReloader, server_context
 
 __all__ = ["connection_limits", "serve"]
 
@@ -65,7 +66,15 @@ def serve(
             path="listen",
             hint="pick another listen.port, or stop what holds it",
         ) from None
-    log.info("listening on %s:%d with %d worker(s), %s", listen.host, listen.port, count, build_description())
+    scheme = "https" if listen.tls is not None else "http"
+    log.info(
+        "listening on %s:%d (%s) with %d worker(s), %s",
+        listen.host,
+        listen.port,
+        scheme,
+        count,
+        build_description(),
+    )
 
     async def work() -> None:
         # Built in the worker itself: connection pools and key caches are per process.
@@ -83,8 +92,11 @@ def serve(
         )
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[bool]] = set()
+        certificates = CertificateReloader(server_context(listen.tls), listen.tls) if listen.tls else None
 
         def on_sighup() -> None:
+            if certificates is not None:
+                certificates.reload()
             task = loop.create_task(reloader.reload())
             reloads.add(task)
             task.add_done_callback(reloads.discard)
@@ -94,7 +106,13 @@ def serve(
         began = time.monotonic()
         if count > 1:
             log.info("worker %d ready", os.getpid())
-        await server.serve(sock, handle_signals=True)
+        if certificates is not None:
+            certificates.start_watching()
+        try:
+            await server.serve(sock, handle_signals=True, tls=certificates.context if certificates else None)
+        finally:
+            if certificates is not None:
+                certificates.stop_watching()
         await reloader.close()
         log.info("stopped after %.0fs (%d reload(s))", time.monotonic() - began, reloader.reloads)
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ..urls import is_loopback
-from .edge import DrainConfig
+from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
 
 __all__ = [
     "AuditConfig",
@@ -86,6 +86,7 @@ class ListenConfig(_Model):
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes sharing the socket.")
     drain: DrainConfig = Field(default=DrainConfig(), description="A graceful stop on SIGTERM.")
+    tls: ServerTlsConfig | None = Field(default=None, description="TLS termination (absent: plain HTTP).")
 
 
 class ClaimMapping(_Model):
@@ -297,6 +298,9 @@ class ServerConfig(_Model):
         default=(), description="Names of the IdPs trusted for this server; empty = all."
     )
     upstream_auth: UpstreamAuthConfig = UpstreamAuthConfig()
+    upstream_tls: UpstreamTlsConfig | None = Field(
+        default=None, description="For an https upstream: the CA bundle, and a client certificate (mTLS)."
+    )
     tools: dict[str, ToolPolicy] = Field(
         default_factory=dict,
         description="Per-tool scope overrides; each scope must be defined (scopes registry, "

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +58,9 @@ class HttpServer:
         self._stop_requested = False  # a stop() that came before serve() started is kept
         self._state: ServerState | None = None
 
-    async def serve(self, sock: socket.socket, *, handle_signals: bool = False) -> None:
+    async def serve(
+        self, sock: socket.socket, *, handle_signals: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         stop = self._stop = asyncio.Event()
         self._loop = loop
@@ -69,7 +72,14 @@ class HttpServer:
         await self.app.startup()
         state = self._state = ServerState(self.app, self.limits, loop)
         state.start()
-        server = await loop.create_server(lambda: HttpConnection(state), sock=sock, backlog=2048)
+        server = await loop.create_server(
+            lambda: HttpConnection(state),
+            sock=sock,
+            backlog=2048,
+            ssl=tls,
+            # A handshake is part of reading a request head: it gets the same deadline.
+            ssl_handshake_timeout=self.limits.head_timeout if tls is not None else None,
+        )
         self.started.set()
         try:
             await stop.wait()
