@@ -8,7 +8,10 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
+import ssl
+import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -17,6 +20,9 @@ from typing import Any
 import httpx
 import pytest
 
+from ..server import RawClient
+from ..server.test_tls import TlsClient
+from ..support.certificates import make_ca, make_leaf
 from ..support.gateway import post_mcp
 from ..support.held_upstream import HeldUpstream
 from ..support.issuer import LocalIssuer, running_issuer
@@ -325,3 +331,82 @@ def test_a_sighup_during_the_drain_is_refused(
             first.release.set()
             assert slow.result(WAIT_S).status_code == 200
         assert served.process.wait(WAIT_S) == 0
+
+
+# --- TLS termination: curl and Python's ssl against a real serve ------------------------------
+
+
+def _curl_subject(port: int, ca: Path) -> tuple[str, str]:
+    """(the certificate subject curl saw, the body) for one GET /healthz over TLS."""
+    done = subprocess.run(
+        ["curl", "-sS", "-v", "--cacert", str(ca), f"https://127.0.0.1:{port}/healthz"],
+        capture_output=True,
+        text=True,
+        timeout=WAIT_S,
+        check=True,
+    )
+    subject = next(line for line in done.stderr.splitlines() if "subject:" in line)
+    return subject, done.stdout
+
+
+def test_serve_terminates_tls_and_a_sighup_renews_the_certificate_without_dropping_a_connection(
+    tmp_path: Path, two_upstreams: tuple[HeldUpstream, str, HeldUpstream, str]
+) -> None:
+    _, upstream_url, _, _ = two_upstreams
+    ca = make_ca(tmp_path / "ca")
+    first, renewed = make_leaf(ca, tmp_path, "server-1"), make_leaf(ca, tmp_path, "server-2")
+    live_cert, live_key = tmp_path / "live.crt", tmp_path / "live.key"
+    shutil.copy(first.certificate, live_cert)
+    shutil.copy(first.key, live_key)
+    port = free_port()
+    config = _base(port, upstream_url)
+    config["public_base_url"] = f"https://127.0.0.1:{port}"
+    config["listen"]["tls"] = {"certificate": str(live_cert), "key": str(live_key), "watch_seconds": 0}
+    path = write_config(tmp_path / "bastion.yaml", config)
+    with serve_process(path, port) as served:
+        assert "(https)" in served.wait_for_text("listening on")
+        subject, body = _curl_subject(port, ca.certificate)
+        assert "CN=server-1" in subject
+        assert json.loads(body) == {"status": "ok"}
+        context = ssl.create_default_context(cafile=str(ca.certificate))
+        with TlsClient(port, context, WAIT_S) as kept:  # one connection, kept alive throughout
+            _post_raw(kept, port)
+            first_answer = kept.read_response()
+            assert (first_answer.status, first_answer.header("connection")) == (200, None)
+            assert kept.peer_name() == "server-1"
+            shutil.copy(renewed.certificate, live_cert)
+            shutil.copy(renewed.key, live_key)
+            served.signal(signal.SIGHUP)
+            served.wait_for_text("TLS certificate reloaded")
+            served.wait_for_text("reloaded " + str(path))
+            assert "CN=server-2" in _curl_subject(port, ca.certificate)[0]
+            # The connection opened before the renewal still works: the same socket, served again.
+            _post_raw(kept, port)
+            assert kept.read_response().status == 200
+        assert served.stop() == 0
+    assert served.log.count("TLS certificate reloaded") == 1
+
+
+def test_plain_http_to_a_tls_listener_gets_no_answer_in_clear(
+    tmp_path: Path, two_upstreams: tuple[HeldUpstream, str, HeldUpstream, str]
+) -> None:
+    _, upstream_url, _, _ = two_upstreams
+    ca = make_ca(tmp_path / "ca")
+    leaf = make_leaf(ca, tmp_path, "server-1")
+    port = free_port()
+    config = _base(port, upstream_url)
+    config["listen"]["tls"] = {"certificate": str(leaf.certificate), "key": str(leaf.key)}
+    path = write_config(tmp_path / "bastion.yaml", config)
+    with serve_process(path, port) as served, httpx.Client(timeout=WAIT_S) as http:
+        with pytest.raises(httpx.TransportError):
+            http.get(f"http://127.0.0.1:{port}/healthz")
+        assert served.stop() == 0
+
+
+def _post_raw(client: RawClient, port: int) -> None:
+    data = json.dumps(_call()).encode()
+    client.send(
+        f"POST /demo/mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+        f"Accept: application/json, text/event-stream\r\nContent-Length: {len(data)}\r\n\r\n".encode()
+        + data
+    )
