@@ -10,6 +10,7 @@ import shutil
 import socket
 import ssl
 import threading
+import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +19,7 @@ import pytest
 import uvloop
 
 from mcp_bastion.config.edge import ServerTlsConfig
-from mcp_bastion.server import HttpServer, bind
+from mcp_bastion.server import ConnectionLimits, HttpServer, bind
 from mcp_bastion.server.tls import CertificateReloader, server_context
 
 from ..support.certificates import Pem, make_ca, make_leaf
@@ -68,9 +69,11 @@ def _tls_config(tmp_path: Path, pki: dict[str, Pem], **options: object) -> Serve
 
 
 @contextlib.contextmanager
-def serving_tls(tls: ServerTlsConfig) -> Iterator[tuple[int, CertificateReloader]]:
+def serving_tls(
+    tls: ServerTlsConfig, limits: ConnectionLimits = RELAXED
+) -> Iterator[tuple[int, CertificateReloader]]:
     app = TinyApp()
-    server = HttpServer(app, RELAXED, grace=1.0)
+    server = HttpServer(app, limits, grace=1.0)
     sock = bind("127.0.0.1", 0)
     reloader = CertificateReloader(server_context(tls), tls)
     failure: list[BaseException] = []
@@ -308,3 +311,16 @@ def _poll(condition: object, done: threading.Event) -> bool:
             return True
         done.wait(0.05)
     return bool(condition())
+
+
+def test_a_stalled_handshake_is_closed_at_the_head_deadline(tmp_path: Path, pki: dict[str, Pem]) -> None:
+    # Slowloris one layer down: a connection that never completes its handshake never
+    # reaches the HTTP deadlines, so the handshake has the head deadline of its own.
+    limits = ConnectionLimits(head_timeout=0.3, keep_alive_timeout=5.0)
+    with serving_tls(_tls_config(tmp_path, pki), limits) as (port, _):
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT_S) as raw:
+            raw.sendall(b"\x16\x03\x01")  # the first bytes of a ClientHello, then nothing
+            began = time.monotonic()
+            with contextlib.suppress(ConnectionResetError):
+                assert raw.recv(1024) == b""
+            assert time.monotonic() - began < WAIT_S
