@@ -89,6 +89,10 @@ class ConfigReloader:
                 f" ({hint})" if hint else "",
             )
             return False
+        except Exception:
+            # A bug, not a bad file: still never a half-applied config, and never a dead process.
+            log.exception("reload refused, still serving the previous config: unexpected failure")
+            return False
         await app.startup()
         for warning in config_warnings(loaded.config):
             log.warning("%s: %s", path, warning)
