@@ -107,8 +107,10 @@ def build_gateway(
     ]
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
-        closers.append(idp_http.aclose)
         issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
+        # A background key refresh may be in flight at shutdown: stopped before its client closes.
+        closers.extend(policy.keys.close for policy in issuers.values())
+        closers.append(idp_http.aclose)
         warmers.extend(policy.keys.warm for policy in issuers.values())
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
     session_key = _session_key(loaded)

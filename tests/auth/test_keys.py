@@ -500,3 +500,18 @@ def test_rsa_moduli_of_every_length_from_2048_bits_are_usable(bits: int, usable:
     document = {"keys": [dict(jwk, kid="rsa"), public_jwk(EC_KEY, "ec")]}
     by_kid, _ = import_public_keys(document)
     assert ("rsa" in by_kid) is usable
+
+
+async def test_close_stops_a_refresh_in_flight_and_keeps_the_keys() -> None:
+    # Shutdown: a background refresh must not outlive the HTTP client it fetches with.
+    gate = Gate()
+    loader, clock = Loader(), Clock()
+    keys = _key_set(loader, clock)
+    await keys.warm()
+    loader.gate = gate
+    clock.now = NOW + TTL + 1
+    await keys.key_for("ec-1", "ES256")
+    await asyncio.wait_for(gate.started.wait(), 5)
+    await asyncio.wait_for(keys.close(), 5)
+    await asyncio.wait_for(keys.settled(), 5)  # nothing in flight any more
+    assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)

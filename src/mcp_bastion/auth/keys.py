@@ -132,6 +132,14 @@ class RemoteKeySet:
             raise InvalidToken("no usable key for this token")
         return key
 
+    async def close(self) -> None:
+        """Stop a refresh in flight (shutdown): its connection is closed before the client is."""
+        inflight = self._inflight
+        if inflight is not None:
+            inflight.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await inflight
+
     async def settled(self) -> None:
         """Wait until no refresh is in flight (shutdown, and tests that look at its outcome)."""
         while self._inflight is not None:
