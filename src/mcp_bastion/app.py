@@ -120,11 +120,13 @@ def build_gateway(
     ]
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
-        closers.append(idp_http.aclose)
         issuers = {
             p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock), identity.profile(p))
             for p in config.identity_providers
         }
+        # A background key refresh may be in flight at shutdown: stopped before its client closes.
+        closers.extend(policy.keys.close for policy in issuers.values())
+        closers.append(idp_http.aclose)
         warmers.extend(policy.keys.warm for policy in issuers.values())
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
         verifier = identity.verifier(verifier)  # opaque tokens, when an IdP introspects
@@ -163,7 +165,7 @@ def build_gateway(
 
 def _http_transports(pool: UpstreamClient) -> TransportFactory:
     def transport_for(server: ServerConfig) -> UpstreamTransport:
-        return pool.transport(server.upstream or "")
+        return pool.transport(server.upstream or "", server.upstream_tls)
 
     return transport_for
 
@@ -296,5 +298,11 @@ def _key_set(
             raise
 
     return RemoteKeySet(
-        load, clock=clock, ttl=provider.jwks_ttl_seconds, cooldown=provider.jwks_refetch_cooldown_seconds
+        load,
+        clock=clock,
+        ttl=provider.jwks_ttl_seconds,
+        cooldown=provider.jwks_refetch_cooldown_seconds,
+        # A request waits for keys (none yet, or an unknown kid) no longer than the fetches
+        # take at most: the key document, and the metadata first when it is discovered.
+        wait_limit=timeout if provider.jwks_uri is not None else 2 * timeout,
     )

@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import datetime
 import json
-import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -22,6 +21,7 @@ from . import __version__
 from .config import CONFIG_REFERENCE_URL, REPOSITORY_URL, config_json_schema, config_warnings, load_config
 from .config.model import BastionConfig, FilterConfig
 from .errors import BastionError, ConfigError
+from .logs import LOG_LEVELS, configure_logging
 from .native import build_description
 
 __all__ = ["main"]
@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="the YAML config file (required; 'mcp-bastion schema' prints its JSON Schema)",
     )
+    serve.add_argument("--host", metavar="ADDRESS", help="address to bind (overrides listen.host)")
+    serve.add_argument("--port", type=_port, metavar="PORT", help="TCP port (overrides listen.port)")
+    serve.add_argument(
+        "--log-format", choices=("text", "json"), default="text", help="text lines, or one JSON object a line"
+    )
+    serve.add_argument("--log-level", choices=LOG_LEVELS, default="info", help="default: info")
     serve.add_argument(
         "--workers",
         type=_workers,
@@ -428,15 +434,10 @@ def _pin_action(argv: list[str]) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_pin_action(list(sys.argv[1:] if argv is None else argv)))
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
+    level = "debug" if args.debug else getattr(args, "log_level", None) or "info"
+    configure_logging(
+        level=level, log_format=getattr(args, "log_format", None) or "text", quiet_clients=not args.debug
     )
-    if not args.debug:
-        # Request lines of the HTTP clients are noise next to the audit feed.
-        for name in ("httpx", "httpx2", "mcp"):
-            logging.getLogger(name).setLevel(logging.WARNING)
     try:
         return _dispatch(args)
     except BastionError as err:
@@ -460,7 +461,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from .serving import serve
 
-        serve(load_config(args.config), workers=args.workers)
+        serve(load_config(args.config), workers=args.workers, host=args.host, port=args.port)
         return 0
     if args.command == "demo":
         return _demo(args)

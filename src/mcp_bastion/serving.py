@@ -2,26 +2,45 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import signal
 import sys
+import time
 
 import uvloop
 
 from .app import build_gateway
 from .config import BastionConfig, LoadedConfig, config_warnings
 from .errors import ConfigError
+from .logs import redactor
 from .native import build_description
+from .reload import ConfigReloader, with_process_keys
 from .server import ConnectionLimits, HttpServer, bind, run_workers
+from .server.drain import DrainPolicy
+from .server.tls import CertificateReloader, server_context
 
 __all__ = ["connection_limits", "serve"]
 
 log = logging.getLogger("mcp_bastion")
 
 
-def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
+def serve(
+    loaded: LoadedConfig, *, workers: int | None = None, host: str | None = None, port: int | None = None
+) -> None:
     """Serve a loaded config. Every check ran in `load_config` (secrets included): nothing the
-    config holds can fail after "listening" is logged."""
+    config holds can fail after "listening" is logged. `host` and `port` override `listen`."""
+    # Until the event loop takes SIGHUP over, one arriving must not end the process: it stays
+    # pending (blocked) and is delivered, once, to the loop's handler (workers inherit this).
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+    overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
+    if overrides:
+        listen = loaded.config.listen.model_copy(update=overrides)
+        loaded = LoadedConfig(
+            loaded.config.model_copy(update={"listen": listen}), loaded.secrets, loaded.path
+        )
+    redactor.add_secrets(loaded.secrets.values())
     config = loaded.config
     listen = config.listen
     count = workers or listen.workers
@@ -47,12 +66,55 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
             path="listen",
             hint="pick another listen.port, or stop what holds it",
         ) from None
-    log.info("listening on %s:%d with %d worker(s), %s", listen.host, listen.port, count, build_description())
+    scheme = "https" if listen.tls is not None else "http"
+    log.info(
+        "listening on %s:%d (%s) with %d worker(s), %s",
+        listen.host,
+        listen.port,
+        scheme,
+        count,
+        build_description(),
+    )
 
     async def work() -> None:
         # Built in the worker itself: connection pools and key caches are per process.
-        server = HttpServer(build_gateway(loaded), connection_limits(config))
-        await server.serve(sock, handle_signals=True)
+        keyed = with_process_keys(loaded)
+        redactor.add_secrets(keyed.secrets.values())
+        drain = listen.drain
+        server = HttpServer(
+            build_gateway(keyed),
+            connection_limits(config),
+            grace=drain.grace_seconds,
+            stream_grace=drain.stream_grace_seconds,
+        )
+        reloader = ConfigReloader(
+            server, keyed, build_gateway, tune=_server_settings, listen_overrides=overrides
+        )
+        loop = asyncio.get_running_loop()
+        reloads: set[asyncio.Task[bool]] = set()
+        certificates = CertificateReloader(server_context(listen.tls), listen.tls) if listen.tls else None
+
+        def on_sighup() -> None:
+            if certificates is not None:
+                certificates.reload()
+            task = loop.create_task(reloader.reload())
+            reloads.add(task)
+            task.add_done_callback(reloads.discard)
+
+        loop.add_signal_handler(signal.SIGHUP, on_sighup)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
+        began = time.monotonic()
+        if count > 1:
+            log.info("worker %d ready", os.getpid())
+        if certificates is not None:
+            certificates.start_watching()
+        try:
+            await server.serve(sock, handle_signals=True, tls=certificates.context if certificates else None)
+        finally:
+            if certificates is not None:
+                certificates.stop_watching()
+        await reloader.close()
+        log.info("stopped after %.0fs (%d reload(s))", time.monotonic() - began, reloader.reloads)
 
     if count == 1:
         uvloop.run(work())
@@ -60,6 +122,11 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
     status = run_workers(count, lambda: uvloop.run(work()))
     if status:
         sys.exit(status)
+
+
+def _server_settings(loaded: LoadedConfig) -> tuple[ConnectionLimits, DrainPolicy]:
+    drain = loaded.config.listen.drain
+    return connection_limits(loaded.config), DrainPolicy(drain.grace_seconds, drain.stream_grace_seconds)
 
 
 def connection_limits(config: BastionConfig) -> ConnectionLimits:

@@ -66,10 +66,12 @@ async def test_keys_load_once_and_refresh_after_the_ttl() -> None:
     await keys.key_for("rsa-1", "RS256")
     assert loader.calls == 1
     clock.now = NOW + TTL + 1
-    await keys.key_for("ec-1", "ES256")
+    await keys.key_for("ec-1", "ES256")  # stale keys still serve; the refresh runs behind
+    await keys.settled()
     assert loader.calls == 2
     clock.now = NOW + TTL + 2
     await keys.key_for("ec-1", "ES256")
+    await keys.settled()
     assert loader.calls == 2
 
 
@@ -190,6 +192,77 @@ async def test_a_cancelled_caller_does_not_cancel_the_shared_load() -> None:
     assert loader.calls == 1
 
 
+# --- refreshes without stalls -------------------------------------------------------------
+
+
+async def test_a_stale_set_serves_known_kids_while_its_refresh_is_held() -> None:
+    # Before: every lookup past the TTL awaited the refresh, so a slow IdP stalled all requests.
+    gate = Gate()
+    loader, clock = Loader(), Clock()
+    keys = _key_set(loader, clock)
+    await keys.warm()
+    loader.gate = gate
+    clock.now = NOW + TTL + 1
+    found = await asyncio.wait_for(asyncio.gather(*(keys.key_for("ec-1", "ES256") for _ in range(64))), 5)
+    assert all(_same(key, EC_KEY) for key in found)
+    await asyncio.wait_for(gate.started.wait(), 5)
+    assert loader.calls == 2
+    assert not gate.open.is_set()
+    gate.open.set()
+    await asyncio.wait_for(keys.settled(), 5)
+    assert loader.calls == 2
+
+
+async def test_an_unknown_kid_waits_for_the_refresh_in_flight_and_finds_the_new_key() -> None:
+    gate = Gate()
+    loader, clock = Loader(), Clock()
+    keys = _key_set(loader, clock)
+    await keys.warm()
+    loader.gate = gate
+    loader.document = {"keys": [public_jwk(EC_KEY, "ec-1"), public_jwk(NEW_EC_KEY, "rotated")]}
+    clock.now = NOW + TTL + 1
+    await keys.key_for("ec-1", "ES256")  # starts the refresh behind
+    waiting = asyncio.ensure_future(keys.key_for("rotated", "ES256"))
+    await asyncio.wait_for(gate.started.wait(), 5)
+    assert not waiting.done()
+    gate.open.set()
+    assert _same(await asyncio.wait_for(waiting, 5), NEW_EC_KEY)
+    assert loader.calls == 2  # it joined the refresh in flight, no second fetch
+
+
+async def test_an_unknown_kid_waits_no_longer_than_the_wait_limit() -> None:
+    # An IdP that never answers must not hold a request past the bound (the fetch has its own
+    # timeout too; this bound holds whatever `load` does).
+    gate = Gate()
+    loader, clock = Loader(), Clock()
+    keys = RemoteKeySet(loader, clock=clock, ttl=TTL, cooldown=COOLDOWN, wait_limit=0.05)
+    await keys.warm()
+    loader.gate = gate
+    clock.now = NOW + COOLDOWN + 1
+    await asyncio.wait_for(_no_key(keys, "unknown"), 5)
+    assert loader.calls == 2
+    assert not gate.open.is_set()
+    assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)  # known kids were never held
+    gate.open.set()
+    await asyncio.wait_for(keys.settled(), 5)
+
+
+async def test_an_unexpected_failure_of_a_background_refresh_is_logged_and_keeps_the_keys(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loader, clock = Loader(), Clock()
+    keys = _key_set(loader, clock)
+    await keys.warm()
+    loader.fail_with = RuntimeError("a bug in the loader")
+    clock.now = NOW + TTL + 1
+    with caplog.at_level(logging.ERROR, logger="mcp_bastion.auth"):
+        assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)
+        with pytest.raises(RuntimeError):
+            await keys.settled()
+    assert "key refresh failed unexpectedly" in caplog.text
+    assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)
+
+
 # --- DM-02 / DM-03: failures keep the last good keys --------------------------------------
 
 
@@ -210,15 +283,18 @@ async def test_dm02_failed_refresh_keeps_last_good_keys(
     clock.now = NOW + TTL + 1
     with caplog.at_level(logging.WARNING, logger="mcp_bastion.auth"):
         key = await keys.key_for("ec-1", "ES256")
+        await keys.settled()
     assert _same(key, EC_KEY)
     assert loader.calls == 2
     assert "key refresh failed, keeping 3 cached keys" in caplog.text
     # Stale keys are retried at most once per cooldown, not once per request.
     clock.now = NOW + TTL + 2
     await keys.key_for("ec-1", "ES256")
+    await keys.settled()
     assert loader.calls == 2
     clock.now = NOW + TTL + COOLDOWN + 2
-    await keys.key_for("ec-1", "ES256")
+    assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)
+    await keys.settled()
     assert loader.calls == 3
 
 
@@ -266,8 +342,10 @@ async def test_dm03_malformed_refresh_keeps_last_good_keys(document: Any) -> Non
     loader.document = document
     clock.now = NOW + TTL + 1
     key = await keys.key_for("rsa-1", "RS256")
+    await keys.settled()
     assert _same(key, RSA_KEY)
     assert loader.calls == 2
+    assert _same(await keys.key_for("rsa-1", "RS256"), RSA_KEY)
 
 
 async def test_first_load_failing_leaves_no_keys_and_retries_after_a_second() -> None:
@@ -300,8 +378,10 @@ async def test_dm04_rotation_new_kid_after_refetch_old_kid_gone_after_ttl() -> N
     loader.document = {"keys": [new]}
     await keys.key_for("old", "ES256")  # still cached until the TTL passes
     clock.now = NOW + COOLDOWN + 1 + TTL + 1
-    await _no_key(keys, "old")
+    await keys.key_for("old", "ES256")  # stale: still served while the refresh runs behind
+    await keys.settled()
     assert loader.calls == 3
+    await _no_key(keys, "old")
     await keys.key_for("new", "ES256")
 
 
@@ -420,3 +500,18 @@ def test_rsa_moduli_of_every_length_from_2048_bits_are_usable(bits: int, usable:
     document = {"keys": [dict(jwk, kid="rsa"), public_jwk(EC_KEY, "ec")]}
     by_kid, _ = import_public_keys(document)
     assert ("rsa" in by_kid) is usable
+
+
+async def test_close_stops_a_refresh_in_flight_and_keeps_the_keys() -> None:
+    # Shutdown: a background refresh must not outlive the HTTP client it fetches with.
+    gate = Gate()
+    loader, clock = Loader(), Clock()
+    keys = _key_set(loader, clock)
+    await keys.warm()
+    loader.gate = gate
+    clock.now = NOW + TTL + 1
+    await keys.key_for("ec-1", "ES256")
+    await asyncio.wait_for(gate.started.wait(), 5)
+    await asyncio.wait_for(keys.close(), 5)
+    await asyncio.wait_for(keys.settled(), 5)  # nothing in flight any more
+    assert _same(await keys.key_for("ec-1", "ES256"), EC_KEY)

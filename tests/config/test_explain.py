@@ -104,7 +104,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
     (
         _with(listen={"hots": "0.0.0.0"}),
         "listen.hots",
-        "unknown key (did you mean 'host'? check its spelling and indentation; expected one of: host, port, workers)",
+        "unknown key (did you mean 'host'? check its spelling and indentation; expected one of: host, port, workers, drain, tls)",
     ),
     (
         _with(colour="blue"),

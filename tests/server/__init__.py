@@ -122,12 +122,17 @@ class Served:
 
 @contextlib.contextmanager
 def serving(
-    app: TinyApp, limits: ConnectionLimits = RELAXED, *, grace: float = 1.0, wait_started: bool = True
+    app: TinyApp,
+    limits: ConnectionLimits = RELAXED,
+    *,
+    grace: float = 1.0,
+    stream_grace: float | None = None,
+    wait_started: bool = True,
 ) -> Iterator[Served]:
     """Serve `app` on a loopback port in a thread with its own uvloop loop until the block exits
     (then stop it, and fail if the server itself raised)."""
     sock = bind("127.0.0.1", 0)
-    server = HttpServer(app, limits, grace=grace)
+    server = HttpServer(app, limits, grace=grace, stream_grace=stream_grace)
     thread, failure = run_in_thread(server, sock)
     served = Served(server, sock.getsockname()[1], thread, failure)
     if wait_started:

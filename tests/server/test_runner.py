@@ -18,7 +18,7 @@ import pytest
 
 from mcp_bastion.server import ConnectionLimits, bind
 
-from . import RawClient, Receive, Scope, Send, TinyApp, poll, respond, serving
+from . import WAIT_S, RawClient, Receive, Scope, Send, TinyApp, respond, serving
 
 
 def refused(port: int) -> bool:
@@ -59,8 +59,9 @@ def test_startup_completes_before_the_first_request_is_served() -> None:
 
 
 def test_stop_lets_an_in_flight_request_finish_then_calls_shutdown() -> None:
-    """On stop the socket stops accepting, a request in progress is still answered (within the
-    grace), its connection then closes, and only then does the app shut down."""
+    """On stop a request in progress is still answered (within the grace), with
+    `Connection: close`; a request arriving meanwhile gets 503 and a close, never a dropped
+    connection; once nothing is in flight the socket stops accepting and the app shuts down."""
 
     async def slow(scope: Scope, receive: Receive, send: Send) -> None:
         app.note("entered")
@@ -69,24 +70,30 @@ def test_stop_lets_an_in_flight_request_finish_then_calls_shutdown() -> None:
         app.note("answered")
 
     app = TinyApp({"/slow": slow})
-    with serving(app, grace=2.0) as served, served.client() as client:
+    with serving(app, grace=5.0) as served, served.client() as client:
         client.send(b"GET /slow HTTP/1.1\r\nHost: t\r\n\r\n")
         app.wait_for("entered")
         served.server.stop()
-        assert poll(lambda: refused(served.port)), "still accepting connections after stop()"
+        assert served.server.draining.wait(WAIT_S)
+        late = served.get("/late")
+        assert (late.status, late.header("connection")) == (503, "close")
+        assert late.body == b"server is shutting down\n"
         assert "shutdown" not in app.events  # held back by the request in flight
         app.gate.set()
         answer = client.read_response()
         assert (answer.status, answer.body) == (200, b"finished")
+        assert answer.header("connection") == "close"
         assert client.read_to_eof() == b""
         served.thread.join(2.0)
         assert not served.thread.is_alive()
+        assert refused(served.port)
+    assert app.paths == ["/slow"]  # the late request never reached the app
     assert app.events == ["startup", "entered", "answered", "shutdown"]
 
 
 def test_stop_cancels_a_request_that_outlives_the_grace_and_still_shuts_down() -> None:
-    """A request still running when the grace runs out is cancelled, its client gets a 500,
-    and the app is shut down all the same."""
+    """A request still running when the grace runs out is cancelled, its client gets a 503
+    (the server is stopping: another may serve a retry), and the app is shut down all the same."""
 
     async def forever(scope: Scope, receive: Receive, send: Send) -> None:
         app.note("entered")
@@ -104,7 +111,7 @@ def test_stop_cancels_a_request_that_outlives_the_grace_and_still_shuts_down() -
         served.server.stop()
         answer = client.read_response()
         elapsed = time.monotonic() - began
-        assert answer.status == 500
+        assert (answer.status, answer.header("connection")) == (503, "close")
         assert 0.15 <= elapsed < 1.5
         served.thread.join(2.0)
         assert not served.thread.is_alive()

@@ -2,6 +2,11 @@
 
 - Keys are refetched when the set is older than its TTL; a failed refresh keeps the last
   good set (DM-02, DM-03).
+- A refresh of a set that has keys runs in the background: requests keep verifying with the
+  current keys meanwhile. Only a request that cannot be served from them waits for a fetch:
+  the first ones (no keys yet) and a token whose `kid` is unknown (the IdP may have rotated),
+  and that wait is bounded by `wait_limit`. Measured before this: with a slow IdP, every
+  in-flight request waited for each TTL refresh (64 calls stalled 4.2 s).
 - An unknown `kid` causes at most one refetch per cooldown, and concurrent misses share it
   (DM-01: a flood of random kids cannot turn the gateway into a JWKS amplifier).
 - Unusable keys are dropped on import: `use: enc`, symmetric keys, RSA under 2048 bits,
@@ -12,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeAlias
@@ -99,8 +105,10 @@ class RemoteKeySet:
         clock: Callable[[], float],
         ttl: float,
         cooldown: float,
+        wait_limit: float | None = None,
     ) -> None:
         self._load = load
+        self._wait_limit = wait_limit
         self._clock = clock
         self._ttl = ttl
         self._cooldown = cooldown
@@ -112,8 +120,10 @@ class RemoteKeySet:
 
     async def key_for(self, kid: str | None, alg: str) -> PublicKey:
         now = self._clock()
-        if self._fetched_at is None or now - self._fetched_at > self._ttl:
-            await self._refresh_if_allowed(now, force=self._fetched_at is None)
+        if self._fetched_at is None:
+            await self._refresh_if_allowed(now, force=True)  # nothing to verify with yet: wait
+        elif now - self._fetched_at > self._ttl:
+            self._refresh_in_background(now)  # stale, not wrong: keep serving with these keys
         key = self._lookup(kid, alg)
         if key is None and kid is not None and kid not in self._by_kid:
             await self._refresh_if_allowed(self._clock(), force=False)
@@ -121,6 +131,19 @@ class RemoteKeySet:
         if key is None:
             raise InvalidToken("no usable key for this token")
         return key
+
+    async def close(self) -> None:
+        """Stop a refresh in flight (shutdown): its connection is closed before the client is."""
+        inflight = self._inflight
+        if inflight is not None:
+            inflight.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await inflight
+
+    async def settled(self) -> None:
+        """Wait until no refresh is in flight (shutdown, and tests that look at its outcome)."""
+        while self._inflight is not None:
+            await asyncio.shield(self._inflight)
 
     async def warm(self) -> None:
         await self._refresh_if_allowed(self._clock(), force=True)
@@ -133,17 +156,30 @@ class RemoteKeySet:
         candidates = [k for k in (*self._by_kid.values(), *self._anonymous) if compatible(k, alg)]
         return candidates[0] if len(candidates) == 1 else None
 
-    async def _refresh_if_allowed(self, now: float, *, force: bool) -> None:
+    def _start_refresh(self, now: float, *, force: bool) -> asyncio.Future[None] | None:
+        """The refresh in flight, or a new one when the last attempt is old enough; None if not."""
         if self._inflight is None:
-            # Even a forced refresh (no keys yet, or stale keys) waits a second between attempts,
-            # so an IdP that is down is not hit once per incoming request.
+            # Even a forced refresh (no keys yet) waits a second between attempts, so an IdP
+            # that is down is not hit once per incoming request.
             wait = min(FORCED_RETRY_S, self._cooldown) if force else self._cooldown
             if self._attempted_at is not None and now - self._attempted_at < wait:
-                return
+                return None
             self._attempted_at = now
             self._inflight = asyncio.ensure_future(self._refresh())
-        # Shielded: one caller's cancellation (client went away) must not cancel the shared fetch.
-        await asyncio.shield(self._inflight)
+            self._inflight.add_done_callback(_log_unexpected)
+        return self._inflight
+
+    def _refresh_in_background(self, now: float) -> None:
+        self._start_refresh(now, force=False)
+
+    async def _refresh_if_allowed(self, now: float, *, force: bool) -> None:
+        inflight = self._start_refresh(now, force=force)
+        if inflight is None:
+            return
+        # Shielded: one caller's cancellation (client went away) must not cancel the shared
+        # fetch; and a caller waits at most `wait_limit`, then goes on with the keys it has.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(inflight), self._wait_limit)
 
     async def _refresh(self) -> None:
         try:
@@ -159,3 +195,10 @@ class RemoteKeySet:
             self._inflight = None
         self._by_kid, self._anonymous = by_kid, anonymous
         self._fetched_at = self._clock()
+
+
+def _log_unexpected(refresh: asyncio.Future[None]) -> None:
+    # A background refresh may have no caller waiting on it: its failure is reported here
+    # (expected failures, KeySourceError, are logged by `_refresh` itself).
+    if not refresh.cancelled() and refresh.exception() is not None:
+        log.error("key refresh failed unexpectedly", exc_info=refresh.exception())

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from ..errors import ConfigError
 from .checks import check_audit_destination, check_policies, check_secrets
+from .edge import check_tls_files
 from .explain import explain, key_path
 from .model import BastionConfig, SecretRef
 
@@ -82,6 +83,7 @@ def load_config(
     secrets = _resolve_secrets(config, os.environ if environ is None else environ, source)
     check_secrets(config, secrets, source)
     check_audit_destination(config, source)
+    check_tls_files(config, source)
     return LoadedConfig(config, secrets, source)
 
 

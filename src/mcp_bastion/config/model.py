@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..urls import is_loopback
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
+from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
 from .filters import (
     FilterConfig,
     GuardFilterConfig,
@@ -64,6 +65,8 @@ class ListenConfig(Model):
     host: str = Field(default="127.0.0.1", description="Address to bind.")
     port: int = Field(default=8000, ge=0, le=65535)
     workers: int = Field(default=1, ge=1, le=64, description="Worker processes sharing the socket.")
+    drain: DrainConfig = Field(default=DrainConfig(), description="A graceful stop on SIGTERM.")
+    tls: ServerTlsConfig | None = Field(default=None, description="TLS termination (absent: plain HTTP).")
 
 
 class ClaimMapping(Model):
@@ -231,6 +234,9 @@ class ServerConfig(Model):
         default=(), description="Names of the IdPs trusted for this server; empty = all."
     )
     upstream_auth: UpstreamAuthConfig = UpstreamAuthConfig()
+    upstream_tls: UpstreamTlsConfig | None = Field(
+        default=None, description="For an https upstream: the CA bundle, and a client certificate (mTLS)."
+    )
     tools: dict[str, ToolPolicy] = Field(
         default_factory=dict,
         description="Per-tool scope overrides; each scope must be defined (scopes registry, "

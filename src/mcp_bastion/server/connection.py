@@ -134,6 +134,7 @@ class HttpConnection(asyncio.Protocol):
         self.closed = False
         self.client: tuple[str, int] | None = None
         self.server: tuple[str, int] | None = None
+        self.tls = False  # over TLS (server/tls.py)
 
     # --- asyncio.Protocol --------------------------------------------------------------------
 
@@ -148,6 +149,7 @@ class HttpConnection(asyncio.Protocol):
         sockname = transport.get_extra_info("sockname")
         self.client = (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) else None
         self.server = (str(sockname[0]), int(sockname[1])) if isinstance(sockname, tuple) else None
+        self.tls = transport.get_extra_info("ssl_object") is not None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
@@ -268,6 +270,10 @@ class HttpConnection(asyncio.Protocol):
         if self.over_capacity:
             cycle.keep_alive = False
             cycle.canned = (503, b"server at capacity, try again later")
+        if self.state.closing:
+            # A graceful stop (server/drain.py): answered, never dropped, and the last answer.
+            cycle.keep_alive = False
+            cycle.canned = (503, b"server is shutting down")
         if self.cycle is None:
             self._begin(cycle)
         else:
@@ -343,7 +349,7 @@ class HttpConnection(asyncio.Protocol):
             "http_version": self.parser.get_http_version(),
             "server": self.server,
             "client": self.client,
-            "scheme": "http",
+            "scheme": "https" if self.tls else "http",
             "method": _method(self.parser.get_method()),
             "root_path": "",
             "path": path,

@@ -41,6 +41,7 @@ class RequestCycle:
         "canned",
         "connection",
         "continue_sent",
+        "ending",
         "gone",
         "keep_alive",
         "response_complete",
@@ -69,6 +70,7 @@ class RequestCycle:
         self.canned: tuple[int, bytes] | None = None
         self.continue_sent = False
         self.task: asyncio.Task[None] | None = None
+        self.ending = False  # stopped by a graceful stop (server/drain.py), not failed
 
     # --- from the connection -----------------------------------------------------------------
 
@@ -108,7 +110,9 @@ class RequestCycle:
         except BaseException as exc:
             if not isinstance(exc, asyncio.CancelledError):
                 log.exception("unexpected failure in the application")
-            if not self.response_started and not self.gone:
+            if self.ending and isinstance(exc, asyncio.CancelledError):
+                self._end_for_stop()
+            elif not self.response_started and not self.gone:
                 self.write_canned(500, b"internal error")
             elif not self.response_complete:
                 self.connection.transport.close()  # a broken stream ends the connection
@@ -116,7 +120,9 @@ class RequestCycle:
                 raise
         else:
             if not self.response_complete:
-                if not self.response_started and not self.gone:
+                if self.ending:
+                    self._end_for_stop()
+                elif not self.response_started and not self.gone:
                     log.error("the application returned without answering")
                     self.write_canned(500, b"internal error")
                 elif not self.gone:
@@ -126,6 +132,25 @@ class RequestCycle:
             # event-loop callback per request).
             if self.task is not None:
                 self.connection.state.tasks.discard(self.task)
+
+    def end(self) -> None:
+        """Stop this request for a graceful stop of the server (server/drain.py)."""
+        self.ending = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def _end_for_stop(self) -> None:
+        # A stop is not a failure: an answer not yet begun is a 503 the client may retry
+        # elsewhere, and a chunked stream gets its last chunk, so the client reads a complete
+        # response (a cut one reads as a broken upstream).
+        if self.gone or self.response_complete:
+            return
+        if self._pending_head is not None or not self.response_started:
+            self.write_canned(503, b"server is shutting down")
+            return
+        if self._chunked:
+            self.connection.transport.write(b"0\r\n\r\n")
+        self.connection.transport.close()
 
     async def receive(self) -> Message:
         while True:

@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from typing import Any, Protocol
 
 from ..asgi import Receive, Scope, Send
 from .connection import ConnectionLimits, HttpConnection, ServerState
+from .drain import DrainPolicy, drain
 
 __all__ = ["HttpServer", "ServedApp", "bind", "run_workers"]
 
@@ -38,17 +40,27 @@ class HttpServer:
     """Serves one app on one socket, in the running event loop, until `stop()`."""
 
     def __init__(
-        self, app: ServedApp, limits: ConnectionLimits, *, grace: float = SHUTDOWN_GRACE_SECONDS
+        self,
+        app: ServedApp,
+        limits: ConnectionLimits,
+        *,
+        grace: float = SHUTDOWN_GRACE_SECONDS,
+        stream_grace: float | None = None,
     ) -> None:
         self.app = app
         self.limits = limits
         self.grace = grace
+        self.drain = DrainPolicy(grace, grace if stream_grace is None else stream_grace)
         self.started = threading.Event()  # set once the socket accepts connections
+        self.draining = threading.Event()  # set once a stop began: every answer from now closes
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False  # a stop() that came before serve() started is kept
+        self._state: ServerState | None = None
 
-    async def serve(self, sock: socket.socket, *, handle_signals: bool = False) -> None:
+    async def serve(
+        self, sock: socket.socket, *, handle_signals: bool = False, tls: ssl.SSLContext | None = None
+    ) -> None:
         loop = asyncio.get_running_loop()
         stop = self._stop = asyncio.Event()
         self._loop = loop
@@ -58,18 +70,39 @@ class HttpServer:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
         await self.app.startup()
-        state = ServerState(self.app, self.limits, loop)
+        state = self._state = ServerState(self.app, self.limits, loop)
         state.start()
-        server = await loop.create_server(lambda: HttpConnection(state), sock=sock, backlog=2048)
+        server = await loop.create_server(
+            lambda: HttpConnection(state),
+            sock=sock,
+            backlog=2048,
+            ssl=tls,
+            # A handshake is part of reading a request head: it gets the same deadline.
+            ssl_handshake_timeout=self.limits.head_timeout if tls is not None else None,
+        )
         self.started.set()
         try:
             await stop.wait()
         finally:
-            server.close()
-            await self._drain(state)
+            self.draining.set()
+            await drain(state, server, self.drain)
             state.stop()
             self._loop = None
             await self.app.shutdown()
+
+    def replace_app(
+        self, app: ServedApp, limits: ConnectionLimits | None = None, drain: DrainPolicy | None = None
+    ) -> tuple[ServedApp, set[asyncio.Task[None]]]:
+        """Serve new requests with `app` (a config reload); returns the app replaced and the
+        requests still running on it, which finish there. Call from the serving loop."""
+        old, self.app = self.app, app
+        self.limits = limits or self.limits
+        self.drain = drain or self.drain
+        state = self._state
+        if state is None:
+            return old, set()
+        state.app, state.limits = app, self.limits
+        return old, set(state.tasks)
 
     def stop(self) -> None:
         """Ask the server to stop (from any thread; before, during or after `serve()`)."""
@@ -78,21 +111,6 @@ class HttpServer:
         if loop is not None and stop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: stopped already
                 loop.call_soon_threadsafe(stop.set)
-
-    async def _drain(self, state: ServerState) -> None:
-        state.closing = True  # answers from now on close their connections
-        for connection in list(state.connections):
-            connection.close_if_idle()
-        if state.tasks:
-            _, pending = await asyncio.wait(set(state.tasks), timeout=self.grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("stopped %d request(s) still running after %.0f s", len(pending), self.grace)
-                await asyncio.wait(pending, timeout=1.0)
-        for connection in list(state.connections):
-            if not connection.transport.is_closing():
-                connection.transport.close()
 
 
 def bind(host: str, port: int) -> socket.socket:
@@ -112,10 +130,14 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
     stopping = False
 
     def start() -> None:
+        # SIGHUP (a reload) is blocked across the fork: the worker keeps it blocked until its
+        # own loop takes it, so the parent's handler (forwarding to the workers) never runs there.
+        mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
         pid = os.fork()
         if pid == 0:  # the worker
             signal.signal(signal.SIGINT, signal.SIG_DFL)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGHUP, signal.SIG_DFL)
             code = 0
             try:
                 work()
@@ -125,6 +147,7 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
             finally:
                 logging.shutdown()
                 os._exit(code)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
         children[pid] = time.monotonic()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -134,10 +157,17 @@ def run_workers(count: int, work: Callable[[], None]) -> int:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
 
+    def forward(signum: int, _frame: Any) -> None:
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, forward)  # every worker reloads its own config
     for _ in range(count):
         start()
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGHUP})
     status = 0
     while children:
         try:

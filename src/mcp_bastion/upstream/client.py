@@ -8,11 +8,14 @@ sockets (`http11.py`).
 
 from __future__ import annotations
 
+import ssl
 from types import TracebackType
 
 from ..asgi import Headers
+from ..config.edge import UpstreamTlsConfig
 from ..config.model import LimitsConfig
 from .http11 import BodyChunks, Http11Pool, Origin, RawResponse
+from .tls import UpstreamContexts
 from .transport import ResponseHeaders, UpstreamResponse, UpstreamTransport
 
 __all__ = ["HttpResponse", "HttpTransport", "Streamed", "UpstreamClient"]
@@ -41,26 +44,31 @@ class UpstreamClient:
         self._pool = Http11Pool(
             max_per_origin=limits.upstream_pool_size, connect_timeout=limits.upstream_connect_timeout_seconds
         )
+        self._tls = UpstreamContexts()
 
-    def transport(self, url: str) -> HttpTransport:
-        return HttpTransport(self._pool, url)
+    def transport(self, url: str, tls: UpstreamTlsConfig | None = None) -> HttpTransport:
+        context = self._tls(tls) if tls is not None and url.lower().startswith("https:") else None
+        return HttpTransport(self._pool, url, context)
 
     async def aclose(self) -> None:
         await self._pool.aclose()
 
 
 class HttpTransport:
-    __slots__ = ("_origin", "_pool", "target")
+    __slots__ = ("_origin", "_pool", "_tls", "target")
 
-    def __init__(self, pool: Http11Pool, url: str) -> None:
+    def __init__(self, pool: Http11Pool, url: str, tls: ssl.SSLContext | None = None) -> None:
         self._pool = pool
         self._origin = Origin.parse(url)
+        self._tls = tls
         self.target = url
 
     async def open(
         self, method: str, headers: Headers, body: bytes, read_timeout: float | None
     ) -> HttpResponse:
-        raw = await self._pool.send(self._origin, method.encode("ascii"), headers, body, read_timeout)
+        raw = await self._pool.send(
+            self._origin, method.encode("ascii"), headers, body, read_timeout, self._tls
+        )
         return HttpResponse(raw, read_timeout)
 
     def close(self, response: UpstreamResponse) -> None:

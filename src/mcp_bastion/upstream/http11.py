@@ -49,7 +49,7 @@ class Origin:
 class _Connection(asyncio.Protocol):
     """One keep-alive connection; parses one response at a time with httptools."""
 
-    def __init__(self, key: tuple[str, str, int]) -> None:
+    def __init__(self, key: tuple[str, str, int, int]) -> None:
         self.key = key
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpResponseParser(self)
@@ -306,7 +306,8 @@ class Http11Pool:
     """Keep-alive connections per upstream origin, shared by every request of the process."""
 
     def __init__(self, *, max_per_origin: int, connect_timeout: float) -> None:
-        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        # By origin and TLS context: upstreams with other TLS settings never share a connection.
+        self._idle: dict[tuple[str, str, int, int], list[_Connection]] = {}
         self._max_idle = max_per_origin
         self._connect_timeout = connect_timeout
         self._ssl: ssl.SSLContext | None = None  # created once, on the first https upstream
@@ -318,10 +319,11 @@ class Http11Pool:
         headers: list[tuple[bytes, bytes]],
         body: bytes,
         timeout: float | None,
+        tls: ssl.SSLContext | None = None,
     ) -> RawResponse:
         request = _serialize(origin, method, headers, body)
         for attempt in (1, 2):
-            connection, reused = await self._acquire(origin)
+            connection, reused = await self._acquire(origin, tls)
             response = RawResponse(connection)
             connection.start(response)
             assert connection.transport is not None
@@ -372,8 +374,8 @@ class Http11Pool:
                     connection.transport.close()
         self._idle.clear()
 
-    async def _acquire(self, origin: Origin) -> tuple[_Connection, bool]:
-        idle = self._idle.get((origin.scheme, origin.host, origin.port))
+    async def _acquire(self, origin: Origin, tls: ssl.SSLContext | None) -> tuple[_Connection, bool]:
+        idle = self._idle.get((origin.scheme, origin.host, origin.port, id(tls) if tls is not None else 0))
         while idle:
             connection = idle.pop()
             if (
@@ -382,12 +384,12 @@ class Http11Pool:
                 and not connection.transport.is_closing()
             ):
                 return connection, True
-        return await self._connect(origin), False
+        return await self._connect(origin, tls), False
 
-    async def _connect(self, origin: Origin) -> _Connection:
+    async def _connect(self, origin: Origin, tls: ssl.SSLContext | None) -> _Connection:
         loop = asyncio.get_running_loop()
-        ssl_context = self._context() if origin.scheme == "https" else None
-        key = (origin.scheme, origin.host, origin.port)
+        ssl_context = (tls or self._context()) if origin.scheme == "https" else None
+        key = (origin.scheme, origin.host, origin.port, id(tls) if tls is not None else 0)
         try:
             async with asyncio.timeout(self._connect_timeout):
                 _, connection = await loop.create_connection(
