@@ -92,7 +92,7 @@ class RedisStore:
             # not a reason to make the request wait three times as long.
             retry=Retry(NoBackoff(), 0),
         )
-        self._redis = Redis(connection_pool=pool)
+        self._redis = Redis.from_pool(pool)  # owns the pool: aclose() closes its connections
         self._prefix = prefix
         self._retry_seconds = retry_seconds
         self._clock = clock

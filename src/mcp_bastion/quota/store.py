@@ -84,6 +84,9 @@ class MemoryStore:
                 refusal = Refusal(i, admission.retry_after_us)
             news.append(admission.tat)
         if refusal is not None:
+            for ask in asks:  # refused keys are in use too: keep them from being evicted first
+                if ask.key in tats:
+                    tats.move_to_end(ask.key)
             return refusal
         for ask, tat in zip(asks, news, strict=True):
             tats[ask.key] = tat
