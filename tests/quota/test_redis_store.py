@@ -143,3 +143,21 @@ async def test_a_server_that_does_not_answer_in_time_is_an_outage() -> None:
     await quotas.close()
     server.close()
     await server.wait_closed()
+
+
+async def test_the_servers_clock_decides_not_the_gateways(valkey: Valkey) -> None:
+    # Clock skew between replicas: the stored TAT comes from the server's TIME, so a replica
+    # whose clock is an hour off (here: its breaker clock, the only clock it has) counts the same.
+    skewed = Clock()
+    skewed.now += 3600
+    quotas = store(valkey, skewed)
+    client = redis.asyncio.Redis.from_url(valkey.url)
+    seconds, micros = await client.time()
+    before = seconds * SECOND + micros
+    await quotas.take([Ask("k", 10 * SECOND, 5, 1)])
+    seconds, micros = await client.time()
+    after = seconds * SECOND + micros
+    tat = int(await client.get("test:k"))
+    assert before + 10 * SECOND <= tat <= after + 10 * SECOND
+    await client.aclose()
+    await quotas.close()

