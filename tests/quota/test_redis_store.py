@@ -93,6 +93,33 @@ def _digest() -> str:
     return redis_store._DIGEST
 
 
+async def test_requests_of_one_loop_turn_share_a_script_call_and_each_is_decided_whole(
+    valkey: Valkey,
+) -> None:
+    # Coalesced into one call, the requests are still decided one after another: the second
+    # sees what the first took, and a refused request leaves the buckets for the next one.
+    quotas = store(valkey)
+    one = Ask("one", 3600 * SECOND, 1, 1)
+    pair = Ask("pair", 3600 * SECOND, 2, 1)
+    client = redis.asyncio.Redis.from_url(valkey.url)
+    before = await _script_calls(client)
+    answers = await asyncio.gather(
+        quotas.take([one]), quotas.take([one, pair]), quotas.take([pair]), quotas.take([pair])
+    )
+    calls = await _script_calls(client) - before
+    assert [a is None for a in answers] == [True, False, True, True]
+    assert answers[1] is not None
+    assert answers[1].which == 0  # refused by `one`; `pair` was left for the two after it
+    assert calls == 2  # one EVALSHA (answered NOSCRIPT: a new server) and one EVAL, for all four
+    await client.aclose()
+    await quotas.close()
+
+
+async def _script_calls(client: redis.asyncio.Redis) -> int:
+    stats = await client.info("commandstats")
+    return sum(stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("eval", "evalsha"))
+
+
 async def test_exact_across_stores_sharing_the_server(valkey: Valkey) -> None:
     # Two replicas (two stores, two connection pools) race 200 requests at a burst of 37:
     # the script decides each atomically on the server, so exactly 37 pass.

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import orjson
 
 from ..auth.principal import Principal
+from ..cache import BoundedCache
 from ..mcp.calls import Call
 from .config import QuotaRule
 from .store import Ask
@@ -22,35 +23,60 @@ def bucket_key(rule: QuotaRule, principal: Principal, server: str, call: Call) -
     The subject and the client id are only unique per issuer, so the issuer goes with them;
     parts are a JSON list, so no choice of names can make two different keys collide.
     """
-    parts: list[str | None] = [rule.name]
-    for part in rule.key:
-        if part == "subject":
-            parts += ("s", principal.issuer, principal.subject)
-        elif part == "client":
-            parts += ("c", principal.issuer, principal.client_id)
-        elif part == "server":
-            parts += ("v", server)
-        else:
-            parts += ("t", call.name)
+    return _digest(_Rule(rule).parts(principal, server, call))
+
+
+def _digest(parts: tuple[str | None, ...]) -> str:
     return hashlib.blake2b(orjson.dumps(parts), digest_size=16).hexdigest()
 
 
-def _counts(rule: QuotaRule, call: Call) -> bool:
-    if call.id is None or not call.method:
-        return False  # notifications and a client's responses ask the upstream for nothing
-    if rule.methods is not None and call.method not in rule.methods:
-        return False
-    if rule.tools is not None or "tool" in rule.key:
-        return call.method == "tools/call" and (rule.tools is None or call.name in rule.tools)
-    return True
+class _Rule:
+    """A rule as the request path reads it: plain attributes and sets, read per call."""
+
+    def __init__(self, rule: QuotaRule) -> None:
+        self.rule = rule
+        self.name = rule.name
+        self.key = rule.key
+        self.servers = frozenset(rule.servers) if rule.servers is not None else None
+        self.methods = frozenset(rule.methods) if rule.methods is not None else None
+        self.tools = frozenset(rule.tools) if rule.tools is not None else None
+        self.tool_calls_only = rule.tools is not None or "tool" in rule.key
+        self.interval = rule.interval_us
+        self.burst = rule.capacity
+
+    def counts(self, call: Call) -> bool:
+        method = call.method
+        if call.id is None or not method:
+            return False  # notifications and a client's responses ask the upstream for nothing
+        if self.methods is not None and method not in self.methods:
+            return False
+        if self.tool_calls_only:
+            return method == "tools/call" and (self.tools is None or call.name in self.tools)
+        return True
+
+    def parts(self, principal: Principal, server: str, call: Call) -> tuple[str | None, ...]:
+        parts: list[str | None] = [self.name]
+        for part in self.key:
+            if part == "subject":
+                parts += ("s", principal.issuer, principal.subject)
+            elif part == "client":
+                parts += ("c", principal.issuer, principal.client_id)
+            elif part == "server":
+                parts += ("v", server)
+            else:
+                parts += ("t", call.name)
+        return tuple(parts)
 
 
 class QuotaPlan:
     def __init__(self, rules: Sequence[QuotaRule]) -> None:
-        self._rules = tuple(rules)
-        self._by_server: dict[str, tuple[QuotaRule, ...]] = {}
+        self._rules = tuple(_Rule(rule) for rule in rules)
+        self._by_server: dict[str, tuple[_Rule, ...]] = {}
+        # Digests of recent keys: a caller's next request skips the hashing. Bounded (the parts
+        # may hold long subjects and tool names), so at most a few MB whoever calls.
+        self._digests: BoundedCache[tuple[str | None, ...], str] = BoundedCache(1024)
 
-    def rules_for(self, server: str) -> tuple[QuotaRule, ...]:
+    def _rules_for(self, server: str) -> tuple[_Rule, ...]:
         rules = self._by_server.get(server)
         if rules is None:
             rules = tuple(r for r in self._rules if r.servers is None or server in r.servers)
@@ -59,12 +85,17 @@ class QuotaPlan:
 
     def asks(self, principal: Principal, server: str, calls: Sequence[Call]) -> list[tuple[Ask, QuotaRule]]:
         found: dict[str, tuple[Ask, QuotaRule]] = {}
-        for rule in self.rules_for(server):
+        digests = self._digests
+        for rule in self._rules_for(server):
             for call in calls:
-                if not _counts(rule, call):
+                if not rule.counts(call):
                     continue
-                key = bucket_key(rule, principal, server, call)
+                parts = rule.parts(principal, server, call)
+                key = digests.get(parts)
+                if key is None:
+                    key = _digest(parts)
+                    digests.put(parts, key)
                 known = found.get(key)
                 cost = 1 if known is None else known[0].cost + 1
-                found[key] = (Ask(key, rule.interval_us, rule.capacity, cost), rule)
+                found[key] = (Ask(key, rule.interval, rule.burst, cost), rule.rule)
         return list(found.values())
