@@ -54,6 +54,7 @@ from .pipeline.screen import ScreenArguments
 from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
 from .policy.decide import CallCheck
 from .policy.scopes import published_scopes
+from .quota.build import build_quotas
 from .route import ServerRoute
 from .safety.build import GuardTransports, build_chain
 from .safety.chain import SafetyChain
@@ -134,6 +135,7 @@ def build_gateway(
     sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds)
     request_states = RequestStateSealer(session_key, ttl_seconds=config.sessions.request_state_ttl_seconds)
     limits = config.limits
+    quotas = build_quotas(loaded, closers)  # wraps Forward: checked before the upstream is touched
     stages: tuple[Stage, ...] = (
         EdgeChecks(config),
         Authenticate(verifier),
@@ -143,11 +145,13 @@ def build_gateway(
         Authorize(CatalogFetcher(clock)),
         # Only where some server configures safety filters: otherwise not even a stage call.
         *((ScreenArguments(),) if any(route.safety for route in routes) else ()),
-        Forward(
-            Relay(sealer, clock, max_event_bytes=limits.max_list_response_bytes),
-            max_response_bytes=limits.max_response_bytes,
-            request_states=request_states,
-            clock=clock,
+        quotas.around(
+            Forward(
+                Relay(sealer, clock, max_event_bytes=limits.max_list_response_bytes),
+                max_response_bytes=limits.max_response_bytes,
+                request_states=request_states,
+                clock=clock,
+            )
         ),
     )
     documents = {path_of(route.metadata_url): route.metadata for route in routes}

@@ -16,6 +16,8 @@ this tree at the adapter that calls them and never travel further::
     ├── KeySourceError                 -      discovery / JWKS fetch failed (keeps last good keys)
     ├── UpstreamError                  502    upstream unreachable or answered garbage
     │   └── UpstreamTimeout            504    upstream did not answer in time
+    ├── QuotaExceeded                  429    a quota refused the request (+ Retry-After)
+    │   └── QuotaUnavailable           503    a fail-closed quota's store is unreachable
     └── OAuthError                     400    the development IdP's OAuth error responses
 
 Messages are safe to show to clients: they never contain a token, a secret or an
@@ -37,6 +39,8 @@ __all__ = [
     "MissingToken",
     "OAuthError",
     "ProtocolError",
+    "QuotaExceeded",
+    "QuotaUnavailable",
     "RequestRejected",
     "UpstreamError",
     "UpstreamTimeout",
@@ -137,6 +141,25 @@ class UpstreamError(BastionError):
 class UpstreamTimeout(UpstreamError):
     status = 504
     error = "gateway_timeout"
+
+
+class QuotaExceeded(BastionError):
+    """A quota or concurrency cap refused the request (docs/quotas.md); `quota` names it."""
+
+    status = 429
+    error = "rate_limited"
+
+    def __init__(self, message: str, *, quota: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.quota = quota
+        self.retry_after = retry_after  # whole seconds, at least 1 (RFC 9110 §10.2.3)
+
+
+class QuotaUnavailable(QuotaExceeded):
+    """A quota with `on_store_error: closed` could not be checked: its store is unreachable."""
+
+    status = 503
+    error = "temporarily_unavailable"
 
 
 class OAuthError(BastionError):

@@ -17,6 +17,9 @@ Kept out of the list, on purpose:
   its cost is the Cedar engine itself, Rust in cedarpy (reading the request's JSON, then
   evaluating; docs/performance.md), and cedarpy is an optional extra that the wheel's build
   environment does not install, so mypyc could only type its calls as Any anyway;
+- of `quota`: the config, the build, the stores (`store.py` defines an error class, which
+  mypyc cannot derive from the interpreted error root; `redis_store.py` spends its time in
+  redis-py and the round trip);
 - of `pinning`: the lockfile, the diff and the commands (start-up and the CLI), and the change
   reporter (once per changed definition).
 """
@@ -68,6 +71,10 @@ COMPILED = (
     "mcp_bastion.policy.catalog",
     "mcp_bastion.policy.decide",
     "mcp_bastion.policy.scopes",
+    "mcp_bastion.quota.concurrency",
+    "mcp_bastion.quota.gcra",
+    "mcp_bastion.quota.plan",
+    "mcp_bastion.quota.stage",
     "mcp_bastion.route",
     "mcp_bastion.safety.chain",
     "mcp_bastion.safety.guard",

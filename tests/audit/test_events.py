@@ -31,6 +31,7 @@ def _event(**overrides: Any) -> AuditEvent:
         "protocol_version": "2026-07-28",
         "scopes_required": ("tools.read",),
         "policy_ids": ("only-ops-destructive",),
+        "quota": "per-user",
     }
     values.update(overrides)
     return AuditEvent(**values)
@@ -59,6 +60,7 @@ def test_event_serializes_to_one_json_line() -> None:
         "scopes_required": ["tools.read"],
         "policy_ids": ["only-ops-destructive"],
         "filters": [],
+        "quota": "per-user",
     }
 
 

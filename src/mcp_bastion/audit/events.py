@@ -35,6 +35,8 @@ class AuditEvent(NamedTuple):
     policy_ids: tuple[str, ...] = ()
     # One entry per safety filter asked (`result:secrets:redact:jwt`): rule ids, never the text.
     filters: tuple[str, ...] = ()
+    # The quota rule or cap that refused the request (docs/quotas.md); null when none did.
+    quota: str | None = None
 
     def to_json(self) -> bytes:
         # Unpacked, then a dict literal: the cheapest way to a dict here (this runs per request);
@@ -57,6 +59,7 @@ class AuditEvent(NamedTuple):
             scopes_required,
             policy_ids,
             filters,
+            quota,
         ) = self
         # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
         millis = round(when * 1000)
@@ -79,6 +82,7 @@ class AuditEvent(NamedTuple):
             "scopes_required": scopes_required,
             "policy_ids": policy_ids,
             "filters": filters,
+            "quota": quota,
         }
         line = orjson.dumps(record, option=orjson.OPT_APPEND_NEWLINE)
         if not line.isascii():

@@ -207,4 +207,7 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
             refs[f"identity_providers[{i}].client.secret"] = provider.client.secret
         if provider.client is not None and provider.client.private_key is not None:
             refs[f"identity_providers[{i}].client.private_key"] = provider.client.private_key
+    redis = config.quotas.redis
+    if redis is not None and redis.password is not None:
+        refs["quotas.redis.password"] = SecretRef(env=redis.password.env, file=redis.password.file)
     return {where: read_secret(ref, environ, where, source) for where, ref in refs.items()}

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from ..quota.config import QuotaConfig
 from ..urls import is_loopback
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
 from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
@@ -432,6 +433,9 @@ class BastionConfig(Model):
     sessions: SessionConfig = SessionConfig()
     signing: SigningConfig = SigningConfig()
     policy: PolicyConfig = PolicyConfig()
+    quotas: QuotaConfig = Field(
+        default_factory=QuotaConfig, description="Rate limits and concurrency caps (docs/quotas.md)."
+    )
 
     @field_validator("public_base_url")
     @classmethod

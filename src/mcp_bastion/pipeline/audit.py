@@ -58,5 +58,6 @@ class AuditStep:
                     required[i] if i < len(required) else (),
                     policy_ids[i] if i < len(policy_ids) else (),
                     filters.get(i, ()),
+                    ex.quota,
                 )
             )

@@ -118,6 +118,7 @@ class Exchange:
     cycle: ServerCycle | None = None  # set when served by the gateway's own server
     # Safety filter verdicts by call index, for the audit (`pipeline/screen.py`); None: none ran.
     filters: dict[int, tuple[str, ...]] | None = None
+    quota: str | None = None  # the quota rule or cap that refused the request (quota/)
 
     @property
     def http_method(self) -> str:

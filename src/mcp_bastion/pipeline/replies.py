@@ -17,6 +17,7 @@ from ..errors import (
     BastionError,
     InsufficientScope,
     ProtocolError,
+    QuotaExceeded,
     RequestRejected,
     UpstreamError,
     UpstreamTimeout,
@@ -29,6 +30,7 @@ __all__ = ["JSON", "Reply", "error_reply", "send_reply"]
 
 REQUEST_TIMEOUT = -32001  # the code the MCP SDKs use for a request that timed out
 FORBIDDEN = -32003  # implementation-defined server error range (JSON-RPC 2.0 §5.1)
+RATE_LIMITED = -32029  # the same range; no MCP spec defines one (429 as a mnemonic)
 JSON = (b"content-type", b"application/json")
 Reply = tuple[int, Headers, bytes]
 _CLOSE_AFTER = frozenset({408, 413, 431})
@@ -52,6 +54,10 @@ def error_reply(route: ServerRoute, err: BastionError, ex: Exchange | None) -> R
         # Refused for a reason other than scopes (a policy rule): no challenge, no step-up to
         # offer; a JSON-RPC error echoing the id, so the client can tell which call failed.
         return 403, [JSON], error_body(request_id, FORBIDDEN, err.message)
+    if isinstance(err, QuotaExceeded):
+        # RFC 9110 §10.2.3 / RFC 6585 §4: Retry-After in whole seconds, so a client can back off.
+        retry = (b"retry-after", str(err.retry_after).encode())
+        return err.status, [JSON, retry], error_body(request_id, RATE_LIMITED, err.message)
     if isinstance(err, ProtocolError):
         rid = err.request_id if err.request_id is not None else request_id
         return err.status, [JSON], error_body(rid, err.code, err.message, err.data)
