@@ -368,10 +368,13 @@ class Http11Pool:
             connection.transport.close()
 
     async def aclose(self) -> None:
+        # abort(), not close(): closing a TLS connection sends close_notify and waits for the
+        # peer over later loop turns, and the loop may stop before (a transport left open).
+        # An idle connection has nothing buffered to lose.
         for idle in self._idle.values():
             for connection in idle:
                 if connection.transport is not None:
-                    connection.transport.close()
+                    connection.transport.abort()
         self._idle.clear()
 
     async def _acquire(self, origin: Origin, tls: ssl.SSLContext | None) -> tuple[_Connection, bool]:
