@@ -73,6 +73,8 @@ async def _dynamic(
         "grant_types": ["authorization_code", "refresh_token"],
         "response_types": ["code"],
         "token_endpoint_auth_method": wanted,
+        # MCP 2026-07-28 client-registration (SEP-837): a loopback redirect makes us a native app.
+        "application_type": "native",
     }
     try:
         response = await http.post(endpoint, json=request, headers={"accept": "application/json"})
