@@ -1,7 +1,7 @@
 """``mcp-bastion connect`` against the real gateway and development IdP, driven by the SDK's stdio client.
 
 The SDK client spawns ``connect --headless``; connect meets the gateway's 401, discovers the
-dev IdP (RFC 9728, RFC 8414 path-inserted), registers (DCR, or a CIMD URL), sends the login
+dev IdP (RFC 9728, RFC 8414 path-inserted), registers (DCR), sends the login
 URL to stderr, which the test's browser follows (the IdP auto-approves alice), exchanges the
 code with PKCE and the resource, and relays MCP both ways, in both protocol eras.
 """
@@ -69,6 +69,47 @@ async def test_a_second_run_uses_the_stored_token_without_a_login(demo: DemoStac
     assert len(first.authorizations) == 1
     assert second.authorizations == []
     assert not result.is_error
+
+
+def _edit_tokens(store: Path, **changes: object) -> dict[str, object]:
+    data = json.loads(store.read_text())
+    [entry] = data.values()
+    before = dict(entry["tokens"])
+    entry["tokens"].update(changes)
+    store.write_text(json.dumps(data))
+    return before
+
+
+async def test_an_expired_token_is_refreshed_without_a_login(demo: DemoStack, tmp_path: Path) -> None:
+    url = demo.server_url("demo")
+    store = tmp_path / "tokens.json"
+    async with connect_client(url, store) as (client, _):
+        await client.list_tools()
+    before = _edit_tokens(store, expires_at=1.0)
+    assert before["refresh_token"]
+    async with connect_client(url, store) as (client, second):
+        result = await client.call_tool("echo", {"text": "refreshed"})
+
+    assert not result.is_error
+    assert second.authorizations == []
+    [entry] = json.loads(store.read_text()).values()
+    assert entry["tokens"]["access_token"] != before["access_token"]
+    assert entry["tokens"]["refresh_token"] != before["refresh_token"]  # the dev IdP rotates them
+
+
+async def test_a_token_the_server_refuses_is_refreshed_after_its_401(demo: DemoStack, tmp_path: Path) -> None:
+    # A stored token that looks fresh but is refused (revoked, or from another key): the
+    # 401 for that very token leads to a refresh, not a login, and not a loop.
+    url = demo.server_url("demo")
+    store = tmp_path / "tokens.json"
+    async with connect_client(url, store) as (client, _):
+        await client.list_tools()
+    _edit_tokens(store, access_token="not-a-token-the-gateway-accepts")
+    async with connect_client(url, store) as (client, second):
+        result = await client.call_tool("echo", {"text": "after 401"})
+
+    assert not result.is_error
+    assert second.authorizations == []
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -30,9 +30,10 @@ __all__ = ["Relay", "encode_line"]
 
 log = logging.getLogger(__name__)
 
-# After a 401 the token is renewed once; a 403 insufficient_scope may step up twice (a
-# server that keeps asking for more is not followed forever: conformance scope-retry-limit).
-MAX_RENEWALS: Final = 1
+# A 401 renews the token at most twice (no token -> the stored one -> refreshed or a new
+# login); a 403 insufficient_scope may step up twice (a server that keeps asking for more
+# is not followed forever: conformance scope-retry-limit).
+MAX_RENEWALS: Final = 2
 MAX_STEP_UPS: Final = 2
 MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 INTERNAL_ERROR: Final = -32603
