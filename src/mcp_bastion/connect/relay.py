@@ -10,6 +10,7 @@ cannot be forwarded gets a JSON-RPC error, never silence.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
@@ -37,6 +38,9 @@ MAX_RENEWALS: Final = 2
 MAX_STEP_UPS: Final = 2
 MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 INTERNAL_ERROR: Final = -32603
+# The session era's GET stream: reopened after it ends, a few times in a row at most.
+MAX_STREAM_FAILURES: Final = 5
+STREAM_RETRY_S: Final = 1.0
 _PLAIN: Final = re.compile(r"^[\x20-\x7e]*\Z")
 
 Writer = Callable[[Any], Awaitable[None]]
@@ -55,6 +59,7 @@ class Relay:
         self._write = write
         self._session: str | None = None
         self._version: str | None = None
+        self._listener: asyncio.Task[None] | None = None
 
     async def forward(self, message: Any) -> None:
         """Send one client message (or batch) and relay whatever comes back."""
@@ -69,6 +74,10 @@ class Relay:
 
     async def close(self) -> None:
         """End the session (session era), as a client should when it goes away."""
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._listener
         if self._session is None:
             return
         with contextlib.suppress(httpx.HTTPError):
@@ -124,6 +133,8 @@ class Relay:
         if response.status_code in (200, 202):
             self._note_session(response)
         if response.status_code == 202:
+            if _method(message) == "notifications/initialized" and self._session is not None:
+                self._listener = self._listener or asyncio.create_task(self._listen())
             return
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
         if response.status_code == 404 and self._session is not None:
@@ -149,6 +160,30 @@ class Relay:
             f"the remote server answered HTTP {response.status_code} without a JSON-RPC message"
         )
 
+    async def _listen(self) -> None:
+        """The session's GET stream (transports §Listening for Messages from the Server)."""
+        cursor = _Cursor()
+        failures = 0
+        while failures < MAX_STREAM_FAILURES and self._session is not None:
+            headers = await self._headers(None, await self._auth.token())
+            headers["accept"] = "text/event-stream"
+            del headers["content-type"]
+            if cursor.last_id is not None:
+                headers["last-event-id"] = cursor.last_id  # resume where the stream broke
+            try:
+                async with self._http.stream("GET", self._url, headers=headers) as response:
+                    kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
+                    if response.status_code != 200 or kind != "text/event-stream":
+                        log.debug("the server offers no GET stream (%d)", response.status_code)
+                        return  # 405: none offered; anything else: not ours to retry
+                    async for event in _sse_messages(response, cursor):
+                        failures = 0
+                        await self._write(event)
+            except (httpx.HTTPError, ConnectError) as exc:
+                log.info("the server's GET stream broke (%s)", type(exc).__name__)
+            failures += 1
+            await asyncio.sleep(cursor.retry_s)
+
     def _note_session(self, response: httpx.Response) -> None:
         session = response.headers.get("mcp-session-id")
         if session is not None and _PLAIN.match(session):
@@ -171,6 +206,19 @@ class Relay:
                 await self._write(
                     {"jsonrpc": "2.0", "id": request_id, "error": {"code": INTERNAL_ERROR, "message": text}}
                 )
+
+
+class _Cursor:
+    """Where an SSE stream stands: the last event id and the server's retry interval."""
+
+    def __init__(self) -> None:
+        self.last_id: str | None = None
+        self.retry_s = STREAM_RETRY_S
+
+
+def _method(message: Any) -> str | None:
+    method = message.get("method") if isinstance(message, dict) else None
+    return method if isinstance(method, str) else None
 
 
 def _challenge(response: httpx.Response) -> Challenge:
@@ -197,8 +245,9 @@ def _is_jsonrpc(value: Any) -> bool:
     return isinstance(value, dict) and value.get("jsonrpc") == "2.0"
 
 
-async def _sse_messages(response: httpx.Response) -> AsyncIterator[Any]:
+async def _sse_messages(response: httpx.Response, cursor: _Cursor | None = None) -> AsyncIterator[Any]:
     """The JSON-RPC messages of an SSE stream (``message`` events; priming events have no data)."""
+    cursor = cursor if cursor is not None else _Cursor()
     data: list[str] = []
     size = 0
     event = "message"
@@ -223,3 +272,7 @@ async def _sse_messages(response: httpx.Response) -> AsyncIterator[Any]:
             data.append(value)
         elif field == "event":
             event = value or "message"
+        elif field == "id" and _PLAIN.match(value):
+            cursor.last_id = value
+        elif field == "retry" and value.isdigit() and value.isascii():
+            cursor.retry_s = min(int(value), 60_000) / 1000
