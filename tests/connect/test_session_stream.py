@@ -100,3 +100,36 @@ async def test_session_headers_get_stream_resumption_and_delete(tmp_path: Path) 
     gets = [headers for method, headers in server.requests if method == "GET"]
     assert "last-event-id" not in gets[0]
     assert gets[1]["last-event-id"] == "1"  # resumed where the first stream ended
+
+
+async def test_an_event_stream_that_ends_before_the_answer_gets_an_error(tmp_path: Path) -> None:
+    # A server that closes the POST's stream after a progress notification, expecting a
+    # resumption connect does not do: the client must get an error, not wait forever.
+    progress = {
+        "jsonrpc": "2.0",
+        "method": "notifications/progress",
+        "params": {"progressToken": 1, "progress": 1},
+    }
+
+    async def post(request: Request) -> Response:
+        return _sse(f"id: 1\ndata: {json.dumps(progress)}\n\n")
+
+    written: list[Any] = []
+
+    async def write(message: Any) -> None:
+        written.append(message)
+
+    with serve_asgi(Starlette(routes=[Route("/mcp", post, methods=["POST"])])) as running:
+        url = f"{running.base_url}/mcp"
+        async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+            relay = Relay(
+                http, url, Authorizer(http, url, AuthOptions(store_path=tmp_path / "t.json")), write
+            )
+            await relay.forward(
+                {"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": "slow"}}
+            )
+
+    assert written[0] == progress
+    assert written[1]["id"] == 7
+    assert written[1]["error"]["code"] == -32603
+    assert len(written) == 2

@@ -141,8 +141,13 @@ class Relay:
             self._session = None
             raise ConnectError("the remote server ended the session (404); reconnect the client")
         if kind == "text/event-stream" and response.status_code == 200:
+            answered = False
             async for event in _sse_messages(response):
+                answered = answered or _answers(message, event)
                 await self._emit(message, event)
+            if not answered and _request_ids(message):
+                # Without resumption, a client would wait for this answer forever.
+                raise ConnectError("the remote server's event stream ended before the answer")
             return
         body = await response.aread()
         try:
@@ -198,14 +203,10 @@ class Relay:
         await self._write(answer)
 
     async def _fail(self, message: Any, text: str) -> None:
-        ids = [
-            m.get("id") for m in (message if isinstance(message, list) else [message]) if isinstance(m, dict)
-        ]
-        for request_id in ids:
-            if request_id is not None:
-                await self._write(
-                    {"jsonrpc": "2.0", "id": request_id, "error": {"code": INTERNAL_ERROR, "message": text}}
-                )
+        for request_id in _request_ids(message):
+            await self._write(
+                {"jsonrpc": "2.0", "id": request_id, "error": {"code": INTERNAL_ERROR, "message": text}}
+            )
 
 
 class _Cursor:
@@ -214,6 +215,19 @@ class _Cursor:
     def __init__(self) -> None:
         self.last_id: str | None = None
         self.retry_s = STREAM_RETRY_S
+
+
+def _request_ids(message: Any) -> list[Any]:
+    """The ids of the requests in a message or batch (only requests await an answer)."""
+    items = message if isinstance(message, list) else [message]
+    return [m["id"] for m in items if isinstance(m, dict) and m.get("id") is not None and "method" in m]
+
+
+def _answers(request: Any, event: Any) -> bool:
+    """Whether ``event`` is the response to (one of) ``request``'s requests."""
+    if not isinstance(event, dict) or not ("result" in event or "error" in event):
+        return False
+    return any(event.get("id") == request_id for request_id in _request_ids(request))
 
 
 def _method(message: Any) -> str | None:
