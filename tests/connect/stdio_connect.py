@@ -40,6 +40,7 @@ class ScriptedBrowser:
 
     follow: Callable[[str], None] | None = None
     authorizations: list[dict[str, str]] = field(default_factory=list)
+    callbacks: list[dict[str, str]] = field(default_factory=list)
     stderr: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
@@ -55,7 +56,8 @@ class ScriptedBrowser:
     def _follow(self, url: str) -> None:
         try:
             with httpx.Client(follow_redirects=True, timeout=TIMEOUT_S, trust_env=False) as http:
-                http.get(url)
+                final = http.get(url).url  # connect's loopback callback, after the IdP's redirects
+            self.callbacks.append(dict(parse_qsl(final.query.decode())))
         except httpx.HTTPError as exc:  # recorded: the test's assertions say what was expected
             self.errors.append(f"{type(exc).__name__}: {exc}")
 
@@ -64,11 +66,20 @@ class ScriptedBrowser:
         return "".join(self.stderr)
 
 
-def connect_params(url: str, store: Path, extra: Sequence[str] = ()) -> StdioServerParameters:
+def connect_params(
+    url: str, store: Path, extra: Sequence[str] = (), *, debug: bool = False
+) -> StdioServerParameters:
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(store.parent)}
-    return StdioServerParameters(
-        command=CONNECT, args=["connect", "--headless", "--token-store", str(store), *extra, url], env=env
-    )
+    args = [
+        *(["--debug"] if debug else []),
+        "connect",
+        "--headless",
+        "--token-store",
+        str(store),
+        *extra,
+        url,
+    ]
+    return StdioServerParameters(command=CONNECT, args=args, env=env)
 
 
 @contextlib.asynccontextmanager
@@ -79,6 +90,7 @@ async def connect_client(
     mode: str = "legacy",
     extra: Sequence[str] = (),
     browser: ScriptedBrowser | None = None,
+    debug: bool = False,
 ) -> AsyncIterator[tuple[Client, ScriptedBrowser]]:
     """An SDK client talking to ``mcp-bastion connect --headless URL`` over stdio."""
     browser = browser if browser is not None else ScriptedBrowser()
@@ -87,7 +99,7 @@ async def connect_client(
     reader.start()
     try:
         with os.fdopen(write_fd, "w") as errlog:
-            transport = stdio_client(connect_params(url, store, extra), errlog=errlog)
+            transport = stdio_client(connect_params(url, store, extra, debug=debug), errlog=errlog)
             async with Client(transport, mode=mode, read_timeout_seconds=TIMEOUT_S) as client:
                 yield client, browser
     finally:

@@ -37,7 +37,8 @@ async def test_connect_logs_in_with_dcr_and_pkce_and_relays_tools(
 ) -> None:
     url = demo.server_url("demo")
     store = tmp_path / "tokens.json"
-    async with connect_client(url, store, mode=mode) as (client, browser):
+    # --debug: even the most talkative logging must not show a secret.
+    async with connect_client(url, store, mode=mode, debug=True) as (client, browser):
         tools = (await client.list_tools()).tools
         result = await client.call_tool("add", {"a": 2, "b": 3})
 
@@ -53,8 +54,11 @@ async def test_connect_logs_in_with_dcr_and_pkce_and_relays_tools(
     assert stat.S_IMODE(store.stat().st_mode) == 0o600
     [entry] = json.loads(store.read_text()).values()
     assert entry["client"]["client_id"]
-    token = entry["tokens"]["access_token"]
-    assert token not in browser.text
+    [callback] = browser.callbacks
+    assert callback["iss"] == demo.issuer  # RFC 9207, checked by connect
+    for secret in (entry["tokens"]["access_token"], entry["tokens"]["refresh_token"], callback["code"]):
+        assert secret not in browser.text
+    assert "DEBUG" in browser.text  # the check above read debug logging
     assert browser.errors == []
 
 

@@ -8,11 +8,13 @@ hit the same 401 share one login.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -53,8 +55,6 @@ class Authorizer:
         *,
         opener: Callable[[str], bool] | None = None,
     ) -> None:
-        import asyncio
-
         self._http = http
         self._server_url = server_url
         self._options = options
@@ -223,8 +223,6 @@ def _union(a: str | None, b: str | None) -> str | None:
 
 
 def _port_of(uri: str) -> int:
-    from urllib.parse import urlsplit
-
     try:
         return urlsplit(uri).port or 0
     except ValueError:
