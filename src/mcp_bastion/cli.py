@@ -21,6 +21,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import CONFIG_REFERENCE_URL, REPOSITORY_URL, config_json_schema, config_warnings, load_config
 from .config.model import BastionConfig, FilterConfig
+from .connect._cli import add_connect_command, connect_from_args
 from .errors import BastionError, ConfigError
 from .native import build_description
 
@@ -244,6 +245,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_commands(commands)
     _add_policy_commands(commands)
     _add_pin_commands(commands)
+    add_connect_command(commands)
     return parser
 
 
@@ -472,6 +474,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _policy(args)
     if args.command == "pin":
         return _pin(args)
+    if args.command == "connect":
+        return connect_from_args(args)
     raise ConfigError(f"unknown command {args.command}")
 
 
