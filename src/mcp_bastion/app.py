@@ -34,6 +34,7 @@ from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
 from .errors import ConfigError, KeySourceError
+from .facade import Facade, build_facade, facade_issuer
 from .mcp.request_state import RequestStateSealer
 from .mcp.sessions import SessionSealer
 from .pinning import Lockfiles
@@ -112,11 +113,14 @@ def build_gateway(
         )
         for i, server in enumerate(config.servers)
     ]
+    facades = _facades(loaded, routes, clock)
+    closers.extend(facade.aclose for facade in facades)
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         closers.append(idp_http.aclose)
         issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
         warmers.extend(policy.keys.warm for policy in issuers.values())
+        issuers.update({facade.issuer: facade.issuer_policy(clock) for facade in facades})
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
     session_key = _session_key(loaded)
     sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds)
@@ -148,6 +152,7 @@ def build_gateway(
         documents=documents,
         closers=closers,
         warmers=warmers,
+        mounts=[(facade.path_prefixes, facade) for facade in facades],
     )
 
 
@@ -198,6 +203,14 @@ def _route(
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
     issuer_urls = tuple(p.issuer for p in config.identity_providers if p.name in issuers)
+    # An IdP with a facade is reached through it: clients are sent to the facade (which can
+    # register them); the IdP's own tokens stay accepted.
+    facade_urls = tuple(
+        facade_issuer(config, p) for p in config.identity_providers if p.name in issuers and p.facade
+    )
+    published_urls = facade_urls + tuple(
+        p.issuer for p in config.identity_providers if p.name in issuers and not p.facade
+    )
     scopes = published_scopes(registry, server)
     policy = ServerPolicy(
         registry,
@@ -217,8 +230,8 @@ def _route(
         resource=resource,
         path=path_of(resource),
         metadata_url=prm_url,
-        metadata=metadata_document(resource, issuer_urls, scopes, server.title or server.name),
-        issuers=frozenset(issuer_urls),
+        metadata=metadata_document(resource, published_urls, scopes, server.title or server.name),
+        issuers=frozenset(issuer_urls + facade_urls),
         policy=policy,
         catalog=ToolCatalog(),
         credential=credential,
@@ -227,6 +240,21 @@ def _route(
         pins=pins,
         safety=safety,
     )
+
+
+def _facades(loaded: LoadedConfig, routes: list[ServerRoute], clock: Callable[[], float]) -> list[Facade]:
+    """The authorization facades (`facade/`), each for the servers that accept its IdP."""
+    config, facades = loaded.config, []
+    for index, provider in enumerate(config.identity_providers):
+        if provider.facade is not None:
+            issuer = facade_issuer(config, provider)
+            resources = {
+                route.resource: tuple(sorted(route.policy.published))
+                for route in routes
+                if issuer in route.issuers
+            }
+            facades.append(build_facade(loaded, index, resources, clock))
+    return facades
 
 
 def _minter(loaded: LoadedConfig, clock: Callable[[], float]) -> TokenMinter:

@@ -193,6 +193,9 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         for j, spec in enumerate(server.filters):
             if spec.type == "guard" and spec.secret is not None:
                 refs[f"servers[{i}].filters[{j}].secret"] = spec.secret
+    for i, provider in enumerate(config.identity_providers):
+        if provider.facade is not None:
+            refs[f"identity_providers[{i}].facade.client_secret"] = provider.facade.client_secret
     if config.sessions.key is not None:
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:

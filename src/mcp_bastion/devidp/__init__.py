@@ -49,4 +49,12 @@ from ._authorization_request import AuthorizationRequest
 from ._login import Login, LoginResult
 from ._settings import DevIdpSettings, StaticClient
 
-__all__ = ["AuthorizationRequest", "DevIdp", "DevIdpSettings", "Login", "LoginResult", "StaticClient", "build_devidp"]
+__all__ = [
+    "AuthorizationRequest",
+    "DevIdp",
+    "DevIdpSettings",
+    "Login",
+    "LoginResult",
+    "StaticClient",
+    "build_devidp",
+]

@@ -14,6 +14,8 @@
 //   clients               static clients, oidc-provider client metadata (snake_case).
 //   auto_approve_account  the account the interaction endpoint logs in and consents as.
 //   access_token_ttl      seconds, default 3600.
+//   registration          false: no Dynamic Client Registration (an IdP like Entra ID),
+//                         default true.
 //
 // Prints exactly one line `READY <issuer>` on stdout once it accepts connections.
 
@@ -113,7 +115,7 @@ const provider = new Provider(issuer, {
   rotateRefreshToken: true,
   features: {
     devInteractions: { enabled: false },
-    registration: { enabled: true },
+    registration: { enabled: config.registration ?? true },
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,

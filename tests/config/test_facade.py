@@ -1,0 +1,40 @@
+"""The facade's configuration: openid required, the client secret read by reference."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from mcp_bastion.config import parse_config
+from mcp_bastion.config.load import load_config
+from mcp_bastion.errors import ConfigError
+
+
+def _config(**facade: Any) -> dict[str, Any]:
+    return {
+        "public_base_url": "https://gw.example.com",
+        "identity_providers": [
+            {
+                "name": "entra",
+                "issuer": "https://login.example.com/tenant/v2.0",
+                "facade": {"client_id": "app-1", "client_secret": {"env": "FACADE_SECRET"}, **facade},
+            }
+        ],
+        "servers": [{"name": "notes", "upstream": "https://notes.internal.example/mcp"}],
+    }
+
+
+def test_scopes_must_include_openid() -> None:
+    with pytest.raises(ConfigError, match="openid"):
+        parse_config(_config(scopes=["profile"]))
+
+
+def test_the_client_secret_is_read_from_its_reference(tmp_path: Any) -> None:
+    path = tmp_path / "bastion.yaml"
+    path.write_text(yaml.safe_dump(_config()), encoding="utf-8")
+    loaded = load_config(path, environ={"FACADE_SECRET": "s3cret"})
+    assert loaded.secret("identity_providers[0].facade.client_secret") == "s3cret"
+    with pytest.raises(ConfigError, match="FACADE_SECRET"):
+        load_config(path, environ={})
