@@ -28,6 +28,11 @@ class FacadeConfig(Model):
     registration_limit_per_minute: int = Field(
         default=60, ge=1, le=10_000, description="Dynamic registrations accepted per client address."
     )
+    accept_id_jag: bool = Field(
+        default=False,
+        description="Accept Identity Assertion JWT Authorization Grants from this IdP at the token "
+        "endpoint (jwt-bearer grant, Enterprise-Managed Authorization).",
+    )
     allow_insecure_http_cimd: bool = Field(
         default=False,
         description="Accept http:// Client ID Metadata Documents on loopback addresses (tests only).",

@@ -47,9 +47,13 @@ Usage::
 from ._app import DevIdp, build_devidp
 from ._authorization_request import AuthorizationRequest
 from ._login import Login, LoginResult
+from ._rfc7523 import JWT_BEARER, Assertion, AssertionVerifier
 from ._settings import DevIdpSettings, StaticClient
 
 __all__ = [
+    "JWT_BEARER",
+    "Assertion",
+    "AssertionVerifier",
     "AuthorizationRequest",
     "DevIdp",
     "DevIdpSettings",

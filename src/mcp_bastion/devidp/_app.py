@@ -28,6 +28,7 @@ from ._policy import CIMD_TIMEOUT_S, MAX_REGISTERED_CLIENTS, REGISTRATION_WINDOW
 from ._registration import RegistrationEndpoint
 from ._responses import json_response
 from ._rfc7009 import RevocationEndpoint
+from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc8414 import oauth_metadata, oidc_metadata
 from ._rfc9068 import AccessTokenIssuer
 from ._settings import DevIdpSettings
@@ -52,11 +53,17 @@ class DevIdp:
     """
 
     def __init__(
-        self, settings: DevIdpSettings, key: SigningKey, clock: Clock, login: Login | None = None
+        self,
+        settings: DevIdpSettings,
+        key: SigningKey,
+        clock: Clock,
+        login: Login | None = None,
+        assertions: AssertionVerifier | None = None,
     ) -> None:
         self.settings = settings
         self._key = key
         self._login = login
+        self._assertions = assertions
         self._location = IdpLocation(settings.issuer)
         self.path_prefixes: tuple[str, ...] = self._location.path_prefixes
         # One client for the IdP's lifetime; never reads proxy settings from the
@@ -108,13 +115,14 @@ class DevIdp:
     def _routes(self) -> list[Route]:
         location, ctx = self._location, self._ctx
         scopes = self.settings.scopes_supported
-        oauth = oauth_metadata(location, scopes)
-        oidc = oidc_metadata(location, scopes, self.settings.signing_alg)
+        extra_grants = (JWT_BEARER,) if self._assertions is not None else ()
+        oauth = oauth_metadata(location, scopes, extra_grants)
+        oidc = oidc_metadata(location, scopes, self.settings.signing_alg, extra_grants)
         authorize = AuthorizationEndpoint(ctx, self._login)
         routes = [
             Route(location.path("authorize"), authorize.authorize, methods=["GET"]),
             Route(location.path("consent"), authorize.consent, methods=["POST"]),
-            *_public(location.path("token"), TokenEndpoint(ctx).token, "POST"),
+            *_public(location.path("token"), TokenEndpoint(ctx, self._assertions).token, "POST"),
             *_public(location.path("revoke"), RevocationEndpoint(ctx).revoke, "POST"),
             *_public(location.path("register"), RegistrationEndpoint(ctx).register, "POST"),
             *_public(location.path("jwks"), _StaticJson(self.jwks()).get, "GET"),
@@ -134,13 +142,15 @@ def build_devidp(
     signing_key: Any | None = None,
     clock: Clock = time.time,
     login: Login | None = None,
+    assertions: AssertionVerifier | None = None,
 ) -> DevIdp:
     """Build the development IdP. ``signing_key`` (a joserfc key, a cryptography private key
     or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated.
 
     ``login`` replaces the consent page's username field with a login step of its own (the
-    authorization facade signs users in at a real IdP); the same core does the rest."""
-    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock, login)
+    authorization facade signs users in at a real IdP); the same core does the rest.
+    ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG)."""
+    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock, login, assertions)
 
 
 def _context(

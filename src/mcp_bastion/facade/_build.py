@@ -19,6 +19,7 @@ from ..config import LoadedConfig
 from ..config.model import BastionConfig, ClaimMapping, IdentityProviderConfig
 from ..devidp import DevIdp, DevIdpSettings, build_devidp
 from ..errors import ConfigError
+from ._id_jag import IdJagVerifier
 from ._upstream import UpstreamClient, UpstreamLogin
 
 Clock = Callable[[], float]
@@ -104,6 +105,8 @@ def build_facade(
         callback_url=f"{issuer}/callback",
         callback_path=f"{urlsplit(issuer).path}/callback",
     )
+    login = UpstreamLogin(upstream, http, clock)
+    assertions = IdJagVerifier(provider, issuer, login.keys, clock) if settings.accept_id_jag else None
     idp = build_devidp(
         DevIdpSettings(
             issuer=issuer,
@@ -117,7 +120,8 @@ def build_facade(
         ),
         signing_key=_gateway_key(loaded),
         clock=clock,
-        login=UpstreamLogin(upstream, http, clock),
+        login=login,
+        assertions=assertions,
     )
     return Facade(provider, idp, http)
 

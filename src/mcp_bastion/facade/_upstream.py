@@ -91,6 +91,11 @@ class UpstreamLogin:
             cooldown=provider.jwks_refetch_cooldown_seconds,
         )
 
+    @property
+    def keys(self) -> RemoteKeySet:
+        """The IdP's signing keys (discovered ``jwks_uri``, or the configured one)."""
+        return self._keys
+
     async def begin(self, auth: AuthorizationRequest, request: Request) -> Response:
         """Send the browser to the IdP; the request waits here under a fresh ``state``."""
         try:
