@@ -157,7 +157,7 @@ def _context(
     settings: DevIdpSettings, location: IdpLocation, key: SigningKey, clock: Clock, http: httpx.AsyncClient
 ) -> IdpContext:
     client_store = MemoryClientStore(MAX_REGISTERED_CLIENTS)
-    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd)
+    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd, clock=clock)
     return IdpContext(
         settings=settings,
         location=location,
