@@ -8,6 +8,7 @@ import pytest
 import yaml
 
 from mcp_bastion.config import parse_config
+from mcp_bastion.config.checks import config_warnings
 from mcp_bastion.config.load import load_config
 from mcp_bastion.errors import ConfigError
 
@@ -38,3 +39,10 @@ def test_the_client_secret_is_read_from_its_reference(tmp_path: Any) -> None:
     assert loaded.secret("identity_providers[0].facade.client_secret") == "s3cret"
     with pytest.raises(ConfigError, match="FACADE_SECRET"):
         load_config(path, environ={})
+
+
+def test_a_facade_with_several_workers_is_warned_about() -> None:
+    config = parse_config(_config())
+    assert not [w for w in config_warnings(config, workers=1) if "facade" in str(w)]
+    [warning] = [w for w in config_warnings(config, workers=3) if "facade" in str(w)]
+    assert str(warning).startswith("identity_providers[0].facade: with 3 workers")

@@ -500,3 +500,37 @@ def test_a_50_mb_metadata_document_is_cut_off(browser: Browser, documents: Runni
     assert "location" not in response.headers
     # Cut off at the 64 KiB cap, not read to the end and then found not to be JSON.
     assert "too large" in response.text
+
+
+def test_an_idp_refusal_reaches_the_client_in_the_facades_words(browser: Browser, stack: Stack) -> None:
+    client_id = browser.register()
+    _, challenge = pkce_pair()
+    to_idp = browser.http.get(browser.authorize_url(client_id, challenge))
+    state = dict(parse_qsl(urlsplit(to_idp.headers["location"]).query))["state"]
+    # The IdP's answer as a browser would bring it back, with text the facade must not relay.
+    refusal = {
+        "state": state,
+        "error": "access_denied",
+        "error_description": "<script>x</script> tenant 1234",
+    }
+    answer = browser.http.get(f"{stack.facade}/callback", params=refusal)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith(REDIRECT_URI)
+    params = dict(parse_qsl(urlsplit(answer.headers["location"]).query))
+    assert params["error"] == "access_denied"
+    assert params["state"] == "s1"  # the client's own state, not the facade's upstream one
+    assert params["iss"] == stack.facade
+    assert "tenant" not in params["error_description"]
+    assert "script" not in params["error_description"]
+
+
+def test_an_answer_naming_another_issuer_is_refused(browser: Browser, stack: Stack) -> None:
+    client_id = browser.register()
+    _, challenge = pkce_pair()
+    to_idp = browser.http.get(browser.authorize_url(client_id, challenge))
+    state = dict(parse_qsl(urlsplit(to_idp.headers["location"]).query))["state"]
+    # RFC 9207 mix-up: a code said to come from another authorization server is not redeemed.
+    mixed = {"state": state, "code": "anything", "iss": "https://evil.example.com"}
+    answer = browser.http.get(f"{stack.facade}/callback", params=mixed)
+    assert answer.status_code == 303
+    assert dict(parse_qsl(urlsplit(answer.headers["location"]).query))["error"] == "access_denied"

@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -157,9 +158,10 @@ class UpstreamLogin:
             )
         code = params.get("code")
         if code is None:
-            log.info(
-                "facade: IdP %s refused the sign-in (%s)", self._client.provider.name, params.get("error")
-            )
+            # The `error` code only, and only if it looks like one: the query is the browser's.
+            error = params.get("error") or ""
+            shown = error if re.fullmatch(r"[a-z_]{1,64}", error) else "unrecognized"
+            log.info("facade: IdP %s refused the sign-in (%s)", self._client.provider.name, shown)
             return LoginResult(
                 auth, error=OAuthError("access_denied", "the identity provider refused the sign-in")
             )
