@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -34,7 +34,7 @@ from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
 from .errors import ConfigError, KeySourceError
-from .facade import Facade, build_facade, facade_issuer
+from .facade import build_facade, facade_issuer
 from .mcp.request_state import RequestStateSealer
 from .mcp.sessions import SessionSealer
 from .pinning import Lockfiles
@@ -61,6 +61,9 @@ from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
 from .urls import path_of, resource_url
+
+if TYPE_CHECKING:
+    from .facade._build import Facade
 
 __all__ = ["GATEWAY_JWKS_PATH", "Gateway", "Stage", "build_gateway"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -46,3 +48,25 @@ def test_a_facade_with_several_workers_is_warned_about() -> None:
     assert not [w for w in config_warnings(config, workers=1) if "facade" in str(w)]
     [warning] = [w for w in config_warnings(config, workers=3) if "facade" in str(w)]
     assert str(warning).startswith("identity_providers[0].facade: with 3 workers")
+
+
+def test_a_facade_without_the_facade_extra_is_refused_naming_it() -> None:
+    # A fresh interpreter where Starlette cannot be imported: a production install without the
+    # [facade] extra. A gateway with a facade is refused at build time, naming the extra.
+    code = f"""
+import sys
+sys.modules["starlette"] = None
+from mcp_bastion.app import build_gateway
+from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.errors import ConfigError
+config = parse_config({_config()!r})
+try:
+    build_gateway(LoadedConfig(config, {{"identity_providers[0].facade.client_secret": "s"}}))
+except ConfigError as exc:
+    print(exc.message, "|", exc.hint)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == (
+        "identity_providers[0].facade: a facade is configured, and it needs the [facade] extra "
+        "(starlette is not installed) | pip install 'mcp-bastion[facade]'"
+    )

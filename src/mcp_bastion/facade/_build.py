@@ -16,20 +16,14 @@ from joserfc.jwk import JWKRegistry
 from ..asgi import Receive, Scope, Send
 from ..auth import IssuerPolicy, RemoteKeySet
 from ..config import LoadedConfig
-from ..config.model import BastionConfig, ClaimMapping, IdentityProviderConfig
+from ..config.model import ClaimMapping, IdentityProviderConfig
 from ..devidp import DevIdp, DevIdpSettings, build_devidp
 from ..errors import ConfigError
 from ._id_jag import IdJagVerifier
+from ._issuer import facade_issuer
 from ._upstream import UpstreamClient, UpstreamLogin
 
 Clock = Callable[[], float]
-#: Facades live under this path of the gateway: ``{public_base_url}/oauth/{idp name}``.
-FACADE_PATH = "/oauth"
-
-
-def facade_issuer(config: BastionConfig, provider: IdentityProviderConfig) -> str:
-    """The issuer URL of ``provider``'s facade (its tokens' ``iss``)."""
-    return f"{config.public_base_url}{FACADE_PATH}/{provider.name}"
 
 
 class Facade:
