@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..urls import is_loopback
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
+from .facade import FacadeConfig
 from .filters import (
     FilterConfig,
     GuardFilterConfig,
@@ -100,6 +101,11 @@ class IdentityProviderConfig(Model):
     allow_insecure_http: bool = Field(
         default=False,
         description="Allow http:// issuer and JWKS URLs on loopback addresses (development only).",
+    )
+    facade: FacadeConfig | None = Field(
+        default=None,
+        description="Run an authorization facade for this IdP (one without Dynamic Client Registration): "
+        "see docs/facade.md.",
     )
     # Enterprise identity (config/identity.py, docs/identity.md).
     preset: Preset | None = Field(
