@@ -19,7 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import orjson
@@ -34,6 +34,7 @@ from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
 from .errors import ConfigError, KeySourceError
+from .facade import build_facade, facade_issuer
 from .identity import EnterpriseIdentity
 from .mcp.request_state import RequestStateSealer
 from .mcp.sessions import SessionSealer
@@ -63,6 +64,9 @@ from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
 from .urls import path_of, resource_url
+
+if TYPE_CHECKING:
+    from .facade._build import Facade
 
 __all__ = ["GATEWAY_JWKS_PATH", "Gateway", "Stage", "build_gateway"]
 
@@ -119,6 +123,8 @@ def build_gateway(
         )
         for i, server in enumerate(config.servers)
     ]
+    facades = _facades(loaded, routes, clock)
+    closers.extend(facade.aclose for facade in facades)
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         issuers = {
@@ -129,6 +135,7 @@ def build_gateway(
         closers.extend(policy.keys.close for policy in issuers.values())
         closers.append(idp_http.aclose)
         warmers.extend(policy.keys.warm for policy in issuers.values())
+        issuers.update({facade.issuer: facade.issuer_policy(clock) for facade in facades})
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
         verifier = identity.verifier(verifier)  # opaque tokens, when an IdP introspects
     session_key = _session_key(loaded)
@@ -164,6 +171,7 @@ def build_gateway(
         documents=documents,
         closers=closers,
         warmers=warmers,
+        mounts=[(facade.path_prefixes, facade) for facade in facades],
     )
 
 
@@ -218,6 +226,14 @@ def _route(
     resource = resource_url(config.public_base_url, server.name)
     issuers = server.identity_providers or tuple(p.name for p in config.identity_providers)
     issuer_urls = tuple(p.issuer for p in config.identity_providers if p.name in issuers)
+    # An IdP with a facade is reached through it: clients are sent to the facade (which can
+    # register them); the IdP's own tokens stay accepted.
+    facade_urls = tuple(
+        facade_issuer(config, p) for p in config.identity_providers if p.name in issuers and p.facade
+    )
+    published_urls = facade_urls + tuple(
+        p.issuer for p in config.identity_providers if p.name in issuers and not p.facade
+    )
     scopes = published_scopes(registry, server)
     policy = ServerPolicy(
         registry,
@@ -237,8 +253,8 @@ def _route(
         resource=resource,
         path=path_of(resource),
         metadata_url=prm_url,
-        metadata=metadata_document(resource, issuer_urls, scopes, server.title or server.name),
-        issuers=frozenset(issuer_urls),
+        metadata=metadata_document(resource, published_urls, scopes, server.title or server.name),
+        issuers=frozenset(issuer_urls + facade_urls),
         policy=policy,
         catalog=ToolCatalog(),
         credential=credential,
@@ -247,6 +263,21 @@ def _route(
         pins=pins,
         safety=safety,
     )
+
+
+def _facades(loaded: LoadedConfig, routes: list[ServerRoute], clock: Callable[[], float]) -> list[Facade]:
+    """The authorization facades (`facade/`), each for the servers that accept its IdP."""
+    config, facades = loaded.config, []
+    for index, provider in enumerate(config.identity_providers):
+        if provider.facade is not None:
+            issuer = facade_issuer(config, provider)
+            resources = {
+                route.resource: tuple(sorted(route.policy.published))
+                for route in routes
+                if issuer in route.issuers
+            }
+            facades.append(build_facade(loaded, index, resources, clock))
+    return facades
 
 
 def _minter(loaded: LoadedConfig, clock: Callable[[], float]) -> TokenMinter:

@@ -20,6 +20,7 @@ from typing import Any, NoReturn
 from . import __version__
 from .config import CONFIG_REFERENCE_URL, REPOSITORY_URL, config_json_schema, config_warnings, load_config
 from .config.model import BastionConfig, FilterConfig
+from .connect._cli import add_connect_command, connect_from_args
 from .errors import BastionError, ConfigError
 from .logs import LOG_LEVELS, configure_logging
 from .native import build_description
@@ -250,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_registry_commands(commands)
     _add_policy_commands(commands)
     _add_pin_commands(commands)
+    add_connect_command(commands)
     return parser
 
 
@@ -473,6 +475,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _policy(args)
     if args.command == "pin":
         return _pin(args)
+    if args.command == "connect":
+        return connect_from_args(args)
     raise ConfigError(f"unknown command {args.command}")
 
 

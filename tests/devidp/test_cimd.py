@@ -17,6 +17,7 @@ from mcp_bastion.devidp._cimd import (
     ClientMetadataDocuments,
     Resolver,
     address_allowed,
+    cache_seconds,
     client_from_document,
     resolve_host,
 )
@@ -308,3 +309,29 @@ def test_client_from_document_requires_matching_client_id() -> None:
     )
     assert client.client_id == "https://a.example/c.json"
     assert client.grant_types == frozenset({"authorization_code"})
+
+
+def test_a_valid_document_is_cached_for_a_while(cimd_idp: RunningIdp, documents: RunningServer) -> None:
+    client_id = f"{documents.base_url}/client.json"
+    cimd_idp.get_code(client_id)
+    cimd_idp.get_code(client_id)
+    assert HITS == ["/client.json"]  # the second authorization reused the document
+    cimd_idp.clock.advance(301)  # past CIMD_CACHE_TTL_S: a changed document is seen again
+    cimd_idp.get_code(client_id)
+    assert HITS == ["/client.json", "/client.json"]
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "seconds"),
+    [
+        (None, 300),
+        ("max-age=60", 60),
+        ("public, max-age=86400", 300),  # capped
+        ('max-age="30"', 30),
+        ("no-store", 0),
+        ("max-age=600, no-cache", 0),
+        ("private", 300),
+    ],
+)
+def test_cache_seconds(cache_control: str | None, seconds: float) -> None:
+    assert cache_seconds(cache_control) == seconds

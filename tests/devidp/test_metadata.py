@@ -71,6 +71,7 @@ def test_issuer_without_path(make_idp: MakeIdp) -> None:
         "/register",
         "/jwks",
         "/consent",
+        "/revoke",
     )
     document = running.http.get("/.well-known/oauth-authorization-server").json()
     assert document["issuer"] == running.issuer == running.base

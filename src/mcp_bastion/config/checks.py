@@ -201,6 +201,7 @@ def config_warnings(config: BastionConfig, *, workers: int | None = None) -> lis
         *_server_warnings(config),
         *_implies_warnings(config.scopes),
         *_process_warnings(config, workers or config.listen.workers),
+        *_facade_warnings(config, workers or config.listen.workers),
     ]
 
 
@@ -359,3 +360,16 @@ def _process_warnings(config: BastionConfig, workers: int) -> Iterator[ConfigWar
             "/.well-known/jwks.json shows only the answering worker's, so upstreams will refuse "
             "some tokens; set a private JWK all workers share",
         )
+
+
+def _facade_warnings(config: BastionConfig, workers: int) -> Iterator[ConfigWarning]:
+    """The authorization facade (`facade/`) keeps its state in process memory."""
+    if workers <= 1:
+        return
+    for i, idp in enumerate(config.identity_providers):
+        if idp.facade is not None:
+            yield ConfigWarning(
+                f"identity_providers[{i}].facade",
+                f"with {workers} workers: registrations, sign-ins, codes and refresh tokens are kept per "
+                "process, so a flow that moves between workers fails; run the facade with one worker",
+            )

@@ -198,6 +198,9 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         for name, value in server.env.items():
             if isinstance(value, SecretRef):  # a stdio plug-in's secret (docs/stdio.md)
                 refs[f"servers[{i}].env.{name}"] = value
+    for i, provider in enumerate(config.identity_providers):
+        if provider.facade is not None:
+            refs[f"identity_providers[{i}].facade.client_secret"] = provider.facade.client_secret
     if config.sessions.key is not None:
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:

@@ -18,6 +18,7 @@ from ..quota.config import QuotaConfig
 from ..urls import is_loopback
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
 from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
+from .facade import FacadeConfig
 from .filters import (
     FilterConfig,
     GuardFilterConfig,
@@ -104,6 +105,11 @@ class IdentityProviderConfig(Model):
     allow_insecure_http: bool = Field(
         default=False,
         description="Allow http:// issuer and JWKS URLs on loopback addresses (development only).",
+    )
+    facade: FacadeConfig | None = Field(
+        default=None,
+        description="Run an authorization facade for this IdP (one without Dynamic Client Registration): "
+        "see docs/facade.md.",
     )
     # Enterprise identity (config/identity.py, docs/identity.md).
     preset: Preset | None = Field(

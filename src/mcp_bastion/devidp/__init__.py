@@ -29,6 +29,9 @@ Behaviour choices (each is tested):
 * Refresh tokens rotate on every use, each living ``refresh_token_ttl`` from its issue
   (a sliding window); a replayed one revokes its family.
 * Consent is never remembered: without ``auto_approve`` every authorization shows the page.
+* RFC 7009 revocation at ``/revoke``: a refresh token revokes its family.
+* The login step is a seam (:class:`Login`): the authorization facade
+  (:mod:`mcp_bastion.facade`) runs this same core with a login at a real IdP.
 * CORS (``*``, no credentials) only on metadata, JWKS, token and registration.
 
 Usage::
@@ -42,6 +45,20 @@ Usage::
 """
 
 from ._app import DevIdp, build_devidp
+from ._authorization_request import AuthorizationRequest
+from ._login import Login, LoginResult
+from ._rfc7523 import JWT_BEARER, Assertion, AssertionVerifier
 from ._settings import DevIdpSettings, StaticClient
 
-__all__ = ["DevIdp", "DevIdpSettings", "StaticClient", "build_devidp"]
+__all__ = [
+    "JWT_BEARER",
+    "Assertion",
+    "AssertionVerifier",
+    "AuthorizationRequest",
+    "DevIdp",
+    "DevIdpSettings",
+    "Login",
+    "LoginResult",
+    "StaticClient",
+    "build_devidp",
+]

@@ -23,9 +23,12 @@ from ._clients import ClientLookup
 from ._context import IdpContext
 from ._endpoints import OAUTH_METADATA, OIDC_METADATA, IdpLocation
 from ._keys import SigningKey, load_signing_key
+from ._login import Login
 from ._policy import CIMD_TIMEOUT_S, MAX_REGISTERED_CLIENTS, REGISTRATION_WINDOW_S
 from ._registration import RegistrationEndpoint
 from ._responses import json_response
+from ._rfc7009 import RevocationEndpoint
+from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc8414 import oauth_metadata, oidc_metadata
 from ._rfc9068 import AccessTokenIssuer
 from ._settings import DevIdpSettings
@@ -49,9 +52,18 @@ class DevIdp:
     :meth:`aclose` at shutdown to close the metadata-document HTTP client.
     """
 
-    def __init__(self, settings: DevIdpSettings, key: SigningKey, clock: Clock) -> None:
+    def __init__(
+        self,
+        settings: DevIdpSettings,
+        key: SigningKey,
+        clock: Clock,
+        login: Login | None = None,
+        assertions: AssertionVerifier | None = None,
+    ) -> None:
         self.settings = settings
         self._key = key
+        self._login = login
+        self._assertions = assertions
         self._location = IdpLocation(settings.issuer)
         self.path_prefixes: tuple[str, ...] = self._location.path_prefixes
         # One client for the IdP's lifetime; never reads proxy settings from the
@@ -103,16 +115,20 @@ class DevIdp:
     def _routes(self) -> list[Route]:
         location, ctx = self._location, self._ctx
         scopes = self.settings.scopes_supported
-        oauth = oauth_metadata(location, scopes)
-        oidc = oidc_metadata(location, scopes, self.settings.signing_alg)
-        authorize = AuthorizationEndpoint(ctx)
+        extra_grants = (JWT_BEARER,) if self._assertions is not None else ()
+        oauth = oauth_metadata(location, scopes, extra_grants)
+        oidc = oidc_metadata(location, scopes, self.settings.signing_alg, extra_grants)
+        authorize = AuthorizationEndpoint(ctx, self._login)
         routes = [
             Route(location.path("authorize"), authorize.authorize, methods=["GET"]),
             Route(location.path("consent"), authorize.consent, methods=["POST"]),
-            *_public(location.path("token"), TokenEndpoint(ctx).token, "POST"),
+            *_public(location.path("token"), TokenEndpoint(ctx, self._assertions).token, "POST"),
+            *_public(location.path("revoke"), RevocationEndpoint(ctx).revoke, "POST"),
             *_public(location.path("register"), RegistrationEndpoint(ctx).register, "POST"),
             *_public(location.path("jwks"), _StaticJson(self.jwks()).get, "GET"),
         ]
+        if self._login is not None:
+            routes.append(Route(location.path("callback"), authorize.callback, methods=["GET"]))
         for path in location.metadata_paths(OAUTH_METADATA):
             routes += _public(path, _StaticJson(oauth).get, "GET")
         for path in location.metadata_paths(OIDC_METADATA):
@@ -121,18 +137,27 @@ class DevIdp:
 
 
 def build_devidp(
-    settings: DevIdpSettings, *, signing_key: Any | None = None, clock: Clock = time.time
+    settings: DevIdpSettings,
+    *,
+    signing_key: Any | None = None,
+    clock: Clock = time.time,
+    login: Login | None = None,
+    assertions: AssertionVerifier | None = None,
 ) -> DevIdp:
     """Build the development IdP. ``signing_key`` (a joserfc key, a cryptography private key
-    or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated."""
-    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock)
+    or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated.
+
+    ``login`` replaces the consent page's username field with a login step of its own (the
+    authorization facade signs users in at a real IdP); the same core does the rest.
+    ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG)."""
+    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock, login, assertions)
 
 
 def _context(
     settings: DevIdpSettings, location: IdpLocation, key: SigningKey, clock: Clock, http: httpx.AsyncClient
 ) -> IdpContext:
     client_store = MemoryClientStore(MAX_REGISTERED_CLIENTS)
-    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd)
+    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd, clock=clock)
     return IdpContext(
         settings=settings,
         location=location,

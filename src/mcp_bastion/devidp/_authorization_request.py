@@ -81,7 +81,12 @@ def _check_response_type(params: Params) -> None:
 
 @dataclass(frozen=True)
 class PendingAuthorization:
-    """A request shown on the consent page, with the digest of its CSRF token."""
+    """A request shown on the consent page, with the digest of its CSRF token.
+
+    ``subject`` is set when a :class:`~._login.Login` step already signed the user in
+    (the facade); otherwise the consent form asks for a username.
+    """
 
     request: AuthorizationRequest
     csrf_digest: str
+    subject: str | None = None

@@ -24,6 +24,7 @@ from ._authorization_request import (
     validate_request,
 )
 from ._context import IdpContext
+from ._login import Login
 from ._pages import ConsentView, consent_page, error_page
 from ._params import Params, parse_query, read_form
 from ._policy import PENDING_TTL_S
@@ -49,8 +50,9 @@ def _csrf_ok(pending: PendingAuthorization, form_token: str | None, cookie_token
 class AuthorizationEndpoint:
     """Handlers for GET /authorize and POST /consent."""
 
-    def __init__(self, ctx: IdpContext) -> None:
+    def __init__(self, ctx: IdpContext, login: Login | None = None) -> None:
         self._ctx = ctx
+        self._login = login
 
     async def authorize(self, request: Request) -> Response:
         """GET /authorize."""
@@ -64,9 +66,27 @@ class AuthorizationEndpoint:
             auth = validate_request(params, client, redirect_uri, self._ctx.settings.resources)
         except OAuthError as exc:
             return self._redirect_error(redirect_uri, params.get("state"), exc, 302)
+        if self._login is not None:
+            return await self._login.begin(auth, request)
         if self._ctx.settings.auto_approve is not None:
             return await self._approve(auth, self._ctx.settings.auto_approve, 302)
         return await self._ask_consent(auth)
+
+    async def callback(self, request: Request) -> Response:
+        """GET /callback: the login step's answer; then the consent page, as the subject."""
+        assert self._login is not None  # the route exists only with a login step
+        try:
+            result = await self._login.finish(request)
+        except OAuthError as exc:
+            return _error_page(exc)
+        auth = result.request
+        if result.subject is None:
+            error = result.error or OAuthError("access_denied", "the sign-in failed")
+            return self._redirect_error(auth.redirect_uri, auth.state, error, 303)
+        # Consent is asked even though the user just signed in upstream: many MCP clients
+        # share the facade's one client at the IdP, so the IdP's consent (if any) says
+        # nothing about *this* client (MCP security best practices, confused deputy).
+        return await self._ask_consent(auth, result.subject)
 
     async def consent(self, request: Request) -> Response:
         """POST /consent: the user's answer on the consent page."""
@@ -90,8 +110,10 @@ class AuthorizationEndpoint:
         self, request_id: str, pending: PendingAuthorization, form: Params, csrf_token: str
     ) -> Response:
         decision, username = form.get("decision"), form.get("username") or ""
-        if decision == "approve" and not self._user_known(username):
-            return self._consent_page(pending.request, request_id, csrf_token, "Unknown user.", 400)
+        if pending.subject is not None:
+            username = pending.subject  # signed in by the login step; the form cannot change it
+        elif decision == "approve" and not self._user_known(username):
+            return self._consent_page(pending.request, request_id, csrf_token, "Unknown user.", status=400)
         if decision not in ("approve", "deny"):
             return _error_page(OAuthError("invalid_request", "decision must be approve or deny"))
         if await self._ctx.pending.take(request_id) is None:
@@ -109,11 +131,11 @@ class AuthorizationEndpoint:
         users = self._ctx.settings.users
         return is_username(username) and (users is None or username in users)
 
-    async def _ask_consent(self, auth: AuthorizationRequest) -> Response:
+    async def _ask_consent(self, auth: AuthorizationRequest, subject: str | None = None) -> Response:
         request_id, csrf_token = secrets.token_urlsafe(16), new_secret()
-        pending = PendingAuthorization(auth, digest(csrf_token))
+        pending = PendingAuthorization(auth, digest(csrf_token), subject)
         await self._ctx.pending.save(request_id, pending, self._ctx.clock() + PENDING_TTL_S)
-        response = self._consent_page(auth, request_id, csrf_token)
+        response = self._consent_page(auth, request_id, csrf_token, subject=subject)
         response.set_cookie(
             _cookie(request_id),
             csrf_token,
@@ -131,7 +153,9 @@ class AuthorizationEndpoint:
         request_id: str,
         csrf_token: str,
         message: str | None = None,
+        *,
         status: int = 200,
+        subject: str | None = None,
     ) -> Response:
         scopes = auth.requested_scopes or self._ctx.settings.resources[auth.resource]
         view = ConsentView(
@@ -144,6 +168,8 @@ class AuthorizationEndpoint:
             resource=auth.resource,
             scopes=scopes,
             message=message,
+            subject=subject,
+            note=self._ctx.settings.consent_note,
         )
         return html_page(consent_page(view), status)
 

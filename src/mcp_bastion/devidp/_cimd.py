@@ -1,6 +1,7 @@
 """Client ID Metadata Documents: a ``client_id`` that is an https URL names its own metadata.
 
-The document is fetched once per authorization request, guarded against SSRF: https only
+A valid document is cached for at most ``CIMD_CACHE_TTL_S`` (shorter with ``max-age``, not
+at all with ``no-store`` or ``no-cache``). A fetch is guarded against SSRF: https only
 (http on loopback only when ``allow_http_cimd`` is set, for tests); every address the host
 resolves to must be public; the connection goes to the address that was checked (no
 second lookup for a DNS-rebinding answer); no redirects; a total time limit; a body cap.
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,8 +22,9 @@ import orjson
 
 from ..errors import OAuthError
 from ._clients import RegisteredClient
-from ._policy import CIMD_MAX_BYTES, CIMD_TIMEOUT_S
+from ._policy import CIMD_CACHE_ENTRIES, CIMD_CACHE_TTL_S, CIMD_MAX_BYTES, CIMD_TIMEOUT_S
 from ._rfc7591 import parse_client_metadata
+from ._stores import ExpiringMap
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 _LOOPBACK_NAMES = ("127.0.0.1", "[::1]", "localhost")
@@ -59,11 +63,14 @@ class ClientMetadataDocuments:
         allow_loopback_http: bool = False,
         resolve: Resolver = resolve_host,
         timeout_s: float = CIMD_TIMEOUT_S,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
         self._allow_loopback = allow_loopback_http
         self._resolve = resolve
         self._timeout_s = timeout_s
+        self._clock = clock
+        self._cache: ExpiringMap[str, RegisteredClient] = ExpiringMap(clock, CIMD_CACHE_ENTRIES)
 
     def is_document_url(self, client_id: str) -> bool:
         """Whether ``client_id`` names a metadata document (https, or loopback http if allowed)."""
@@ -75,15 +82,22 @@ class ClientMetadataDocuments:
         )
 
     async def fetch(self, client_id: str) -> RegisteredClient:
-        """Fetch, check and convert the document; any failure is ``invalid_client``."""
+        """Fetch (or reuse), check and convert the document; any failure is ``invalid_client``."""
+        cached = self._cache.get(client_id)
+        if cached is not None:
+            return cached
         url = _document_url(client_id)
         address = await self._checked_address(url)
         try:
             async with asyncio.timeout(self._timeout_s):
-                body = await self._get(url, address)
+                body, cache_control = await self._get(url, address)
         except (httpx.HTTPError, TimeoutError) as exc:
             raise OAuthError("invalid_client", "the client metadata document could not be fetched") from exc
-        return client_from_document(client_id, body)
+        client = client_from_document(client_id, body)
+        ttl = cache_seconds(cache_control)
+        if ttl > 0:
+            self._cache.set(client_id, client, self._clock() + ttl)
+        return client
 
     async def _checked_address(self, url: httpx.URL) -> str:
         addresses = await self._resolve(url.host, url.port or (443 if url.scheme == "https" else 80))
@@ -95,7 +109,7 @@ class ClientMetadataDocuments:
             raise OAuthError("invalid_client", "the client_id host is not a public address")
         return addresses[0]
 
-    async def _get(self, url: httpx.URL, address: str) -> bytes:
+    async def _get(self, url: httpx.URL, address: str) -> tuple[bytes, str | None]:
         request = self._http.build_request(
             "GET",
             url.copy_with(host=address),  # pinned to the checked address
@@ -110,9 +124,19 @@ class ClientMetadataDocuments:
         try:
             if response.status_code != 200:
                 raise OAuthError("invalid_client", "the client metadata document URL did not answer 200")
-            return await _read_capped(response)
+            return await _read_capped(response), response.headers.get("cache-control")
         finally:
             await response.aclose()
+
+
+def cache_seconds(cache_control: str | None) -> float:
+    """How long a document may be reused: ``CIMD_CACHE_TTL_S``, less with ``max-age``, 0 with
+    ``no-store``/``no-cache`` (RFC 9111 §5.2.2)."""
+    directives = (cache_control or "").lower()
+    if re.search(r"(?:^|[\s,])no-(?:store|cache)\b", directives):
+        return 0
+    max_age = re.search(r"(?:^|[\s,])max-age=\"?(\d{1,10})\"?", directives)
+    return min(CIMD_CACHE_TTL_S, int(max_age.group(1))) if max_age else CIMD_CACHE_TTL_S
 
 
 def _document_url(client_id: str) -> httpx.URL:

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-Endpoint = Literal["authorize", "token", "register", "jwks", "consent"]
+Endpoint = Literal["authorize", "token", "register", "jwks", "consent", "revoke", "callback"]
 
 OAUTH_METADATA = "/.well-known/oauth-authorization-server"
 OIDC_METADATA = "/.well-known/openid-configuration"
-ENDPOINTS: tuple[Endpoint, ...] = ("authorize", "token", "register", "jwks", "consent")
+ENDPOINTS: tuple[Endpoint, ...] = ("authorize", "token", "register", "jwks", "consent", "revoke")
 
 
 @dataclass(frozen=True)

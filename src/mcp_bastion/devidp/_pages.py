@@ -40,6 +40,9 @@ class ConsentView:
     resource: str
     scopes: Sequence[str]
     message: str | None = None
+    #: Who is already signed in (by a login step); ``None``: the form asks for a username.
+    subject: str | None = None
+    note: str = "Development authorization server: not for production."
 
 
 def _document(title: str, body: str) -> str:
@@ -65,12 +68,18 @@ def consent_page(view: ConsentView) -> str:
         f"<code>{display(view.redirect_uri, 300)}</code>.</p>"
         f"<p>Scopes:</p><ul>{scopes or '<li>(none)</li>'}</ul>"
         f'<form method="post" action="{html.escape(view.action, quote=True)}">{hidden}'
-        '<p><label>Username <input name="username" autocomplete="username" required></label></p>'
+        f"{_who(view.subject)}"
         '<button name="decision" value="approve">Approve</button>'
         '<button name="decision" value="deny" formnovalidate>Deny</button></form>'
-        "<p><small>Development authorization server: not for production.</small></p>"
+        f"<p><small>{display(view.note, 200)}</small></p>"
     )
     return _document("Authorize access", body)
+
+
+def _who(subject: str | None) -> str:
+    if subject is not None:
+        return f"<p>Signed in as <code>{display(subject, 200)}</code>.</p>"
+    return '<p><label>Username <input name="username" autocomplete="username" required></label></p>'
 
 
 def error_page(error: str, description: str) -> str:

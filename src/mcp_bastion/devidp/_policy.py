@@ -30,6 +30,12 @@ MAX_STORED_ENTRIES: Final = 100_000
 #: Client ID Metadata Documents: total fetch time and body cap (SSRF and memory DoS).
 CIMD_TIMEOUT_S: Final = 5.0
 CIMD_MAX_BYTES: Final = 64 * 1024
+#: A fetched, valid metadata document is reused this long at most (less if its
+#: Cache-Control max-age says so, not at all with no-store): a client authorizing again
+#: does not make the IdP fetch again, and a changed document is seen within minutes.
+CIMD_CACHE_TTL_S: Final = 300
+#: Documents cached at most (the oldest forgotten first).
+CIMD_CACHE_ENTRIES: Final = 10_000
 
 #: A consent page must be answered within this time; its CSRF token dies with it.
 PENDING_TTL_S: Final = 600

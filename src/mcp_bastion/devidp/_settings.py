@@ -54,6 +54,8 @@ class DevIdpSettings:
     clients: tuple[StaticClient, ...] = ()
     allow_http_cimd: bool = False
     registration_limit_per_minute: int = 60
+    #: The line under the consent form, saying whose server this is.
+    consent_note: str = "Development authorization server: not for production."
 
     def __post_init__(self) -> None:
         # Freeze copies, so a caller mutating its dict cannot change a running IdP.

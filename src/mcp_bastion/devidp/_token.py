@@ -21,6 +21,7 @@ from ._clients import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, RegisteredClient
 from ._context import IdpContext
 from ._params import Params, read_form
 from ._responses import json_response, oauth_error_json
+from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc7636 import verifier_matches
 from ._rfc8707 import select_resource
 from ._scopes import grant, narrow, requested_for_resource
@@ -55,13 +56,16 @@ def _required(params: Params, name: str) -> str:
 class TokenEndpoint:
     """Handler for POST /token."""
 
-    def __init__(self, ctx: IdpContext) -> None:
+    def __init__(self, ctx: IdpContext, assertions: AssertionVerifier | None = None) -> None:
         self._ctx = ctx
+        self._assertions = assertions
         self._grants: dict[str, Grant] = {
             "authorization_code": self._authorization_code,
             "refresh_token": self._refresh_token,
             "client_credentials": self._client_credentials,
         }
+        if assertions is not None:
+            self._grants[JWT_BEARER] = self._jwt_bearer
 
     async def token(self, request: Request) -> Response:
         """POST /token."""
@@ -135,6 +139,14 @@ class TokenEndpoint:
         offered = self._ctx.settings.resources[resource]
         scopes = grant(requested_for_resource(params.get("scope"), offered), offered, client.scopes)
         return await self._issue(client.client_id, client.client_id, resource, scopes, None)
+
+    async def _jwt_bearer(self, params: Params, client: RegisteredClient) -> TokenBody:
+        assert self._assertions is not None  # registered only with a verifier
+        resource = self._resource(params)  # RFC 8707: required, one configured resource
+        asserted = await self._assertions.verify(_required(params, "assertion"), client.client_id, resource)
+        offered = self._ctx.settings.resources[resource]
+        scopes = grant(requested_for_resource(params.get("scope"), offered), offered, asserted.scopes)
+        return await self._issue(asserted.subject, client.client_id, resource, scopes, None)
 
     async def _issue(
         self,

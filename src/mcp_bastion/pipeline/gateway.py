@@ -47,6 +47,7 @@ class Gateway:
         documents: Mapping[str, bytes],
         closers: Sequence[Callable[[], Awaitable[Any]]] = (),
         warmers: Sequence[Callable[[], Awaitable[Any]]] = (),
+        mounts: Sequence[tuple[tuple[str, ...], Callable[[Scope, Receive, Send], Awaitable[None]]]] = (),
     ) -> None:
         self.config = config
         self.routes = {route.path: route for route in routes}
@@ -58,16 +59,26 @@ class Gateway:
         self._closers = closers
         self._warmers = warmers
         self._background: set[asyncio.Task[Any]] = set()
+        # Apps answering whole path prefixes of their own (authorization facades, `facade/`).
+        self._mounts = tuple(mounts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             route = self.routes.get(scope["path"])
             if route is not None:
                 await self._handle(route, scope, receive, send)
+            elif self._mounts and (mounted := self._mounted(scope["path"])) is not None:
+                await mounted(scope, receive, send)
             else:
                 await self._document(scope, send)
         elif scope["type"] == "lifespan":
             await self._lifespan(receive, send)
+
+    def _mounted(self, path: str) -> Callable[[Scope, Receive, Send], Awaitable[None]] | None:
+        for prefixes, app in self._mounts:
+            if path.startswith(prefixes):
+                return app
+        return None
 
     async def startup(self) -> None:
         # Everything built so far lives as long as the process: take it out of the cyclic

@@ -136,12 +136,14 @@ def start_oidc_provider(
     account: str = "alice",
     access_token_ttl: int = 3600,
     extra_config: Mapping[str, object] | None = None,
+    registration: bool = True,
 ) -> Iterator[OidcProvider]:
     """Run oidc-provider until the block exits.
 
     ``resources`` maps each resource indicator (RFC 8707) to the scopes it accepts; access
     tokens requested for one are JWTs (RFC 9068) with ``aud`` = that resource. Every
-    login and consent is approved as ``account`` without a browser.
+    login and consent is approved as ``account`` without a browser. ``registration=False``
+    turns Dynamic Client Registration off (an IdP like Entra ID, for the facade's tests).
     """
     frozen = {url: tuple(scopes) for url, scopes in resources.items()}
     config = {
@@ -155,6 +157,7 @@ def start_oidc_provider(
         "auto_approve_account": account,
         "access_token_ttl": access_token_ttl,
         **(extra_config or {}),  # server.mjs keys such as opaque_resources, extension
+        "registration": registration,
     }
     node = node_bin_dir() / "node"  # may run npm install once: kept out of the start-up timeout
     with tempfile.TemporaryDirectory(prefix="oidc-provider-") as scratch:

@@ -17,6 +17,8 @@
 //   opaque_resources      resources whose access tokens are opaque (introspection tests).
 //   extension             path of a module whose default export extends the provider
 //                         (tests/e2e/oidc_provider/exchange.mjs: token exchange grants).
+//   registration          false: no Dynamic Client Registration (an IdP like Entra ID),
+//                         default true.
 //
 // Prints exactly one line `READY <issuer>` on stdout once it accepts connections.
 
@@ -117,7 +119,7 @@ const provider = new Provider(issuer, {
   rotateRefreshToken: true,
   features: {
     devInteractions: { enabled: false },
-    registration: { enabled: true },
+    registration: { enabled: config.registration ?? true },
     clientCredentials: { enabled: true },
     introspection: {
       enabled: true,

@@ -1,0 +1,95 @@
+"""The `connect` subcommand's arguments, kept beside the package they drive."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError
+from .oauth import AuthOptions
+from .registration import ClientChoice
+from .tokens import default_store_path
+
+__all__ = ["add_connect_command", "connect_from_args"]
+
+CONNECT_DESCRIPTION = """Run a local stdio MCP server that forwards to a remote, OAuth-protected MCP server.
+
+For MCP clients that only start local (stdio) servers: the client runs this command,
+and it relays every message to URL over Streamable HTTP, doing the OAuth work itself:
+it discovers the server's authorization server (RFC 9728, RFC 8414), registers (a
+pre-registered --client-id, else a Client ID Metadata Document, else dynamic
+registration), opens your browser to log in (PKCE, a loopback callback), and keeps the
+tokens in a 0600 file for the next run. stdout carries only MCP messages; logs and the
+login URL go to stderr.
+
+Claude Desktop / VS Code:
+  {"command": "mcp-bastion", "args": ["connect", "https://gateway.example.com/notes/mcp"]}
+
+examples:
+  mcp-bastion connect https://gateway.example.com/notes/mcp
+  mcp-bastion connect --headless https://gateway.example.com/notes/mcp   print the login URL
+  mcp-bastion connect --client-id my-app --client-secret-file ~/.my-app-secret URL
+"""
+
+
+def add_connect_command(commands: Any) -> None:
+    connect = commands.add_parser(
+        "connect",
+        help="a local stdio MCP server forwarding to a remote OAuth-protected one",
+        description=CONNECT_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    connect.add_argument("url", metavar="URL", help="the remote MCP endpoint (https; http for loopback only)")
+    connect.add_argument(
+        "--headless",
+        action="store_true",
+        help="do not open a browser: print the login URL on stderr and wait for its callback",
+    )
+    connect.add_argument(
+        "--client-id", metavar="ID", help="a client registered in advance at the authorization server"
+    )
+    connect.add_argument(
+        "--client-secret-file",
+        metavar="FILE",
+        help="a file holding that client's secret (a confidential client; never on the command line)",
+    )
+    connect.add_argument(
+        "--client-metadata-url",
+        metavar="URL",
+        help="an https URL serving this client's Client ID Metadata Document, used as client_id "
+        "when the authorization server supports them",
+    )
+    connect.add_argument(
+        "--scope", metavar="S", help="scopes to ask for besides those the server asks for (space-separated)"
+    )
+    connect.add_argument(
+        "--token-store",
+        metavar="PATH",
+        help=f"the token file, created 0600 (default: {default_store_path()})",
+    )
+
+
+def connect_from_args(args: argparse.Namespace) -> int:
+    from . import ConnectOptions, run_connect
+
+    secret = None
+    if args.client_secret_file:
+        if not args.client_id:
+            raise ConfigError("--client-secret-file needs --client-id")
+        try:
+            secret = Path(args.client_secret_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot read --client-secret-file {args.client_secret_file}: {exc.strerror}"
+            ) from None
+        if not secret:
+            raise ConfigError(f"--client-secret-file {args.client_secret_file} is empty")
+    store = Path(args.token_store) if args.token_store else default_store_path()
+    auth = AuthOptions(
+        store_path=store,
+        headless=args.headless,
+        client=ClientChoice(args.client_id, secret, args.client_metadata_url),
+        scope=args.scope,
+    )
+    return run_connect(ConnectOptions(args.url, auth))

@@ -1,0 +1,234 @@
+"""Tokens and client registrations kept between runs, and the token endpoint calls.
+
+The store is one JSON file, mode 0600, written atomically (a 0600 temporary file then
+``os.replace``), keyed by authorization server issuer + resource: a token is only ever
+sent to the resource it was issued for (RFC 8707), and a registration only reused at the
+authorization server that issued it.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import logging
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Final
+from urllib.parse import quote
+
+import httpx
+
+from ._errors import ConnectError
+from .discovery import AuthServerMetadata
+
+__all__ = ["ClientRegistration", "StoredTokens", "TokenStore", "default_store_path", "exchange", "refresh"]
+
+log = logging.getLogger(__name__)
+
+# Refresh this long before `expires_in` runs out: clock skew and the request's own latency.
+EXPIRY_MARGIN_S: Final = 30
+MAX_TOKEN_RESPONSE_BYTES: Final = 64 * 1024
+
+
+@dataclass
+class ClientRegistration:
+    client_id: str
+    client_secret: str | None = None
+    token_endpoint_auth_method: str = "none"  # noqa: S105 (an auth method's name, RFC 7591)
+    redirect_uri: str | None = None
+
+
+@dataclass
+class StoredTokens:
+    access_token: str
+    refresh_token: str | None = None
+    expires_at: float | None = None
+    scope: str | None = None
+
+    def fresh(self, now: float) -> bool:
+        return self.expires_at is None or now < self.expires_at - EXPIRY_MARGIN_S
+
+
+@dataclass
+class _Entry:
+    tokens: StoredTokens | None = None
+    client: ClientRegistration | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_store_path() -> Path:
+    """``$XDG_CONFIG_HOME/mcp-bastion/connect-tokens.json`` (``~/.config`` when unset)."""
+    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "mcp-bastion" / "connect-tokens.json"
+
+
+class TokenStore:
+    """Tokens and registrations by (issuer, resource), in a 0600 JSON file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _read(self) -> dict[str, Any]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return {}
+        except OSError as exc:
+            raise ConnectError(f"cannot read the token store {self.path}: {exc.strerror}") from None
+        try:
+            data = json.loads(text)
+        except ValueError:
+            log.warning("the token store %s is not JSON; starting afresh", self.path)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    def _write(self, data: dict[str, Any]) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".connect-tokens.")  # created 0600
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(data, out, indent=1)
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    @staticmethod
+    def _key(issuer: str, resource: str) -> str:
+        return quote(issuer, safe="") + " " + quote(resource, safe="")
+
+    def tokens(self, issuer: str, resource: str) -> StoredTokens | None:
+        raw = self._read().get(self._key(issuer, resource), {}).get("tokens")
+        try:
+            return StoredTokens(**raw) if isinstance(raw, dict) else None
+        except TypeError:
+            return None
+
+    def client(self, issuer: str, resource: str) -> ClientRegistration | None:
+        raw = self._read().get(self._key(issuer, resource), {}).get("client")
+        try:
+            return ClientRegistration(**raw) if isinstance(raw, dict) else None
+        except TypeError:
+            return None
+
+    def save(
+        self,
+        issuer: str,
+        resource: str,
+        *,
+        tokens: StoredTokens | None = None,
+        client: ClientRegistration | None = None,
+    ) -> None:
+        data = self._read()
+        entry = data.setdefault(self._key(issuer, resource), {})
+        if tokens is not None:
+            entry["tokens"] = asdict(tokens)
+        if client is not None:
+            entry["client"] = asdict(client)
+        self._write(data)
+
+    def forget_tokens(self, issuer: str, resource: str) -> None:
+        data = self._read()
+        entry = data.get(self._key(issuer, resource))
+        if isinstance(entry, dict) and entry.pop("tokens", None) is not None:
+            self._write(data)
+
+
+async def _token_request(
+    http: httpx.AsyncClient,
+    metadata: AuthServerMetadata,
+    client: ClientRegistration,
+    form: dict[str, str],
+) -> StoredTokens:
+    headers = {"accept": "application/json"}
+    method = client.token_endpoint_auth_method
+    if method == "client_secret_basic" and client.client_secret is not None:
+        # RFC 6749 §2.3.1: both parts form-urlencoded before base64.
+        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+        headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+    else:
+        form["client_id"] = client.client_id
+        if method == "client_secret_post" and client.client_secret is not None:
+            form["client_secret"] = client.client_secret
+    try:
+        response = await http.post(metadata.token_endpoint, data=form, headers=headers)
+    except httpx.HTTPError as exc:
+        raise ConnectError(f"the token endpoint could not be reached: {type(exc).__name__}") from None
+    body = _json_object(response)
+    if response.status_code != 200 or not isinstance(body.get("access_token"), str):
+        error = body.get("error")
+        code = error if isinstance(error, str) and error.isascii() and len(error) < 64 else "no error code"
+        raise ConnectError(
+            f"the token endpoint refused the {form['grant_type']} grant ({response.status_code}, {code})"
+        )
+    token_type = body.get("token_type")
+    if not isinstance(token_type, str) or token_type.lower() != "bearer":
+        raise ConnectError("the token endpoint issued a token that is not a Bearer token")
+    expires_in = body.get("expires_in")
+    refresh_token = body.get("refresh_token")
+    scope = body.get("scope")
+    return StoredTokens(
+        access_token=body["access_token"],
+        refresh_token=refresh_token if isinstance(refresh_token, str) else None,
+        expires_at=time.time() + expires_in if isinstance(expires_in, int | float) else None,
+        scope=scope if isinstance(scope, str) else form.get("scope"),
+    )
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    if len(response.content) > MAX_TOKEN_RESPONSE_BYTES:
+        return {}
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+async def exchange(
+    http: httpx.AsyncClient,
+    metadata: AuthServerMetadata,
+    client: ClientRegistration,
+    *,
+    code: str,
+    verifier: str,
+    redirect_uri: str,
+    resource: str,
+    scope: str | None,
+) -> StoredTokens:
+    """The authorization code grant with the PKCE verifier and the RFC 8707 resource."""
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "code_verifier": verifier,
+        "redirect_uri": redirect_uri,
+        "resource": resource,
+    }
+    tokens = await _token_request(http, metadata, client, form)
+    if tokens.scope is None:
+        tokens.scope = scope
+    return tokens
+
+
+async def refresh(
+    http: httpx.AsyncClient,
+    metadata: AuthServerMetadata,
+    client: ClientRegistration,
+    tokens: StoredTokens,
+    resource: str,
+) -> StoredTokens:
+    """The refresh token grant; keeps the old refresh token when none is rotated in."""
+    assert tokens.refresh_token is not None
+    form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "resource": resource}
+    fresh = await _token_request(http, metadata, client, form)
+    if fresh.refresh_token is None:
+        fresh.refresh_token = tokens.refresh_token
+    if fresh.scope is None:
+        fresh.scope = tokens.scope
+    return fresh
