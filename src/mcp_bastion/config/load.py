@@ -197,4 +197,6 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:
         refs["signing.key"] = config.signing.key
+    if config.audit.webhook is not None and config.audit.webhook.secret is not None:
+        refs["audit.webhook.secret"] = config.audit.webhook.secret
     return {where: read_secret(ref, environ, where, source) for where, ref in refs.items()}

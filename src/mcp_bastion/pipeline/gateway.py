@@ -36,6 +36,26 @@ class Stage(Protocol):
     async def __call__(self, ex: Exchange) -> None: ...
 
 
+class _RecordBeforeLastByte:
+    """The exchange's `send`: the audit event is recorded just before the answer's last byte
+    goes out, so a client never holds an answer whose event a crash could still lose
+    (a spooled sink writes it to disk in `emit`). `ex` is None once recorded."""
+
+    __slots__ = ("ex", "record", "send")
+
+    def __init__(self, send: Send, record: AuditStep) -> None:
+        self.send = send
+        self.record = record
+        self.ex: Exchange | None = None
+
+    async def __call__(self, message: Any) -> None:
+        ex = self.ex
+        if ex is not None and message["type"] == "http.response.body" and not message.get("more_body"):
+            self.ex = None
+            self.record(ex)
+        await self.send(message)
+
+
 class Gateway:
     def __init__(
         self,
@@ -101,9 +121,11 @@ class Gateway:
             await self._answer(ex, err)
             self._audit(ex)
             return
+        recorded = _RecordBeforeLastByte(send, self._audit)
         ex = Exchange(
-            scope, receive, send, route, headers, TraceContext.from_header(headers.get("traceparent"))
+            scope, receive, recorded, route, headers, TraceContext.from_header(headers.get("traceparent"))
         )
+        recorded.ex = ex
         ex.started = started
         extensions = scope.get("extensions")
         if extensions:
@@ -117,7 +139,8 @@ class Gateway:
             log.exception("unexpected failure handling a request to %s", route.name)
             await self._answer(ex, BastionError("internal error"))
         finally:
-            self._audit(ex)
+            if recorded.ex is not None:
+                self._audit(ex)
 
     async def _answer(self, ex: Exchange, err: BastionError) -> None:
         ex.reason = ex.reason or err.message
