@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mcp_bastion.config import model
+from mcp_bastion.config import audit, base, filters, model, policy
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -15,12 +15,14 @@ THREATS = DOCS / "threats.md"
 
 
 def _models() -> list[type[BaseModel]]:
+    # The model's classes and those it takes from its sibling modules (secrets, filters, policy, audit).
+    modules = {model.__name__, audit.__name__, base.__name__, filters.__name__, policy.__name__}
     return [
         value
         for value in vars(model).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
-        and value.__module__ == model.__name__
+        and value.__module__ in modules
         and not value.__name__.startswith("_")
     ]
 
