@@ -57,7 +57,10 @@ class RotatingFileDestination:
         self._max_bytes = max_bytes
         self._keep = keep
         self._fd = self._open()
-        self._good = os.fstat(self._fd).st_size  # the file's size up to its last whole line
+        # The file's size up to its last whole line. A process killed mid-write may have left
+        # part of a batch (Linux stops a write between pages on SIGKILL): that batch was not
+        # committed, so it comes again from the spool, and the part is cut off before it.
+        self._good = _last_line_end(self._fd)
 
     async def deliver(self, batch: Batch) -> None:
         data = b"".join(batch.lines)
@@ -75,7 +78,7 @@ class RotatingFileDestination:
         os.close(self._fd)
 
     def _open(self) -> int:
-        return os.open(self._path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        return os.open(self._path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
 
     def _rotate(self) -> None:
         os.close(self._fd)
@@ -86,3 +89,15 @@ class RotatingFileDestination:
         self._path.replace(self._path.with_name(f"{self._path.name}.1"))
         self._fd = self._open()
         self._good = 0
+
+
+def _last_line_end(fd: int, chunk: int = 65_536) -> int:
+    """The offset just past the file's last newline (0 if it has none)."""
+    end = os.fstat(fd).st_size
+    while end > 0:
+        start = max(0, end - chunk)
+        found = os.pread(fd, end - start, start).rfind(b"\n")
+        if found >= 0:
+            return start + found + 1
+        end = start
+    return 0

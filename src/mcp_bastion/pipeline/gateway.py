@@ -111,17 +111,17 @@ class Gateway:
         if self._refuse_unaudited and not self._audit.sink.healthy:
             await send_reply(send, (503, [JSON], error_body(None, INTERNAL_ERROR, "audit unavailable")))
             return
+        recorded = _RecordBeforeLastByte(send, self._audit)
         try:
             headers = read_headers(scope["headers"], self._max_header_bytes)
         except RequestRejected as err:
             # Refused before anything was read (duplicate Authorization, oversized headers):
             # still one audit event, with no identity and a fresh trace id.
-            ex = Exchange(scope, receive, send, route, _NO_HEADERS, TraceContext.from_header(None))
+            ex = Exchange(scope, receive, recorded, route, _NO_HEADERS, TraceContext.from_header(None))
+            recorded.ex = ex
             ex.started = started
             await self._answer(ex, err)
-            self._audit(ex)
             return
-        recorded = _RecordBeforeLastByte(send, self._audit)
         ex = Exchange(
             scope, receive, recorded, route, headers, TraceContext.from_header(headers.get("traceparent"))
         )
