@@ -65,6 +65,16 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
                         source=source,
                         path=where,
                     )
+    webhook_secret = secrets.get("audit.webhook.secret")
+    if config.audit.webhook is not None and webhook_secret is not None:
+        problem = _header_value_problem(webhook_secret)
+        if problem is not None:
+            raise ConfigError(
+                f"the secret cannot be sent as the {config.audit.webhook.header} header: it {problem}; "
+                "expected one line of printable ASCII, spaces allowed between words (e.g. 'Bearer abc123')",
+                source=source,
+                path="audit.webhook.secret",
+            )
 
 
 def _check_session_key(text: str, source: str) -> None:
