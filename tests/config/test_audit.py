@@ -39,7 +39,7 @@ def test_rotation_applies_to_a_spooled_file_only() -> None:
 
 
 def test_a_webhook_url_with_credentials_is_refused() -> None:
-    audit = {"sink": "webhook", "spool": {"dir": "/tmp/x"}, "webhook": {"url": "https://u:p@siem.example/in"}}
+    audit = {"sink": "webhook", "spool": {"dir": "spool"}, "webhook": {"url": "https://u:p@siem.example/in"}}
     with pytest.raises(ConfigError):
         parse_config({**BASE, "audit": audit})
 
