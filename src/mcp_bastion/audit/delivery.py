@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import os
 import time
 from typing import Literal
 
@@ -33,6 +34,7 @@ log = logging.getLogger("mcp_bastion.audit")
 MAX_PENDING_BYTES = 16 * 1_048_576
 RETRY_SECONDS = 1.0
 FIRST_BACKOFF_SECONDS = 0.05
+LINGER_SECONDS = 0.01
 
 FsyncPolicy = Literal["every_batch", "interval", "never"]
 
@@ -65,6 +67,8 @@ class SpooledSink:
         self._wake: asyncio.Event | None = None
         self.destination_failing = False
         self._closed = False
+        self._syncing: asyncio.Future[None] | None = None
+        self._dirty = False
 
     # -- the request path ----------------------------------------------------------------
 
@@ -118,12 +122,38 @@ class SpooledSink:
             self._sync_handle = loop.call_later(delay, self._sync)
 
     def _sync(self) -> None:
+        """fdatasync the segment, in a worker thread when a loop runs (the loop does not stop
+        for the disk); one at a time, and one more after it if events came meanwhile."""
         self._sync_handle = None
         self._last_sync = time.monotonic()
+        if self._syncing is not None:
+            self._dirty = True
+            return
         try:
-            self.spool.sync()
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        try:
+            if loop is None:
+                self.spool.sync()
+                return
+            fd = self.spool.writer_fd()
         except OSError as exc:
             self._failing(exc)
+            return
+        self._syncing = loop.run_in_executor(None, _sync_and_close, fd)
+        self._syncing.add_done_callback(self._synced)
+
+    def _synced(self, future: asyncio.Future[None]) -> None:
+        self._syncing = None
+        if future.cancelled():
+            return
+        failure = future.exception()
+        if failure is not None:
+            self._failing(failure)
+        elif self._dirty:
+            self._dirty = False
+            self._sync()
 
     def _hold(self, line: bytes) -> None:
         self._pending.append(line)
@@ -161,6 +191,9 @@ class SpooledSink:
                     backoff = min(backoff * 2, self._retry_max)
                     continue
                 await wake.wait()
+                # Linger: events of the next few loop turns go in the same batch (one read,
+                # one write or POST, one cursor save for all of them, not one per turn).
+                await asyncio.sleep(LINGER_SECONDS)
             backoff = FIRST_BACKOFF_SECONDS
 
     async def deliver_once(self) -> bool:
@@ -185,7 +218,6 @@ class SpooledSink:
             if self.destination_failing:
                 log.error("audit destination recovered; delivering the spool")
                 self.destination_failing = False
-        self._closed = False
         return any_delivered
 
     async def aclose(self) -> None:
@@ -193,6 +225,8 @@ class SpooledSink:
         self.flush()
         if self._sync_handle is not None:
             self._sync_handle.cancel()
+        while self._syncing is not None:
+            await asyncio.shield(self._syncing)
         if self._retry is not None:
             self._retry.cancel()
         try:
@@ -202,6 +236,13 @@ class SpooledSink:
         await self.destination.aclose()
         self._closed = True
         self.spool.close()
+
+
+def _sync_and_close(fd: int) -> None:
+    try:
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
 
 
 def _why(exc: BaseException) -> str:
@@ -232,7 +273,7 @@ def spooled_sink(config: AuditConfig, secret: str | None = None) -> SpooledSink:
         max_bytes=spool_config.max_bytes,
         segment_bytes=spool_config.segment_bytes,
         drop_oldest=config.on_failure == "buffer",
-        sync_cursor=spool_config.fsync != "never",
+        durable=spool_config.fsync != "never",
     )
     return SpooledSink(
         spool,

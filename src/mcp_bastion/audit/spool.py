@@ -56,12 +56,12 @@ class Spool:
         max_bytes: int,
         segment_bytes: int,
         drop_oldest: bool,
-        sync_cursor: bool = True,
+        durable: bool = True,
     ) -> None:
         self.max_bytes = max_bytes
         self.segment_bytes = segment_bytes
         self.drop_oldest = drop_oldest
-        self._sync_cursor = sync_cursor
+        self._durable = durable  # a segment is fdatasync'ed when it is closed
         self.lane = _claim_lane(Path(directory))
         self.path = self.lane[0]
         self._lock_fd = self.lane[1]
@@ -107,6 +107,11 @@ class Spool:
     def sync(self) -> None:
         os.fdatasync(self._fd)
 
+    def writer_fd(self) -> int:
+        """A duplicate of the segment being written, for an fdatasync in another thread (the
+        segment may rotate meanwhile: the duplicate stays valid); the caller closes it."""
+        return os.dup(self._fd)
+
     def _make_room(self, needed: int) -> None:
         while self.size + needed > self.max_bytes:
             if not self.drop_oldest:
@@ -137,6 +142,8 @@ class Spool:
         )
 
     def _rotate(self) -> None:
+        if self._durable:
+            os.fdatasync(self._fd)  # once per segment: what it holds is on disk before it is left
         os.close(self._fd)
         self._write_seq += 1
         self._fd = self._open_segment(self._write_seq)
@@ -240,9 +247,10 @@ class Spool:
         temporary = self.path / "cursor.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
+            # Never fsync'ed: a cursor lost with the page cache (power loss) only moves back,
+            # which delivers events again (same ids), never loses one. Renamed into place, so
+            # a crash leaves the old cursor or the new one, never half of one.
             os.write(fd, b"%d %d\n" % cursor)
-            if self._sync_cursor:
-                os.fdatasync(fd)
         finally:
             os.close(fd)
         os.replace(temporary, self.path / "cursor")
