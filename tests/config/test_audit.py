@@ -63,3 +63,15 @@ def test_the_webhook_secret_is_read_at_load_checked_and_never_repeated(tmp_path:
     with pytest.raises(ConfigError) as unset:
         load_config(_config(tmp_path, audit), environ={})
     assert unset.value.path == "audit.webhook.secret"
+
+
+def test_a_spool_folder_that_cannot_be_created_is_refused_at_load(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    audit = {"sink": "stdout", "spool": {"dir": str(blocker / "spool")}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, audit))
+    assert caught.value.path == "audit.spool.dir"
+    assert "is not a folder" in caught.value.message
+    fine = {"sink": "stdout", "spool": {"dir": str(tmp_path / "new" / "spool")}}
+    assert load_config(_config(tmp_path, fine)).config.audit.spool is not None
