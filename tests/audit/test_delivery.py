@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
+import os
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -165,3 +166,23 @@ def test_stream_buffer_overflow_counts_every_dropped_event(monkeypatch: pytest.M
     # 200 events: the whole lines written, the 50 that fit the cap, and every other one counted
     # (the one left half-written among them: its rest went first).
     assert sink.dropped == 200 - 50 - written_lines
+
+
+@pytest.mark.parametrize(("policy", "synced"), [("every_batch", True), ("interval", False), ("never", False)])
+async def test_the_fsync_policy_decides_when_the_segment_is_synced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, policy: str, synced: bool
+) -> None:
+    calls: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (calls.append(fd), real(fd))[1])
+    spool = Spool(tmp_path, max_bytes=1 << 30, segment_bytes=1 << 20, drop_oldest=False)
+    sink = SpooledSink(spool, Collector(), fsync=policy, fsync_interval=60.0)  # type: ignore[arg-type]
+    for n in range(3):
+        sink.emit(_event(n))
+    for _ in range(5):  # a few loop turns: the end-of-turn sync, run in a worker thread, completes
+        await asyncio.sleep(0)
+    if sink._syncing is not None:
+        await sink._syncing
+    assert bool(calls) is synced  # interval: not before 60 s; never: not at all
+    assert len(calls) <= 1  # one sync for the turn's three events
+    await sink.aclose()

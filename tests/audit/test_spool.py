@@ -149,3 +149,18 @@ def test_full_spool_drops_the_oldest_with_a_true_count(
     subjects = [int(str(e["subject"])[1:]) for e in events]
     assert subjects == list(range(appended - len(events), appended))  # the newest are kept, in order
     assert any("dropped the oldest segment" in r.getMessage() for r in caplog.records)
+
+
+def test_a_batch_delivered_while_the_spool_dropped_its_segment_is_not_counted_lost(tmp_path: Path) -> None:
+    spool = _spool(tmp_path, max_bytes=2 * 1_048_576, segment_bytes=256 * 1024, drop_oldest=True)
+    for n in range(1000):
+        spool.append(_line(n))
+    batch = spool.read(100)  # in flight (a slow POST) ...
+    assert batch is not None
+    appended = 1000
+    while spool.dropped == 0:  # ... while new events fill the spool and its segment is dropped
+        spool.append(_line(appended))
+        appended += 1
+    spool.commit(batch)  # ... and then the POST succeeds
+    rest = _drain(spool)
+    assert len(batch.lines) + spool.dropped + len(rest) == appended  # each event counted once

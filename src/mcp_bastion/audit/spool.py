@@ -185,7 +185,11 @@ class Spool:
     def commit(self, batch: Batch) -> None:
         """The batch was delivered: move the cursor past it, remove finished segments."""
         if self.cursor != batch.start:
-            return  # the spool dropped those records meanwhile; the cursor is already past
+            # The spool was full and dropped the batch's segment while it was being delivered:
+            # the cursor is already past, and the drop counted records that did arrive.
+            if batch.start[0] not in self._sizes:
+                self.dropped -= len(batch.lines) + batch.bad
+            return
         if batch.bad:
             self._count_torn(batch.bad, batch.start[0])
         self._save_cursor(batch.end)
