@@ -62,9 +62,7 @@ class Spool:
         self.segment_bytes = segment_bytes
         self.drop_oldest = drop_oldest
         self._durable = durable  # a segment is fdatasync'ed when it is closed
-        self.lane = _claim_lane(Path(directory))
-        self.path = self.lane[0]
-        self._lock_fd = self.lane[1]
+        self.path, self._lock_fd = _claim_lane(Path(directory))
         self.torn = 0  # records skipped as torn or corrupt (counted, logged)
         self.dropped = 0  # undelivered records removed because the spool was full
         self._prefix = os.urandom(6).hex().encode() + b"-"  # this process's ids: <prefix><n>
