@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import orjson
 
-from .audit import AuditSink, sink_for
+from .audit import AuditSink, SpooledSink, sink_for
 from .auth import IssuerPolicy, JwtVerifier, RemoteKeySet, metadata_document, metadata_url
 from .auth.discovery import discover_jwks_uri
 from .auth.fetch import fetch_json
@@ -107,7 +107,10 @@ def build_gateway(
     if credential_for is None:
         credential_for = stdio.credentials(_credentials(loaded, minter, identity))
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
-    sink = audit if audit is not None else sink_for(config.audit)
+    sink = audit if audit is not None else sink_for(config.audit, loaded.secrets)
+    if isinstance(sink, SpooledSink):
+        warmers.append(sink.run)  # delivers from the spool for as long as the gateway runs
+        closers.append(sink.aclose)
     lockfiles = Lockfiles(loaded.path or "")
     guard_transport = _guard_transports(config, closers)
     routes = [

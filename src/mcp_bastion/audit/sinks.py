@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import sys
+from collections.abc import Mapping
 from typing import BinaryIO, Protocol
 
 from ..config.model import AuditConfig
+from .delivery import spooled_sink
 from .events import AuditEvent
 
 __all__ = ["AuditSink", "FileSink", "MemorySink", "NullSink", "StreamSink", "sink_for"]
@@ -44,7 +47,7 @@ class StreamSink:
 
     def __init__(self, stream: BinaryIO) -> None:
         self._stream = stream
-        self._pending: list[bytes] = []
+        self._pending: collections.deque[bytes] = collections.deque()
         self._pending_bytes = 0
         self._retry: asyncio.TimerHandle | None = None
         self.healthy = True
@@ -75,14 +78,25 @@ class StreamSink:
                 written += len(lines) - written if count is None else count
             self._stream.flush()
         except (OSError, ValueError) as exc:  # ValueError: the stream was closed
-            rest = bytes(lines[written:])  # the unwritten tail, so a line is never left half-done
-            self._pending, self._pending_bytes = ([rest] if rest else []), len(rest)
+            self._keep_unwritten(written)
             self._failed(exc)
             return
-        self._pending, self._pending_bytes = [], 0
+        self._pending.clear()
+        self._pending_bytes = 0
         if not self.healthy:
             log.error("audit sink recovered; pending events written")
             self.healthy = True
+
+    def _keep_unwritten(self, written: int) -> None:
+        """Keep each line not fully written as its own entry (the first cut to its unwritten
+        tail, so a line is never left half-done): merged into one block, a later overflow
+        dropped them all at once and counted one (issue 12: 315,169 events logged as "1")."""
+        rest = self._pending
+        while rest and written >= len(rest[0]):
+            written -= len(rest.popleft())
+        if rest and written:
+            rest[0] = rest[0][written:]
+        self._pending_bytes = sum(map(len, rest))
 
     def _failed(self, exc: BaseException) -> None:
         if self.healthy:
@@ -96,7 +110,7 @@ class StreamSink:
 
     def _bound(self) -> None:
         while self._pending_bytes > MAX_PENDING_BYTES and self._pending:
-            self._pending_bytes -= len(self._pending.pop(0))
+            self._pending_bytes -= len(self._pending.popleft())
             self.dropped += 1
             if self.dropped % 1000 == 1:
                 log.error("audit buffer full: %d events dropped so far", self.dropped)
@@ -130,7 +144,9 @@ class MemorySink:
         return None
 
 
-def sink_for(config: AuditConfig) -> AuditSink:
+def sink_for(config: AuditConfig, secrets: Mapping[str, str] | None = None) -> AuditSink:
+    if config.spool is not None and config.sink != "none":
+        return spooled_sink(config, (secrets or {}).get("audit.webhook.secret"))
     if config.sink == "file":
         assert config.path is not None
         return FileSink(config.path)

@@ -69,6 +69,16 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
                         source=source,
                         path=where,
                     )
+    webhook_secret = secrets.get("audit.webhook.secret")
+    if config.audit.webhook is not None and webhook_secret is not None:
+        problem = _header_value_problem(webhook_secret)
+        if problem is not None:
+            raise ConfigError(
+                f"the secret cannot be sent as the {config.audit.webhook.header} header: it {problem}; "
+                "expected one line of printable ASCII, spaces allowed between words (e.g. 'Bearer abc123')",
+                source=source,
+                path="audit.webhook.secret",
+            )
 
 
 def _check_assertion_key(text: str, alg: str, where: str, source: str) -> None:
@@ -163,6 +173,7 @@ def check_policies(config: BastionConfig, source: str = "") -> None:
 def check_audit_destination(config: BastionConfig, source: str = "") -> None:
     """`sink: file` opens `path` for appending at start-up: the file, or its folder, must be writable.
     Checked without creating anything."""
+    _check_spool_folder(config, source)
     path = config.audit.path
     if config.audit.sink != "file" or path is None:
         return
@@ -180,6 +191,26 @@ def check_audit_destination(config: BastionConfig, source: str = "") -> None:
         problem = None
     if problem is not None:
         raise ConfigError(f"the audit file {path!r} {problem}", source=source, path="audit.path")
+
+
+def _check_spool_folder(config: BastionConfig, source: str) -> None:
+    """`audit.spool.dir` is created at start-up if absent: it, or the folder it goes in, must be writable."""
+    spool = config.audit.spool
+    if spool is None or config.audit.sink == "none":
+        return
+    folder = Path(spool.dir)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        problem = f"cannot be created: {str(existing)!r} is not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        problem = f"cannot be used: {str(existing)!r} is not writable by this user"
+    else:
+        return
+    raise ConfigError(
+        f"the audit spool folder {spool.dir!r} {problem}", source=source, path="audit.spool.dir"
+    )
 
 
 @dataclass(frozen=True)

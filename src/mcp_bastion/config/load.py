@@ -213,4 +213,6 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
     redis = config.quotas.redis
     if redis is not None and redis.password is not None:
         refs["quotas.redis.password"] = SecretRef(env=redis.password.env, file=redis.password.file)
+    if config.audit.webhook is not None and config.audit.webhook.secret is not None:
+        refs["audit.webhook.secret"] = config.audit.webhook.secret
     return {where: read_secret(ref, environ, where, source) for where, ref in refs.items()}

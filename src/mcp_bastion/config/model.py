@@ -16,6 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..quota.config import QuotaConfig
 from ..urls import is_loopback
+from .audit import RotateConfig, SpoolConfig, WebhookConfig
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
 from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
 from .facade import FacadeConfig
@@ -380,16 +381,24 @@ class LimitsConfig(Model):
 
 
 class AuditConfig(Model):
-    sink: Literal["stdout", "file", "none"] = "stdout"
+    sink: Literal["stdout", "file", "none", "webhook"] = "stdout"
     path: str | None = None
     # SL-04: while the sink fails, events wait in a bounded buffer ("buffer"), or MCP requests
     # are refused with 503 until it recovers ("refuse": no decision goes unrecorded).
     on_failure: Literal["buffer", "refuse"] = "buffer"
+    # The durable spool (docs/audit.md): events survive a destination outage and a crash.
+    spool: SpoolConfig | None = None
+    rotate: RotateConfig | None = None
+    webhook: WebhookConfig | None = None
 
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditConfig:
         if self.sink == "file" and not self.path:
             raise refuse("required key is missing: sink 'file' writes to this path", "path")
+        if self.sink == "webhook" and (self.webhook is None or self.spool is None):
+            raise refuse("sink 'webhook' needs `webhook` and a `spool` to deliver from", "webhook")
+        if self.rotate is not None and (self.sink != "file" or self.spool is None):
+            raise refuse("`rotate` applies to sink 'file' delivered from a `spool`", "rotate")
         return self
 
 

@@ -36,6 +36,26 @@ class Stage(Protocol):
     async def __call__(self, ex: Exchange) -> None: ...
 
 
+class _RecordBeforeLastByte:
+    """The exchange's `send`: the audit event is recorded just before the answer's last byte
+    goes out, so a client never holds an answer whose event a crash could still lose
+    (a spooled sink writes it to disk in `emit`). `ex` is None once recorded."""
+
+    __slots__ = ("ex", "record", "send")
+
+    def __init__(self, send: Send, record: AuditStep) -> None:
+        self.send = send
+        self.record = record
+        self.ex: Exchange | None = None
+
+    async def __call__(self, message: Any) -> None:
+        ex = self.ex
+        if ex is not None and message["type"] == "http.response.body" and not message.get("more_body"):
+            self.ex = None
+            self.record(ex)
+        await self.send(message)
+
+
 class Gateway:
     def __init__(
         self,
@@ -102,19 +122,21 @@ class Gateway:
         if self._refuse_unaudited and not self._audit.sink.healthy:
             await send_reply(send, (503, [JSON], error_body(None, INTERNAL_ERROR, "audit unavailable")))
             return
+        recorded = _RecordBeforeLastByte(send, self._audit)
         try:
             headers = read_headers(scope["headers"], self._max_header_bytes)
         except RequestRejected as err:
             # Refused before anything was read (duplicate Authorization, oversized headers):
             # still one audit event, with no identity and a fresh trace id.
-            ex = Exchange(scope, receive, send, route, _NO_HEADERS, TraceContext.from_header(None))
+            ex = Exchange(scope, receive, recorded, route, _NO_HEADERS, TraceContext.from_header(None))
+            recorded.ex = ex
             ex.started = started
             await self._answer(ex, err)
-            self._audit(ex)
             return
         ex = Exchange(
-            scope, receive, send, route, headers, TraceContext.from_header(headers.get("traceparent"))
+            scope, receive, recorded, route, headers, TraceContext.from_header(headers.get("traceparent"))
         )
+        recorded.ex = ex
         ex.started = started
         extensions = scope.get("extensions")
         if extensions:
@@ -128,7 +150,8 @@ class Gateway:
             log.exception("unexpected failure handling a request to %s", route.name)
             await self._answer(ex, BastionError("internal error"))
         finally:
-            self._audit(ex)
+            if recorded.ex is not None:
+                self._audit(ex)
 
     async def _answer(self, ex: Exchange, err: BastionError) -> None:
         # An error may say more to the audit feed than to the client (an IdP's refusal).
