@@ -7,7 +7,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from mcp_bastion.config import model
+from mcp_bastion.config import model, telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -17,10 +17,11 @@ THREATS = DOCS / "threats.md"
 def _models() -> list[type[BaseModel]]:
     return [
         value
-        for value in vars(model).values()
+        for module in (model, telemetry)  # a section with its own model module
+        for value in vars(module).values()
         if isinstance(value, type)
         and issubclass(value, BaseModel)
-        and value.__module__ == model.__name__
+        and value.__module__ == module.__name__
         and not value.__name__.startswith("_")
     ]
 

@@ -51,6 +51,7 @@ from .policy import ScopeRegistry, ServerPolicy, ToolCatalog
 from .policy.decide import CallCheck
 from .policy.scopes import published_scopes
 from .route import ServerRoute
+from .telemetry import Readiness, Telemetry, telemetry_for
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
@@ -93,6 +94,8 @@ def build_gateway(
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit)
     lockfiles = Lockfiles(loaded.path or "")
+    telemetry = telemetry_for(config.telemetry)
+    key_sets: dict[str, RemoteKeySet] = {}
     routes = [
         _route(
             config,
@@ -108,7 +111,11 @@ def build_gateway(
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
         closers.append(idp_http.aclose)
-        issuers = {p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock)) for p in config.identity_providers}
+        key_sets = {
+            p.name: _key_set(p, idp_http, clock, _refresh_observer(telemetry, p.name))
+            for p in config.identity_providers
+        }
+        issuers = {p.issuer: IssuerPolicy(p, key_sets[p.name]) for p in config.identity_providers}
         warmers.extend(policy.keys.warm for policy in issuers.values())
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
     session_key = _session_key(loaded)
@@ -129,6 +136,12 @@ def build_gateway(
             clock=clock,
         ),
     )
+    if telemetry is not None:
+        stages = telemetry.instrument(stages)
+        closers.append(telemetry.aclose)
+        if telemetry.metrics is not None:
+            telemetry.metrics.watch_keys({name: _loaded(keys) for name, keys in key_sets.items()})
+    readiness = _readiness(config, key_sets, sink, routes)
     documents = {path_of(route.metadata_url): route.metadata for route in routes}
     documents[GATEWAY_JWKS_PATH] = orjson.dumps(minter.jwks())
     return Gateway(
@@ -139,7 +152,29 @@ def build_gateway(
         documents=documents,
         closers=closers,
         warmers=warmers,
+        telemetry=telemetry,
+        readiness=readiness,
     )
+
+
+def _readiness(
+    config: BastionConfig, key_sets: dict[str, RemoteKeySet], sink: AuditSink, routes: list[ServerRoute]
+) -> Readiness:
+    wanted = config.telemetry.readiness
+    upstreams = {route.name: route.transport for route in routes} if wanted.check_upstreams else None
+    return Readiness(
+        key_sets, sink, upstreams, timeout=wanted.upstream_timeout_seconds, cache_seconds=wanted.cache_seconds
+    )
+
+
+def _refresh_observer(telemetry: Telemetry | None, idp: str) -> Callable[[bool], None] | None:
+    if telemetry is None:
+        return None
+    return lambda ok: telemetry.key_refresh(idp, ok)
+
+
+def _loaded(keys: RemoteKeySet) -> Callable[[], bool]:
+    return lambda: keys.loaded
 
 
 def _http_transports(pool: UpstreamClient) -> TransportFactory:
@@ -225,7 +260,10 @@ def _session_key(loaded: LoadedConfig) -> bytes:
 
 
 def _key_set(
-    provider: IdentityProviderConfig, http: httpx.AsyncClient, clock: Callable[[], float]
+    provider: IdentityProviderConfig,
+    http: httpx.AsyncClient,
+    clock: Callable[[], float],
+    on_refresh: Callable[[bool], None] | None = None,
 ) -> RemoteKeySet:
     timeout = provider.fetch_timeout_seconds
     insecure, private = provider.allow_insecure_http, provider.allow_private_network
@@ -256,5 +294,9 @@ def _key_set(
             raise
 
     return RemoteKeySet(
-        load, clock=clock, ttl=provider.jwks_ttl_seconds, cooldown=provider.jwks_refetch_cooldown_seconds
+        load,
+        clock=clock,
+        ttl=provider.jwks_ttl_seconds,
+        cooldown=provider.jwks_refetch_cooldown_seconds,
+        on_refresh=on_refresh,
     )

@@ -13,6 +13,8 @@ from .config import BastionConfig, LoadedConfig, config_warnings
 from .errors import ConfigError
 from .native import build_description
 from .server import ConnectionLimits, HttpServer, bind, run_workers
+from .telemetry import Telemetry
+from .telemetry.listener import serving_metrics
 
 __all__ = ["connection_limits", "serve"]
 
@@ -51,8 +53,11 @@ def serve(loaded: LoadedConfig, *, workers: int | None = None) -> None:
 
     async def work() -> None:
         # Built in the worker itself: connection pools and key caches are per process.
-        server = HttpServer(build_gateway(loaded), connection_limits(config))
-        await server.serve(sock, handle_signals=True)
+        gateway = build_gateway(loaded)
+        server = HttpServer(gateway, connection_limits(config))
+        metrics = gateway.telemetry.metrics if isinstance(gateway.telemetry, Telemetry) else None
+        async with serving_metrics(metrics, server, config.telemetry.metrics, count):
+            await server.serve(sock, handle_signals=True)
 
     if count == 1:
         uvloop.run(work())

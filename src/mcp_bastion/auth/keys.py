@@ -99,8 +99,10 @@ class RemoteKeySet:
         clock: Callable[[], float],
         ttl: float,
         cooldown: float,
+        on_refresh: Callable[[bool], None] | None = None,
     ) -> None:
         self._load = load
+        self._on_refresh = on_refresh  # told each fetch's result (metrics)
         self._clock = clock
         self._ttl = ttl
         self._cooldown = cooldown
@@ -124,6 +126,11 @@ class RemoteKeySet:
 
     async def warm(self) -> None:
         await self._refresh_if_allowed(self._clock(), force=True)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a fetch has ever succeeded (readiness: without keys every token is refused)."""
+        return self._fetched_at is not None
 
     def _lookup(self, kid: str | None, alg: str) -> PublicKey | None:
         if kid is not None:
@@ -154,8 +161,12 @@ class RemoteKeySet:
                 len(self._by_kid) + len(self._anonymous),
                 exc,
             )
+            if self._on_refresh is not None:
+                self._on_refresh(False)
             return
         finally:
             self._inflight = None
         self._by_kid, self._anonymous = by_kid, anonymous
         self._fetched_at = self._clock()
+        if self._on_refresh is not None:
+            self._on_refresh(True)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import PydanticCustomError
 
 from ..urls import is_loopback
+from .telemetry import TelemetryConfig
 
 __all__ = [
     "AuditConfig",
@@ -445,6 +446,7 @@ class BastionConfig(_Model):
     sessions: SessionConfig = SessionConfig()
     signing: SigningConfig = SigningConfig()
     policy: PolicyConfig = PolicyConfig()
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @field_validator("public_base_url")
     @classmethod

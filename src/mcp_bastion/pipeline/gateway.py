@@ -21,6 +21,8 @@ from ..config.model import BastionConfig
 from ..errors import BastionError, RequestRejected
 from ..mcp.jsonrpc import INTERNAL_ERROR, error_body
 from ..route import ServerRoute
+from ..telemetry.observer import RequestObserver
+from ..telemetry.readiness import Readiness
 from ..trace import TraceContext
 from .audit import AuditStep
 from .exchange import CYCLE_EXTENSION, Exchange, RequestHeaders, read_headers
@@ -47,6 +49,8 @@ class Gateway:
         documents: Mapping[str, bytes],
         closers: Sequence[Callable[[], Awaitable[Any]]] = (),
         warmers: Sequence[Callable[[], Awaitable[Any]]] = (),
+        telemetry: RequestObserver | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.config = config
         self.routes = {route.path: route for route in routes}
@@ -58,6 +62,8 @@ class Gateway:
         self._closers = closers
         self._warmers = warmers
         self._background: set[asyncio.Task[Any]] = set()
+        self.telemetry = telemetry  # None when metrics and traces are off: nothing is called
+        self._readiness = readiness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -99,6 +105,8 @@ class Gateway:
             ex = Exchange(scope, receive, send, route, _NO_HEADERS, TraceContext.from_header(None))
             ex.started = started
             await self._answer(ex, err)
+            if self.telemetry is not None:
+                self.telemetry.finished(ex)
             self._audit(ex)
             return
         ex = Exchange(
@@ -117,6 +125,8 @@ class Gateway:
             log.exception("unexpected failure handling a request to %s", route.name)
             await self._answer(ex, BastionError("internal error"))
         finally:
+            if self.telemetry is not None:
+                self.telemetry.finished(ex)  # before the audit: the event carries the span's trace id
             self._audit(ex)
 
     async def _answer(self, ex: Exchange, err: BastionError) -> None:
@@ -135,6 +145,10 @@ class Gateway:
         path = scope["path"]
         if path == "/healthz":
             await self._health(send)
+            return
+        if path == "/readyz" and self._readiness is not None:
+            ready, body = await self._readiness.check()
+            await send_reply(send, (200 if ready else 503, [JSON], body))
             return
         document = self._documents.get(path)
         if document is None or scope["method"] not in ("GET", "HEAD"):

@@ -47,6 +47,7 @@ class HttpServer:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self._stop_requested = False  # a stop() that came before serve() started is kept
+        self._state: ServerState | None = None
 
     async def serve(self, sock: socket.socket, *, handle_signals: bool = False) -> None:
         loop = asyncio.get_running_loop()
@@ -58,7 +59,7 @@ class HttpServer:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(signum, stop.set)
         await self.app.startup()
-        state = ServerState(self.app, self.limits, loop)
+        state = self._state = ServerState(self.app, self.limits, loop)
         state.start()
         server = await loop.create_server(lambda: HttpConnection(state), sock=sock, backlog=2048)
         self.started.set()
@@ -70,6 +71,10 @@ class HttpServer:
             state.stop()
             self._loop = None
             await self.app.shutdown()
+
+    def open_connections(self) -> int:
+        """Client connections open now (the metrics read it at scrape time)."""
+        return len(self._state.connections) if self._state is not None else 0
 
     def stop(self) -> None:
         """Ask the server to stop (from any thread; before, during or after `serve()`)."""

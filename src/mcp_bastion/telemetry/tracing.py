@@ -1,0 +1,182 @@
+"""OpenTelemetry traces: a span per MCP exchange, a child span for the upstream call, exported
+over OTLP/HTTP by the OpenTelemetry SDK (the `[otel]` extra; imported only when traces are on).
+
+The parent comes from the MCP message's `params._meta.traceparent` (SEP-414: the context of the
+MCP operation itself) when it is valid, else from the `traceparent` header, else the trace is
+new. Both are caller input: a malformed value is ignored, never repaired, and the caller's
+`sampled` flag is obeyed only with `follow_client_sampling`. The upstream receives the child
+span's context in its `traceparent` header (`pipeline/outbound.py` sends `ex.trace`), so its
+spans hang below ours; the audit event carries the same trace id.
+
+Attributes are the gateway's own values (configured server name, method label, decision, a
+status) plus the tool name capped in length; nothing of a token, a claim or an argument.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import trace
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, Sampler, TraceIdRatioBased
+from opentelemetry.trace import NonRecordingSpan, Span, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+
+from ..errors import UpstreamError, UpstreamTimeout
+from ..trace import TraceContext
+from .labels import method_label, reason_label
+
+if TYPE_CHECKING:
+    from ..config.telemetry import TracesConfig
+    from ..pipeline.exchange import Exchange
+    from ..pipeline.gateway import Stage
+
+__all__ = ["MAX_ATTRIBUTE_CHARS", "Tracing", "parse_traceparent"]
+
+# Version 00 only, lower-case hex, nothing around it (W3C Trace Context §3.2; §3.2.2.3: all-zero
+# ids are invalid). A longer or odd value is ignored whole, never partly used.
+_TRACEPARENT = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
+_MAX_TRACEPARENT = 64
+MAX_ATTRIBUTE_CHARS = 128  # a tool name is caller text: capped before it reaches an exporter
+
+
+def parse_traceparent(value: Any) -> tuple[int, int, int] | None:
+    """(trace id, parent span id, flags) of a valid W3C traceparent, else None."""
+    if not isinstance(value, str) or len(value) > _MAX_TRACEPARENT:
+        return None
+    match = _TRACEPARENT.fullmatch(value.strip(" \t"))
+    if match is None:
+        return None
+    trace_id, span_id = int(match.group(1), 16), int(match.group(2), 16)
+    if trace_id == 0 or span_id == 0:
+        return None
+    return trace_id, span_id, int(match.group(3), 16)
+
+
+class Tracing:
+    def __init__(self, config: TracesConfig, exporter: SpanExporter | None = None) -> None:
+        ratio: Sampler = TraceIdRatioBased(config.sample_ratio)
+        self._follow = config.follow_client_sampling
+        sampler = ParentBased(ratio) if self._follow else ratio
+        self.provider = TracerProvider(
+            sampler=sampler, resource=Resource.create({"service.name": config.service_name})
+        )
+        if exporter is None:
+            exporter = OTLPSpanExporter(endpoint=config.endpoint, timeout=config.timeout_seconds)
+        self.provider.add_span_processor(BatchSpanProcessor(exporter))
+        self._tracer = self.provider.get_tracer("mcp_bastion")
+        self._spans: dict[int, Span] = {}  # per exchange in flight, by id(exchange)
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()  # exports what is still queued
+
+    def traced(self, stage: Stage, name: str) -> Stage:
+        return _TracedForward(stage, self) if name == "Forward" else stage
+
+    def request_span(self, ex: Exchange) -> Span:
+        span = self._spans.get(id(ex))
+        if span is None:
+            started = time.time_ns() - int((time.perf_counter() - ex.started) * 1e9)
+            span = self._tracer.start_span(
+                f"mcp {ex.route.name}",
+                context=self._parent(ex),
+                kind=SpanKind.SERVER,
+                start_time=started,
+                attributes={"mcp_bastion.server": ex.route.name},
+            )
+            self._spans[id(ex)] = span
+            ex.trace = _context_of(span)
+        return span
+
+    def upstream_span(self, ex: Exchange) -> Span:
+        parent = self.request_span(ex)
+        child = self._tracer.start_span(
+            f"upstream {ex.route.name}",
+            context=trace.set_span_in_context(parent),
+            kind=SpanKind.CLIENT,
+            attributes={"mcp_bastion.server": ex.route.name, "http.request.method": ex.http_method},
+        )
+        # The upstream request's traceparent names this span as its parent.
+        ex.trace = _context_of(child)
+        return child
+
+    def finished(self, ex: Exchange) -> None:
+        span = self.request_span(ex)
+        del self._spans[id(ex)]
+        if span.is_recording():
+            decision = ex.outcome or "allow"
+            span.set_attributes(_attributes(ex, decision))
+            if ex.calls:
+                span.update_name(method_label(ex.calls[0].method))
+            if decision == "error":
+                span.set_status(Status(StatusCode.ERROR, reason_label(decision, ex.status, ex.reason)))
+        span.end()
+
+    def _parent(self, ex: Exchange) -> Any:
+        found = None
+        if ex.messages:
+            params = ex.messages[0].params
+            meta = params.get("_meta") if params else None
+            if isinstance(meta, dict):
+                found = parse_traceparent(meta.get("traceparent"))
+        if found is None:
+            found = parse_traceparent(ex.headers.get("traceparent"))
+        if found is None:
+            return None
+        trace_id, span_id, flags = found
+        sampled = TraceFlags(flags & 1 if self._follow else 0)
+        parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=sampled)
+        return trace.set_span_in_context(NonRecordingSpan(parent))
+
+
+class _TracedForward:
+    __slots__ = ("_stage", "_tracing")
+
+    def __init__(self, stage: Stage, tracing: Tracing) -> None:
+        self._stage = stage
+        self._tracing = tracing
+
+    async def __call__(self, ex: Exchange) -> None:
+        span = self._tracing.upstream_span(ex)
+        try:
+            await self._stage(ex)
+        except UpstreamError as err:
+            kind = "timeout" if isinstance(err, UpstreamTimeout) else "error"
+            span.set_status(Status(StatusCode.ERROR, f"upstream {kind}"))
+            raise
+        finally:
+            if ex.status:
+                span.set_attribute("http.response.status_code", ex.status)
+            span.end()
+
+
+def _context_of(span: Span) -> TraceContext:
+    context = span.get_span_context()
+    flags = "01" if context.trace_flags.sampled else "00"
+    return TraceContext(f"{context.trace_id:032x}", f"{context.span_id:016x}", flags)
+
+
+def _attributes(ex: Exchange, decision: str) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {
+        "mcp_bastion.decision": decision,
+        "mcp_bastion.reason": reason_label(decision, ex.status, ex.reason),
+        "http.request.method": ex.http_method,
+        "http.response.status_code": ex.status,
+    }
+    if ex.calls:
+        call = ex.calls[0]
+        attributes["mcp.method.name"] = method_label(call.method)
+        if call.name is not None:
+            attributes["gen_ai.tool.name" if call.method == "tools/call" else "mcp.target"] = call.name[
+                :MAX_ATTRIBUTE_CHARS
+            ]
+        if len(ex.calls) > 1:
+            attributes["mcp_bastion.batch_size"] = len(ex.calls)
+    if ex.era is not None:
+        attributes["mcp.protocol.version"] = ex.era.version
+        attributes["mcp_bastion.era"] = ex.era.name
+    return attributes
