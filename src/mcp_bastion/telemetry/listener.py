@@ -87,15 +87,20 @@ def bind_metrics(config: MetricsConfig, workers: int = 1) -> socket.socket:
 
 @contextlib.asynccontextmanager
 async def serving_metrics(
-    metrics: GatewayMetrics | None, server: HttpServer, config: MetricsConfig, workers: int
+    metrics: GatewayMetrics | None,
+    server: HttpServer,
+    config: MetricsConfig,
+    workers: int,
+    sock: socket.socket | None = None,
 ) -> AsyncIterator[None]:
-    """Serve `metrics` beside `server` (the MCP listener) while the block runs."""
+    """Serve `metrics` beside `server` (the MCP listener) while the block runs; on `sock` when
+    given (bound already), else on the configured address."""
     if metrics is None:
         yield
         return
     listener = HttpServer(MetricsApp(metrics), _LIMITS, grace=1.0)
     metrics.watch_connections(server.open_connections)
-    sock = bind_metrics(config, workers)
+    sock = sock or bind_metrics(config, workers)
     log.info("metrics on http://%s:%d/metrics", config.host, sock.getsockname()[1])
     task = asyncio.ensure_future(listener.serve(sock))
     try:
