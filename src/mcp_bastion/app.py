@@ -73,12 +73,14 @@ def build_gateway(
     verifier: TokenVerifier | None = None,
     transport_for: TransportFactory | None = None,
     credential_for: CredentialFactory | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Gateway:
     """The gateway ASGI app for a validated config (secrets already read).
 
     Left out, each seam gets its production implementation: JWTs verified against the
     configured IdPs' keys, HTTP upstreams on one shared pool, and the credential each
-    server's `upstream_auth` names.
+    server's `upstream_auth` names. `telemetry` left out is the one `telemetry:` configures
+    (None when it turns nothing on).
     """
     config = loaded.config
     registry = ScopeRegistry.from_config(config.scopes)
@@ -94,7 +96,8 @@ def build_gateway(
     checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit)
     lockfiles = Lockfiles(loaded.path or "")
-    telemetry = telemetry_for(config.telemetry)
+    if telemetry is None:
+        telemetry = telemetry_for(config.telemetry)
     key_sets: dict[str, RemoteKeySet] = {}
     routes = [
         _route(
