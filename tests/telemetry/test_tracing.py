@@ -110,7 +110,36 @@ def test_the_mcp_meta_traceparent_is_the_parent_when_valid(traced: Traced) -> No
     traced.call("tools/call", params, headers={"traceparent": f"00-{TRACE}-{PARENT}-01"})
     (request,) = [s for s in traced.exported() if s.kind == SERVER]
     assert (request.trace_id, request.parent_span_id) == (META_TRACE, META_PARENT)
-    assert traced.upstream.calls("tools/call")[0].headers["traceparent"].startswith(f"00-{META_TRACE}-")
+    (seen,) = traced.upstream.calls("tools/call")
+    (upstream,) = [s for s in traced.exported() if s.kind == CLIENT]
+    ours = f"00-{META_TRACE}-{upstream.span_id}-01"
+    assert seen.headers["traceparent"] == ours
+    # SEP-414 propagation: the body's _meta names our upstream span too, every other byte kept.
+    assert seen.json["params"]["_meta"]["traceparent"] == ours
+    assert seen.json["params"]["name"] == "read_thing"
+
+
+@pytest.mark.parametrize(
+    "params_text",
+    [
+        # Escaped in the body: the parsed value is valid, the bytes are not that value.
+        '{"name":"read_thing","_meta":{"traceparent":"\\u0030' + f'0-{META_TRACE}-{META_PARENT}-01"}}}}',
+        # The same value twice (once as an argument): which copy would be the member's?
+        '{"name":"read_thing","arguments":{"x":"'
+        + f'00-{META_TRACE}-{META_PARENT}-01"}},"_meta":{{"traceparent":"00-{META_TRACE}-{META_PARENT}-01"}}}}',
+    ],
+)
+def test_a_meta_traceparent_that_is_not_one_verbatim_copy_is_forwarded_unchanged(
+    traced: Traced, params_text: str
+) -> None:
+    body = ('{"jsonrpc":"2.0","id":1,"method":"tools/call","params":' + params_text + "}").encode()
+    token = traced.issuer.token(audience=traced.gateway.url("rec"), scopes="tools.read")
+    assert post_mcp(traced.http, traced.gateway.url("rec"), body, token=token).status_code == 200
+    traced.exchanges += 1
+    (request,) = [s for s in traced.exported() if s.kind == SERVER]
+    assert request.trace_id == META_TRACE  # the parsed value is still the parent
+    (seen,) = traced.upstream.calls("tools/call")
+    assert seen.body == body  # but the body goes byte for byte
 
 
 HOSTILE = [

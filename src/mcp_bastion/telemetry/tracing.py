@@ -100,8 +100,12 @@ class Tracing:
             kind=SpanKind.CLIENT,
             attributes={"mcp_bastion.server": ex.route.name, "http.request.method": ex.http_method},
         )
-        # The upstream request's traceparent names this span as its parent.
+        # The upstream request's traceparent names this span as its parent: in the header, and
+        # in the body's `_meta` when the caller put one there.
         ex.trace = _context_of(child)
+        meta = _meta_traceparent(ex)
+        if meta is not None:
+            ex.body = _with_traceparent(ex.body, meta, ex.trace.header().decode("ascii"))
         return child
 
     def finished(self, ex: Exchange) -> None:
@@ -117,12 +121,8 @@ class Tracing:
         span.end()
 
     def _parent(self, ex: Exchange) -> Any:
-        found = None
-        if ex.messages:
-            params = ex.messages[0].params
-            meta = params.get("_meta") if params else None
-            if isinstance(meta, dict):
-                found = parse_traceparent(meta.get("traceparent"))
+        meta = _meta_traceparent(ex)
+        found = parse_traceparent(meta) if meta is not None else None
         if found is None:
             found = parse_traceparent(ex.headers.get("traceparent"))
         if found is None:
@@ -152,6 +152,32 @@ class _TracedForward:
             if ex.status:
                 span.set_attribute("http.response.status_code", ex.status)
             span.end()
+
+
+def _meta_traceparent(ex: Exchange) -> str | None:
+    """The valid `params._meta.traceparent` of the exchange's first message, if any."""
+    if not ex.messages:
+        return None
+    params = ex.messages[0].params
+    meta = params.get("_meta") if params else None
+    value = meta.get("traceparent") if isinstance(meta, dict) else None
+    return value if parse_traceparent(value) is not None else None
+
+
+def _with_traceparent(body: bytes, old: str, new: str) -> bytes:
+    """The body with its `_meta` traceparent naming our span. Only a single message whose
+    member is written verbatim, exactly once, is changed, and a valid traceparent has one
+    length, so the body keeps its length and every other byte; otherwise it goes unchanged
+    (the header still carries our context)."""
+    value = old.encode("ascii")
+    if body.count(value) != 1 or len(new) != len(old):
+        return body
+    member = re.compile(rb'"traceparent"[ \t\r\n]*:[ \t\r\n]*"' + value + rb'"')
+    found = member.search(body)
+    if found is None:
+        return body  # escaped, or not the member's value: leave it
+    start = found.end() - 1 - len(value)
+    return body[:start] + new.encode("ascii") + body[found.end() - 1 :]
 
 
 def _context_of(span: Span) -> TraceContext:
