@@ -16,7 +16,7 @@ from ..support.prometheus import Exposition, parse_exposition
 from ..support.recording_upstream import RecordingUpstream
 from ..support.servers import refused_port, serve_asgi
 
-METRICS_ON = {"metrics": {"enabled": True}}
+METRICS_ON = {"metrics": {"enabled": True, "stage_histograms": True}}
 
 
 @dataclass

@@ -11,7 +11,7 @@ from mcp_bastion.config import LoadedConfig
 from mcp_bastion.config.model import ServerConfig
 from mcp_bastion.pipeline.exchange import Exchange
 from mcp_bastion.pipeline.gateway import Gateway
-from mcp_bastion.telemetry import GatewayMetrics, Telemetry
+from mcp_bastion.telemetry import GatewayMetrics, Telemetry, telemetry_for
 
 from ..pipeline.fakes import POST_HEADERS, SESSION_KEY, CannedTransport, Received, Sent, config, json_response
 
@@ -73,9 +73,20 @@ def test_with_telemetry_off_nothing_is_called_and_no_stage_is_wrapped() -> None:
     ]
 
 
-def test_with_metrics_on_every_stage_is_timed() -> None:
-    gateway = _gateway(Telemetry(GatewayMetrics()), MemorySink())
-    assert {type(stage).__name__ for stage in gateway._stages} == {"_TimedStage", "_MeteredForward"}
+def test_with_metrics_on_forward_is_timed_and_with_stage_histograms_every_stage() -> None:
+    default = telemetry_for(config(SERVER, telemetry={"metrics": {"enabled": True}}).telemetry)
+    names = [type(stage).__name__ for stage in _gateway(default, MemorySink())._stages]
+    assert names == [
+        "EdgeChecks",
+        "Authenticate",
+        "ReadBody",
+        "ParseMcp",
+        "OpenRequestState",
+        "Authorize",
+        "_MeteredForward",
+    ]
+    every = _gateway(Telemetry(GatewayMetrics(stage_histograms=True)), MemorySink())
+    assert {type(stage).__name__ for stage in every._stages} == {"_TimedStage", "_MeteredForward"}
 
 
 def test_telemetry_that_fails_costs_neither_the_answer_nor_the_audit_event() -> None:

@@ -2,7 +2,8 @@
 
 - per JSON-RPC message, when the exchange ends: requests by server, method, decision, reason;
 - per HTTP exchange: end-to-end latency (until the last byte of the answer was handed over);
-- per stage (a wrapper around each stage, only when metrics are on): its latency;
+- per stage (a wrapper around each stage; Forward always, the others with `stage_histograms`):
+  its latency;
 - around `Forward`: upstream errors and timeouts, open event streams;
 - from the key sets: JWKS refreshes and failures, whether each IdP has keys;
 - from the server: open client connections, read at scrape time.
@@ -27,7 +28,8 @@ __all__ = ["GatewayMetrics"]
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, *, stage_histograms: bool = True) -> None:
+        self._stage_histograms = stage_histograms
         self.registry = registry = MetricRegistry()
         self.requests = registry.register(
             Counter(
@@ -46,7 +48,8 @@ class GatewayMetrics:
         self.stage_duration = registry.register(
             Histogram(
                 "mcp_bastion_stage_duration_seconds",
-                "Time spent in each stage of the chain (Forward: the upstream call and the relay).",
+                "Time spent in a stage of the chain: Forward (the upstream call and the relay), "
+                "and every other stage with stage_histograms.",
                 ("server", "stage"),
             )
         )
@@ -101,7 +104,7 @@ class GatewayMetrics:
     def timed(self, stage: Stage, name: str) -> Stage:
         if name == "Forward":
             return _MeteredForward(stage, self)
-        return _TimedStage(stage, name, self.stage_duration)
+        return _TimedStage(stage, name, self.stage_duration) if self._stage_histograms else stage
 
 
 class _TimedStage:

@@ -84,4 +84,7 @@ def telemetry_for(config: TelemetryConfig) -> Telemetry | None:
                 hint="pip install 'mcp-bastion[otel]', or set telemetry.traces.enabled: false",
             ) from None
         tracing = Tracing(config.traces)
-    return Telemetry(GatewayMetrics() if config.metrics.enabled else None, tracing)
+    metrics = (
+        GatewayMetrics(stage_histograms=config.metrics.stage_histograms) if config.metrics.enabled else None
+    )
+    return Telemetry(metrics, tracing)
