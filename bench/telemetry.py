@@ -7,12 +7,14 @@ audited (to a sink that drops events), N times per round, the variants interleav
 several rounds; the best round of each is reported, as timeit does:
 
 - `off`: no `telemetry:` section (the gateway calls nothing);
-- `metrics`: Prometheus metrics on (counters, stage and end-to-end histograms);
+- `metrics`: Prometheus metrics on, as configured by default (counters, the end-to-end and
+  the Forward histograms, the stream gauge);
+- `metrics_stages`: the same with `stage_histograms: true` (a timer around every stage);
 - `traces`: OpenTelemetry spans, every trace recorded (`sample_ratio: 1`), exported by the
   SDK's batch processor to an exporter that drops them (the OTLP encoding and HTTP export
   run on the SDK's thread and are not in this number);
 - `traces_unsampled`: `sample_ratio: 0` (ids still made and propagated, nothing recorded);
-- `both`: metrics and traces.
+- `both`: metrics (as configured by default) and traces.
 
 The verifier is a stand-in that knows the token (the real one's cost is the same in every
 variant); the caller sends a `traceparent`, as an instrumented client does.
@@ -51,7 +53,7 @@ HEADERS: Headers = [
     (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
     (b"content-length", str(len(BODY)).encode()),
 ]
-VARIANTS = ("off", "metrics", "traces", "traces_unsampled", "both")
+VARIANTS = ("off", "metrics", "metrics_stages", "traces", "traces_unsampled", "both")
 
 
 class KnownToken:
@@ -110,7 +112,11 @@ def _telemetry(variant: str) -> Telemetry | None:
 
         ratio = 0.0 if variant == "traces_unsampled" else 1.0
         tracing = Tracing(TracesConfig(enabled=True, sample_ratio=ratio), exporter=Dropped())
-    metrics = GatewayMetrics() if variant in ("metrics", "both") else None
+    metrics = (
+        GatewayMetrics(stage_histograms=variant == "metrics_stages")
+        if variant in ("metrics", "metrics_stages", "both")
+        else None
+    )
     return Telemetry(metrics, tracing)
 
 
