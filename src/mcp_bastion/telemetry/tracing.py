@@ -69,6 +69,7 @@ class Tracing:
             exporter = OTLPSpanExporter(endpoint=config.endpoint, timeout=config.timeout_seconds)
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self.provider.get_tracer("mcp_bastion")
+        self._new_span_id = self.provider.id_generator.generate_span_id
         self._spans: dict[int, Span] = {}  # per exchange in flight, by id(exchange)
 
     def shutdown(self) -> None:
@@ -94,12 +95,15 @@ class Tracing:
 
     def upstream_span(self, ex: Exchange) -> Span:
         parent = self.request_span(ex)
-        child = self._tracer.start_span(
-            f"upstream {ex.route.name}",
-            context=trace.set_span_in_context(parent),
-            kind=SpanKind.CLIENT,
-            attributes={"mcp_bastion.server": ex.route.name, "http.request.method": ex.http_method},
-        )
+        if not parent.is_recording():
+            # Not sampled: the SDK would record nothing either; only the upstream's parent id
+            # is needed, and asking the SDK for a whole span costs a second sampling decision.
+            context = parent.get_span_context()
+            child: Span = NonRecordingSpan(
+                SpanContext(context.trace_id, self._new_span_id(), False, context.trace_flags)
+            )
+        else:
+            child = self._start_upstream(parent, ex)
         # The upstream request's traceparent names this span as its parent: in the header, and
         # in the body's `_meta` when the caller put one there.
         ex.trace = _context_of(child)
@@ -107,6 +111,14 @@ class Tracing:
         if meta is not None:
             ex.body = _with_traceparent(ex.body, meta, ex.trace.header().decode("ascii"))
         return child
+
+    def _start_upstream(self, parent: Span, ex: Exchange) -> Span:
+        return self._tracer.start_span(
+            f"upstream {ex.route.name}",
+            context=trace.set_span_in_context(parent),
+            kind=SpanKind.CLIENT,
+            attributes={"mcp_bastion.server": ex.route.name, "http.request.method": ex.http_method},
+        )
 
     def finished(self, ex: Exchange) -> None:
         span = self.request_span(ex)
