@@ -4,6 +4,7 @@ upstream receives, sampling, and what a span must never carry."""
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -236,3 +237,30 @@ def test_follow_client_sampling_records_what_the_caller_sampled() -> None:
 )
 def test_parse_traceparent(value: Any, parsed: tuple[int, int, int] | None) -> None:
     assert parse_traceparent(value) == parsed
+
+
+@pytest.mark.parametrize("ratio", [0.0, 0.25, 0.5, 1.0])
+@pytest.mark.parametrize("follow", [False, True])
+def test_the_unsampled_shortcut_decides_as_the_sdk_sampler_would(ratio: float, follow: bool) -> None:
+    # Exchanges the sampler would drop skip the SDK (tracing._unsampled); its decision must be
+    # the SDK's own, or traces would be lost or kept against the configured ratio.
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
+
+    from mcp_bastion.config.telemetry import TracesConfig
+    from mcp_bastion.telemetry.tracing import Tracing
+
+    tracing = Tracing(TracesConfig(enabled=True, sample_ratio=ratio, follow_client_sampling=follow))
+    sdk = ParentBased(TraceIdRatioBased(ratio)) if follow else TraceIdRatioBased(ratio)
+    generator = random.Random(f"{ratio}-{follow}")
+    try:
+        for _ in range(400):
+            trace_id, flags = generator.getrandbits(128) or 1, generator.getrandbits(1)
+            parent = SpanContext(trace_id, 1, is_remote=True, trace_flags=TraceFlags(flags if follow else 0))
+            context = set_span_in_context(NonRecordingSpan(parent))
+            expected = sdk.should_sample(context, trace_id, "mcp").decision.is_sampled()
+            assert (tracing._unsampled(parent) is None) == expected
+        root = tracing._unsampled(None)
+        assert (root is None) == (ratio > 0)  # a root at a ratio is the SDK's to decide
+    finally:
+        tracing.shutdown()

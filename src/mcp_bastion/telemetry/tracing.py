@@ -59,9 +59,10 @@ def parse_traceparent(value: Any) -> tuple[int, int, int] | None:
 
 class Tracing:
     def __init__(self, config: TracesConfig, exporter: SpanExporter | None = None) -> None:
-        ratio: Sampler = TraceIdRatioBased(config.sample_ratio)
+        ratio = TraceIdRatioBased(config.sample_ratio)
         self._follow = config.follow_client_sampling
-        sampler = ParentBased(ratio) if self._follow else ratio
+        self._bound = ratio.bound
+        sampler: Sampler = ParentBased(ratio) if self._follow else ratio
         self.provider = TracerProvider(
             sampler=sampler, resource=Resource.create({"service.name": config.service_name})
         )
@@ -70,6 +71,7 @@ class Tracing:
         self.provider.add_span_processor(BatchSpanProcessor(exporter))
         self._tracer = self.provider.get_tracer("mcp_bastion")
         self._new_span_id = self.provider.id_generator.generate_span_id
+        self._new_trace_id = self.provider.id_generator.generate_trace_id
         self._spans: dict[int, Span] = {}  # per exchange in flight, by id(exchange)
 
     def shutdown(self) -> None:
@@ -81,17 +83,39 @@ class Tracing:
     def request_span(self, ex: Exchange) -> Span:
         span = self._spans.get(id(ex))
         if span is None:
-            started = time.time_ns() - int((time.perf_counter() - ex.started) * 1e9)
-            span = self._tracer.start_span(
-                f"mcp {ex.route.name}",
-                context=self._parent(ex),
-                kind=SpanKind.SERVER,
-                start_time=started,
-                attributes={"mcp_bastion.server": ex.route.name},
-            )
+            parent = self._parent(ex)
+            span = self._unsampled(parent)
+            if span is None:
+                started = time.time_ns() - int((time.perf_counter() - ex.started) * 1e9)
+                span = self._tracer.start_span(
+                    f"mcp {ex.route.name}",
+                    context=trace.set_span_in_context(NonRecordingSpan(parent)) if parent else None,
+                    kind=SpanKind.SERVER,
+                    start_time=started,
+                    attributes={"mcp_bastion.server": ex.route.name},
+                )
             self._spans[id(ex)] = span
             ex.trace = _context_of(span)
         return span
+
+    def _unsampled(self, parent: SpanContext | None) -> Span | None:
+        """The span of an exchange the sampler would not record, made without the SDK (which
+        would cost as much for a span it drops as for one it keeps); None when it may be
+        recorded. The same decisions as the SDK's samplers: by the caller's flag with
+        `follow_client_sampling` and a parent, else by the trace id against the ratio's bound."""
+        if parent is not None:
+            if self._follow:
+                sampled = parent.trace_flags.sampled
+            else:
+                sampled = parent.trace_id & TraceIdRatioBased.TRACE_ID_LIMIT < self._bound
+            trace_id = parent.trace_id
+        elif self._bound == 0:
+            sampled, trace_id = False, self._new_trace_id()
+        else:
+            return None  # a new root sampled at a ratio: the SDK draws the id and decides
+        if sampled:
+            return None
+        return NonRecordingSpan(SpanContext(trace_id, self._new_span_id(), False, TraceFlags(0)))
 
     def upstream_span(self, ex: Exchange) -> Span:
         parent = self.request_span(ex)
@@ -132,7 +156,7 @@ class Tracing:
                 span.set_status(Status(StatusCode.ERROR, reason_label(decision, ex.status, ex.reason)))
         span.end()
 
-    def _parent(self, ex: Exchange) -> Any:
+    def _parent(self, ex: Exchange) -> SpanContext | None:
         meta = _meta_traceparent(ex)
         found = parse_traceparent(meta) if meta is not None else None
         if found is None:
@@ -141,8 +165,7 @@ class Tracing:
             return None
         trace_id, span_id, flags = found
         sampled = TraceFlags(flags & 1 if self._follow else 0)
-        parent = SpanContext(trace_id, span_id, is_remote=True, trace_flags=sampled)
-        return trace.set_span_in_context(NonRecordingSpan(parent))
+        return SpanContext(trace_id, span_id, is_remote=True, trace_flags=sampled)
 
 
 class _TracedForward:
