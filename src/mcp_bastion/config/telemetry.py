@@ -30,7 +30,7 @@ class MetricsConfig(_Model):
         description="Port of the metrics listener; with N workers, worker i takes the first free "
         "port of port … port+N-1.",
     )
-    # Off by default: a timer around each of the six stages before Forward costs about 5 µs per
+    # Off by default: a timer around each of the six stages before Forward costs about 10 µs per
     # call on the compiled build (docs/performance.md); Forward (the upstream call) is always timed.
     stage_histograms: bool = Field(
         default=False, description="Time every stage, not only Forward (the upstream call)."
