@@ -60,6 +60,7 @@ from .route import ServerRoute
 from .safety.build import GuardTransports, build_chain
 from .safety.chain import SafetyChain
 from .stdio import StdioPlugins
+from .telemetry import Readiness, Telemetry, telemetry_for
 from .upstream.catalog import CatalogFetcher
 from .upstream.client import UpstreamClient
 from .upstream.transport import UpstreamTransport
@@ -84,12 +85,14 @@ def build_gateway(
     verifier: TokenVerifier | None = None,
     transport_for: TransportFactory | None = None,
     credential_for: CredentialFactory | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Gateway:
     """The gateway ASGI app for a validated config (secrets already read).
 
     Left out, each seam gets its production implementation: JWTs verified against the
     configured IdPs' keys, HTTP upstreams on one shared pool, and the credential each
-    server's `upstream_auth` names.
+    server's `upstream_auth` names. `telemetry` left out is the one `telemetry:` configures
+    (None when it turns nothing on).
     """
     config = loaded.config
     registry = ScopeRegistry.from_config(config.scopes)
@@ -113,6 +116,10 @@ def build_gateway(
         closers.append(sink.aclose)
     lockfiles = Lockfiles(loaded.path or "")
     guard_transport = _guard_transports(config, closers)
+    owns_telemetry = telemetry is None  # given: the caller closes it (it outlives reloads)
+    if telemetry is None:
+        telemetry = telemetry_for(config.telemetry)
+    key_sets: dict[str, RemoteKeySet] = {}
     routes = [
         _route(
             config,
@@ -130,8 +137,12 @@ def build_gateway(
     closers.extend(facade.aclose for facade in facades)
     if verifier is None:
         idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+        key_sets = {
+            p.name: _key_set(p, idp_http, clock, _refresh_observer(telemetry, p.name))
+            for p in config.identity_providers
+        }
         issuers = {
-            p.issuer: IssuerPolicy(p, _key_set(p, idp_http, clock), identity.profile(p))
+            p.issuer: IssuerPolicy(p, key_sets[p.name], identity.profile(p))
             for p in config.identity_providers
         }
         # A background key refresh may be in flight at shutdown: stopped before its client closes.
@@ -164,6 +175,13 @@ def build_gateway(
             )
         ),
     )
+    if telemetry is not None:
+        stages = telemetry.instrument(stages)
+        if owns_telemetry:
+            closers.append(telemetry.aclose)
+        if telemetry.metrics is not None:
+            telemetry.metrics.watch_keys({name: _loaded(keys) for name, keys in key_sets.items()})
+    readiness = _readiness(config, key_sets, sink, routes)
     documents = {path_of(route.metadata_url): route.metadata for route in routes}
     documents[GATEWAY_JWKS_PATH] = orjson.dumps(minter.jwks())
     return Gateway(
@@ -175,7 +193,29 @@ def build_gateway(
         closers=closers,
         warmers=warmers,
         mounts=[(facade.path_prefixes, facade) for facade in facades],
+        telemetry=telemetry,
+        readiness=readiness,
     )
+
+
+def _readiness(
+    config: BastionConfig, key_sets: dict[str, RemoteKeySet], sink: AuditSink, routes: list[ServerRoute]
+) -> Readiness:
+    wanted = config.telemetry.readiness
+    upstreams = {route.name: route.transport for route in routes} if wanted.check_upstreams else None
+    return Readiness(
+        key_sets, sink, upstreams, timeout=wanted.upstream_timeout_seconds, cache_seconds=wanted.cache_seconds
+    )
+
+
+def _refresh_observer(telemetry: Telemetry | None, idp: str) -> Callable[[bool], None] | None:
+    if telemetry is None:
+        return None
+    return lambda ok: telemetry.key_refresh(idp, ok)
+
+
+def _loaded(keys: RemoteKeySet) -> Callable[[], bool]:
+    return lambda: keys.loaded
 
 
 def _http_transports(pool: UpstreamClient) -> TransportFactory:
@@ -305,7 +345,10 @@ def _session_key(loaded: LoadedConfig) -> bytes:
 
 
 def _key_set(
-    provider: IdentityProviderConfig, http: httpx.AsyncClient, clock: Callable[[], float]
+    provider: IdentityProviderConfig,
+    http: httpx.AsyncClient,
+    clock: Callable[[], float],
+    on_refresh: Callable[[bool], None] | None = None,
 ) -> RemoteKeySet:
     timeout = provider.fetch_timeout_seconds
     insecure, private = provider.allow_insecure_http, provider.allow_private_network
@@ -343,4 +386,5 @@ def _key_set(
         # A request waits for keys (none yet, or an unknown kid) no longer than the fetches
         # take at most: the key document, and the metadata first when it is discovered.
         wait_limit=timeout if provider.jwks_uri is not None else 2 * timeout,
+        on_refresh=on_refresh,
     )

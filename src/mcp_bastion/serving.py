@@ -19,7 +19,10 @@ from .native import build_description
 from .reload import ConfigReloader, with_process_keys
 from .server import ConnectionLimits, HttpServer, bind, run_workers
 from .server.drain import DrainPolicy
+from .server.runner import ServedApp
 from .server.tls import CertificateReloader, server_context
+from .telemetry import telemetry_for
+from .telemetry.listener import serving_metrics
 
 __all__ = ["connection_limits", "serve"]
 
@@ -80,16 +83,21 @@ def serve(
         # Built in the worker itself: connection pools and key caches are per process.
         keyed = with_process_keys(loaded)
         redactor.add_secrets(keyed.secrets.values())
+        # One telemetry per worker, kept across reloads: the metrics listener and the exporter
+        # serve whichever gateway is current (telemetry settings wait for a restart).
+        telemetry = telemetry_for(config.telemetry)
+
+        def build(config_now: LoadedConfig) -> ServedApp:
+            return build_gateway(config_now, telemetry=telemetry)
+
         drain = listen.drain
         server = HttpServer(
-            build_gateway(keyed),
+            build(keyed),
             connection_limits(config),
             grace=drain.grace_seconds,
             stream_grace=drain.stream_grace_seconds,
         )
-        reloader = ConfigReloader(
-            server, keyed, build_gateway, tune=_server_settings, listen_overrides=overrides
-        )
+        reloader = ConfigReloader(server, keyed, build, tune=_server_settings, listen_overrides=overrides)
         loop = asyncio.get_running_loop()
         reloads: set[asyncio.Task[bool]] = set()
         certificates = CertificateReloader(server_context(listen.tls), listen.tls) if listen.tls else None
@@ -108,12 +116,18 @@ def serve(
             log.info("worker %d ready", os.getpid())
         if certificates is not None:
             certificates.start_watching()
+        metrics = telemetry.metrics if telemetry is not None else None
         try:
-            await server.serve(sock, handle_signals=True, tls=certificates.context if certificates else None)
+            async with serving_metrics(metrics, server, config.telemetry.metrics, count):
+                await server.serve(
+                    sock, handle_signals=True, tls=certificates.context if certificates else None
+                )
         finally:
             if certificates is not None:
                 certificates.stop_watching()
         await reloader.close()
+        if telemetry is not None:
+            await telemetry.aclose()
         log.info("stopped after %.0fs (%d reload(s))", time.monotonic() - began, reloader.reloads)
 
     if count == 1:

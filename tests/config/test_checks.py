@@ -305,6 +305,11 @@ def test_a_careful_config_has_no_warnings() -> None:
         ),
         ({"audit": {"sink": "none"}}, "audit.sink: none: no audit events are recorded, allowed or denied"),
         (
+            {"telemetry": {"metrics": {"enabled": True, "host": "0.0.0.0"}}},
+            "telemetry.metrics.host: 0.0.0.0 is not loopback: anyone who reaches it reads the metrics without "
+            "any credential (servers, IdPs, refusal counts); keep it on a network only Prometheus reaches",
+        ),
+        (
             {"servers__0__auth": False, "policy": {"files": ["p.cedar"]}},
             "servers[0].auth: false, and Cedar policies are configured: they are not applied to this server "
             "(without a token there is no principal to decide about)",

@@ -110,7 +110,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         _with(colour="blue"),
         "colour",
         "unknown key (check its spelling and indentation; expected one of: public_base_url, trusted_proxies, "
-        "allowed_hosts, listen, identity_providers, servers, scopes, origins, limits, audit, sessions, signing, policy, quotas)",
+        "allowed_hosts, listen, identity_providers, servers, scopes, origins, limits, audit, sessions, signing, policy, quotas, telemetry)",
     ),
     (
         _with(servers__0__tools={"drop": {"scope": ["admin"]}}),

@@ -40,6 +40,12 @@ class AuditFeed(MemorySink):
         assert found is not None, f"no such audit event within {timeout}s: {self.events}"
         return found
 
+    def wait_count(self, count: int, timeout: float = 10.0) -> None:
+        """Until `count` events were emitted (every exchange before them has ended)."""
+        with self._changed:
+            reached = self._changed.wait_for(lambda: len(self.events) >= count, timeout)
+        assert reached, f"{len(self.events)} audit events within {timeout}s, expected {count}"
+
 
 @dataclass
 class RunningGateway:

@@ -110,3 +110,12 @@ def run_in_thread(server: HttpServer, sock: socket.socket) -> tuple[threading.Th
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     return thread, failure
+
+
+@contextlib.contextmanager
+def refused_port() -> Iterator[int]:
+    """A loopback port that refuses connections while the block runs: bound, never listening,
+    so the kernel cannot hand it to a server the test starts meanwhile."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield sock.getsockname()[1]

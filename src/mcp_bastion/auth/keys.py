@@ -106,9 +106,11 @@ class RemoteKeySet:
         ttl: float,
         cooldown: float,
         wait_limit: float | None = None,
+        on_refresh: Callable[[bool], None] | None = None,
     ) -> None:
         self._load = load
         self._wait_limit = wait_limit
+        self._on_refresh = on_refresh  # told each fetch's result (metrics)
         self._clock = clock
         self._ttl = ttl
         self._cooldown = cooldown
@@ -147,6 +149,11 @@ class RemoteKeySet:
 
     async def warm(self) -> None:
         await self._refresh_if_allowed(self._clock(), force=True)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether a fetch has ever succeeded (readiness: without keys every token is refused)."""
+        return self._fetched_at is not None
 
     def _lookup(self, kid: str | None, alg: str) -> PublicKey | None:
         if kid is not None:
@@ -190,11 +197,15 @@ class RemoteKeySet:
                 len(self._by_kid) + len(self._anonymous),
                 exc,
             )
+            if self._on_refresh is not None:
+                self._on_refresh(False)
             return
         finally:
             self._inflight = None
         self._by_kid, self._anonymous = by_kid, anonymous
         self._fetched_at = self._clock()
+        if self._on_refresh is not None:
+            self._on_refresh(True)
 
 
 def _log_unexpected(refresh: asyncio.Future[None]) -> None:

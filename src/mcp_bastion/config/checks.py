@@ -233,7 +233,18 @@ def config_warnings(config: BastionConfig, *, workers: int | None = None) -> lis
         *_implies_warnings(config.scopes),
         *_process_warnings(config, workers or config.listen.workers),
         *_facade_warnings(config, workers or config.listen.workers),
+        *_telemetry_warnings(config),
     ]
+
+
+def _telemetry_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:
+    metrics = config.telemetry.metrics
+    if metrics.enabled and not is_loopback(metrics.host):
+        yield ConfigWarning(
+            "telemetry.metrics.host",
+            f"{metrics.host} is not loopback: anyone who reaches it reads the metrics without any "
+            "credential (servers, IdPs, refusal counts); keep it on a network only Prometheus reaches",
+        )
 
 
 def _address_warnings(config: BastionConfig) -> Iterator[ConfigWarning]:

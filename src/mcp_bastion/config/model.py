@@ -30,6 +30,7 @@ from .filters import (
 from .identity import ExchangeConfig, IdpClientConfig, IntrospectionConfig, Preset, preset_defaults
 from .policy import PolicyClaim, PolicyConfig, PolicyFile
 from .stdio import StdioOptions
+from .telemetry import TelemetryConfig
 
 __all__ = [
     "AuditConfig",
@@ -451,6 +452,7 @@ class BastionConfig(Model):
     quotas: QuotaConfig = Field(
         default_factory=QuotaConfig, description="Rate limits and concurrency caps (docs/quotas.md)."
     )
+    telemetry: TelemetryConfig = TelemetryConfig()
 
     @field_validator("public_base_url")
     @classmethod

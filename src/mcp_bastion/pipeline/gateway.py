@@ -21,6 +21,8 @@ from ..config.model import BastionConfig
 from ..errors import BastionError, RequestRejected
 from ..mcp.jsonrpc import INTERNAL_ERROR, error_body
 from ..route import ServerRoute
+from ..telemetry.observer import RequestObserver
+from ..telemetry.readiness import Readiness
 from ..trace import TraceContext
 from .audit import AuditStep
 from .exchange import CYCLE_EXTENSION, Exchange, RequestHeaders, read_headers
@@ -39,19 +41,23 @@ class Stage(Protocol):
 class _RecordBeforeLastByte:
     """The exchange's `send`: the audit event is recorded just before the answer's last byte
     goes out, so a client never holds an answer whose event a crash could still lose
-    (a spooled sink writes it to disk in `emit`). `ex` is None once recorded."""
+    (a spooled sink writes it to disk in `emit`). Telemetry finishes first (`finish`): the
+    event carries the span's trace id. `ex` is None once recorded."""
 
-    __slots__ = ("ex", "record", "send")
+    __slots__ = ("ex", "finish", "record", "send")
 
-    def __init__(self, send: Send, record: AuditStep) -> None:
+    def __init__(self, send: Send, record: AuditStep, finish: Callable[[Exchange], None] | None) -> None:
         self.send = send
         self.record = record
+        self.finish = finish
         self.ex: Exchange | None = None
 
     async def __call__(self, message: Any) -> None:
         ex = self.ex
         if ex is not None and message["type"] == "http.response.body" and not message.get("more_body"):
             self.ex = None
+            if self.finish is not None:
+                self.finish(ex)
             self.record(ex)
         await self.send(message)
 
@@ -68,6 +74,8 @@ class Gateway:
         closers: Sequence[Callable[[], Awaitable[Any]]] = (),
         warmers: Sequence[Callable[[], Awaitable[Any]]] = (),
         mounts: Sequence[tuple[tuple[str, ...], Callable[[Scope, Receive, Send], Awaitable[None]]]] = (),
+        telemetry: RequestObserver | None = None,
+        readiness: Readiness | None = None,
     ) -> None:
         self.config = config
         self.routes = {route.path: route for route in routes}
@@ -81,6 +89,8 @@ class Gateway:
         self._background: set[asyncio.Task[Any]] = set()
         # Apps answering whole path prefixes of their own (authorization facades, `facade/`).
         self._mounts = tuple(mounts)
+        self.telemetry = telemetry  # None when metrics and traces are off: nothing is called
+        self._readiness = readiness
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -122,7 +132,10 @@ class Gateway:
         if self._refuse_unaudited and not self._audit.sink.healthy:
             await send_reply(send, (503, [JSON], error_body(None, INTERNAL_ERROR, "audit unavailable")))
             return
-        recorded = _RecordBeforeLastByte(send, self._audit)
+        telemetry = self.telemetry
+        recorded = _RecordBeforeLastByte(
+            send, self._audit, telemetry.finished if telemetry is not None else None
+        )
         try:
             headers = read_headers(scope["headers"], self._max_header_bytes)
         except RequestRejected as err:
@@ -150,7 +163,10 @@ class Gateway:
             log.exception("unexpected failure handling a request to %s", route.name)
             await self._answer(ex, BastionError("internal error"))
         finally:
-            if recorded.ex is not None:
+            if recorded.ex is not None:  # the answer's last byte never went out
+                recorded.ex = None
+                if self.telemetry is not None:
+                    self.telemetry.finished(ex)  # before the audit: the event carries the span's trace id
                 self._audit(ex)
 
     async def _answer(self, ex: Exchange, err: BastionError) -> None:
@@ -170,6 +186,10 @@ class Gateway:
         path = scope["path"]
         if path == "/healthz":
             await self._health(send)
+            return
+        if path == "/readyz" and self._readiness is not None:
+            ready, body = await self._readiness.check()
+            await send_reply(send, (200 if ready else 503, [JSON], body))
             return
         document = self._documents.get(path)
         if document is None or scope["method"] not in ("GET", "HEAD"):

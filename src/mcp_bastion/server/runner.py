@@ -104,6 +104,10 @@ class HttpServer:
         state.app, state.limits = app, self.limits
         return old, set(state.tasks)
 
+    def open_connections(self) -> int:
+        """Client connections open now (the metrics read it at scrape time)."""
+        return len(self._state.connections) if self._state is not None else 0
+
     def stop(self) -> None:
         """Ask the server to stop (from any thread; before, during or after `serve()`)."""
         self._stop_requested = True
