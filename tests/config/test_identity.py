@@ -125,3 +125,16 @@ def test_a_configured_endpoint_must_be_https() -> None:
     )
     with pytest.raises(ConfigError, match=r"client.token_endpoint: refusing to fetch a non-https URL"):
         build_gateway(loaded)
+
+
+@pytest.mark.parametrize("kind", ["exchange", "obo"])
+def test_exchanging_the_callers_token_needs_auth(kind: str) -> None:
+    # With auth: false no caller token reaches the gateway: every call would fail with 502.
+    auth = {"type": kind, "exchange": {"identity_provider": "corp"}}
+    with pytest.raises(ConfigError, match="with auth: false there is none") as refused:
+        parse_config(config(auth=False, upstream_auth=auth))
+    assert "servers[0].upstream_auth.type" in str(refused.value)
+    machine = {"type": "client_credentials", "exchange": {"identity_provider": "corp"}}
+    assert parse_config(config(auth=False, upstream_auth=machine)).servers[0].upstream_auth.type == (
+        "client_credentials"
+    )

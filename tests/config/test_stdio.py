@@ -57,3 +57,11 @@ def test_env_secrets_are_read_at_load_time(tmp_path: Path) -> None:
     assert loaded.secret("servers[0].env.FROM_ENV") == "t0k"
     assert loaded.secret("servers[0].env.FROM_FILE") == "from-file"
     assert loaded.secret("servers[0].env.PLAIN") is None  # plain values are not secrets
+
+
+def test_tls_settings_belong_to_url_servers() -> None:
+    # A plug-in speaks over pipes: an upstream_tls beside `command` would be ignored silently.
+    data = edit(servers__0__upstream=..., servers__0__command=PLUGIN, servers__0__upstream_tls={})
+    refused = refusal(data)
+    assert "only used with an https `upstream`" in refused.message
+    assert "servers[0].upstream_tls" in refused.message

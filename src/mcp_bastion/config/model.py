@@ -305,6 +305,9 @@ class ServerConfig(Model):
             raise refuse(
                 "only used with `command` (a stdio plug-in)", "cwd" if self.cwd is not None else "env"
             )
+        if self.command is not None and self.upstream_tls is not None:
+            # A plug-in is a local process on pipes: a TLS setting would be ignored silently.
+            raise refuse("only used with an https `upstream`, not with `command`", "upstream_tls")
         if self.command is not None and self.upstream_auth.type != "minted":
             raise refuse(
                 "a stdio plug-in gets the caller's identity as a token the gateway mints: type must be 'minted'",
@@ -314,6 +317,18 @@ class ServerConfig(Model):
         for name in self.env:
             if not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$", name):
                 raise refuse(f"{name!r} is not an environment variable name", "env", name)
+        return self
+
+    @model_validator(mode="after")
+    def _exchange_needs_auth(self) -> ServerConfig:
+        if not self.auth and self.upstream_auth.type in ("exchange", "obo"):
+            # With auth off there is no caller's token to exchange: every call would fail (502).
+            raise refuse(
+                f"type {self.upstream_auth.type!r} exchanges the caller's token, and with auth: false "
+                "there is none: use client_credentials, minted or static",
+                "upstream_auth",
+                "type",
+            )
         return self
 
     @model_validator(mode="after")
