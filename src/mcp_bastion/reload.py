@@ -118,7 +118,7 @@ class ConfigReloader:
 
 
 def _check(path: str, previous: LoadedConfig) -> LoadedConfig:
-    # The same checks as `check-config` (cli.py), secrets and lockfiles included.
+    # The same checks as `check-config` (cli/_config.py), secrets and lockfiles included.
     from .pinning import check_lockfiles
 
     loaded = load_config(path)
