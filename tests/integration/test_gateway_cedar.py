@@ -7,17 +7,13 @@ with its hours moved, so that "now" is outside them whenever the test runs).
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
-import httpx2
 import pytest
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcp_bastion.demo.upstreams import build_demo_upstream
@@ -25,6 +21,7 @@ from mcp_bastion.demo.upstreams import build_demo_upstream
 from ..support.gateway import RunningGateway, post_mcp, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 from ..support.recording_upstream import RecordingUpstream
+from ..support.sdk_client import bearer_client
 from ..support.servers import serve_asgi
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "policies"
@@ -201,13 +198,6 @@ when { context.arguments.hasTag("greeting") && context.arguments.getTag("greetin
 """
 
 
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str, mode: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
-
-
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_the_sdk_client_sees_and_calls_what_the_policies_allow(tmp_path: Path, mode: str) -> None:
     (tmp_path / "greetings.cedar").write_text(GREETING_RULE)
@@ -219,7 +209,7 @@ async def test_the_sdk_client_sees_and_calls_what_the_policies_allow(tmp_path: P
         ) as gw:
             url = gw.url("demo")
             dev = issuer.token(audience=url, scopes="tools.write", groups=["dev"])
-            async with _client(url, dev, mode) as client:
+            async with bearer_client(url, dev, mode) as client:
                 names = {tool.name for tool in (await client.list_tools()).tools}
                 assert names == {"echo", "add", "set_greeting"}  # reset_greeting is destructive
                 assert not (await client.call_tool("set_greeting", {"greeting": "hello"})).is_error
@@ -228,7 +218,7 @@ async def test_the_sdk_client_sees_and_calls_what_the_policies_allow(tmp_path: P
                 with pytest.raises(MCPError, match="refused by policy"):
                     await client.call_tool("reset_greeting", {})
             ops = issuer.token(audience=url, scopes="tools.write", groups=["ops"])
-            async with _client(url, ops, mode) as client:
+            async with bearer_client(url, ops, mode) as client:
                 assert "reset_greeting" in {tool.name for tool in (await client.list_tools()).tools}
                 assert not (await client.call_tool("reset_greeting", {})).is_error
             refused = gw.audit.wait_for(lambda e: e.decision == "deny" and e.target == "set_greeting")

@@ -6,14 +6,10 @@ OAuth flow itself is covered in tests/e2e.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
-import httpx2
 import pytest
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 from mcp_types import ToolAnnotations
@@ -25,6 +21,7 @@ from mcp_bastion.pipeline.listing import MISSING_SCOPES_META
 
 from ..support.gateway import RunningGateway, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
+from ..support.sdk_client import bearer_client
 from ..support.servers import serve_asgi
 
 
@@ -35,20 +32,13 @@ def stack() -> Iterator[tuple[LocalIssuer, RunningGateway]]:
             yield issuer, gw
 
 
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str, mode: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
-
-
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_read_scope_sees_write_tools_marked_but_calls_only_read_tools(
     stack: tuple[LocalIssuer, RunningGateway], mode: str
 ) -> None:
     issuer, gw = stack
     token = issuer.token(audience=gw.url("demo"), scopes="tools.read")
-    async with _client(gw.url("demo"), token, mode) as client:
+    async with bearer_client(gw.url("demo"), token, mode) as client:
         tools = await client.list_tools()
         missing = {t.name: (t.meta or {}).get(MISSING_SCOPES_META) for t in tools.tools}
         assert {name for name, lacks in missing.items() if lacks is None} == {"echo", "add"}
@@ -63,7 +53,7 @@ async def test_read_scope_sees_write_tools_marked_but_calls_only_read_tools(
 async def test_write_scope_calls_write_tools(stack: tuple[LocalIssuer, RunningGateway], mode: str) -> None:
     issuer, gw = stack
     token = issuer.token(audience=gw.url("demo"), scopes="tools.write")
-    async with _client(gw.url("demo"), token, mode) as client:
+    async with bearer_client(gw.url("demo"), token, mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         assert {"echo", "add", "set_greeting", "reset_greeting"} <= names
         result = await client.call_tool("set_greeting", {"greeting": "hi"})
@@ -80,7 +70,7 @@ async def test_strict_listing_hides_what_the_token_cannot_call(mode: str) -> Non
         server = {"name": "demo", "upstream": f"{upstream.base_url}/mcp", "tools_list": "callable"}
         with running_gateway(issuer.issuer, {}, servers=[server]) as gw:
             token = issuer.token(audience=gw.url("demo"), scopes="tools.read")
-            async with _client(gw.url("demo"), token, mode) as client:
+            async with bearer_client(gw.url("demo"), token, mode) as client:
                 names = {t.name for t in (await client.list_tools()).tools}
                 with pytest.raises(MCPError):
                     await client.call_tool("set_greeting", {"greeting": "hi"})
@@ -124,7 +114,7 @@ async def test_a_rug_pulled_tool_is_withheld_from_the_sdk_client(tmp_path: Path,
         assert (pinned.tools, pinned.error) == (2, None)
         with running_gateway(issuer.issuer, {}, servers=[entry]) as gw:
             token = issuer.token(audience=gw.url("mail"), scopes="tools.read tools.write")
-            async with _client(gw.url("mail"), token, mode) as client:
+            async with bearer_client(gw.url("mail"), token, mode) as client:
                 assert {t.name for t in (await client.list_tools()).tools} == {"send_email", "list_inbox"}
                 assert not (await client.call_tool("send_email", {"to": "a@example.com"})).is_error
                 server.remove_tool("send_email")

@@ -4,14 +4,10 @@ refuse is an MCP error naming no match, a withheld tool is neither listed nor ca
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import httpx2
 import pytest
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from mcp_bastion.demo.upstreams import build_demo_upstream
@@ -20,6 +16,7 @@ from mcp_bastion.safety.withheld import WITHHELD_REASON
 
 from ..support.gateway import RunningGateway, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
+from ..support.sdk_client import bearer_client
 from ..support.servers import serve_asgi
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -45,20 +42,13 @@ def stack() -> Iterator[tuple[LocalIssuer, RunningGateway]]:
             yield issuer, gw
 
 
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str, mode: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
-
-
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_the_sdk_client_sees_filters_at_work(
     stack: tuple[LocalIssuer, RunningGateway], mode: str
 ) -> None:
     issuer, gw = stack
     token = issuer.token(audience=gw.url("demo"), scopes="tools.write")
-    async with _client(gw.url("demo"), token, mode) as client:
+    async with bearer_client(gw.url("demo"), token, mode) as client:
         names = {t.name for t in (await client.list_tools()).tools}
         echoed = await client.call_tool("echo", {"text": f"my key is {AWS_KEY}"})
         with pytest.raises(MCPError) as refused:

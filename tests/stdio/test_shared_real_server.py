@@ -4,27 +4,17 @@ the official SDK client: each sees only its own answers, though both use the sam
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
 
-import httpx2
 import pytest
 from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from ..support.node import NODE_DIR, node_bin_dir
+from ..support.sdk_client import bearer_client
 from .plugins import stdio_gateway
 
 pytestmark = pytest.mark.e2e
 
 EVERYTHING = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
-
-
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str, mode: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
 
 
 async def _echoes(client: Client, who: str) -> list[str]:
@@ -43,7 +33,7 @@ async def test_two_users_share_one_process_and_see_only_their_answers(mode: str)
         url = stack.gw.url("everything")
         alice_token = stack.issuer.token(audience=url, subject="alice")
         bob_token = stack.issuer.token(audience=url, subject="bob")
-        async with _client(url, alice_token, mode) as alice, _client(url, bob_token, mode) as bob:
+        async with bearer_client(url, alice_token, mode) as alice, bearer_client(url, bob_token, mode) as bob:
             alice_saw, bob_saw = await asyncio.gather(_echoes(alice, "alice"), _echoes(bob, "bob"))
         [pool] = [r.transport._pool for r in stack.gw.gateway.routes.values()]  # type: ignore[attr-defined]
         processes = len(pool.processes)

@@ -3,27 +3,16 @@ through the official SDK client in both eras: scopes from its annotations, the a
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx2
 import pytest
-from mcp.client.client import Client
-from mcp.client.streamable_http import streamable_http_client
 
 from mcp_bastion.pipeline.listing import REQUIRED_SCOPES_META
 
+from ..support.sdk_client import bearer_client
 from .plugins import stdio_gateway
-
-
-@contextlib.asynccontextmanager
-async def _client(url: str, token: str, mode: str) -> AsyncIterator[Client]:
-    async with httpx2.AsyncClient(headers={"authorization": f"Bearer {token}"}, timeout=30) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
-            yield client
 
 
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
@@ -33,7 +22,7 @@ async def test_mcp_server_time_as_a_command_server(mode: str) -> None:
     with stdio_gateway({"name": "time", "command": [command]}) as stack:
         url = stack.gw.url("time")
         token = stack.issuer.token(audience=url, subject="alice", scopes="tools.read")
-        async with _client(url, token, mode) as client:
+        async with bearer_client(url, token, mode) as client:
             tools = (await client.list_tools()).tools
             result = await client.call_tool("get_current_time", {"timezone": "Europe/Paris"})
         event = stack.gw.audit.wait_for(lambda e: e.method == "tools/call")
