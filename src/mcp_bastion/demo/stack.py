@@ -28,7 +28,15 @@ from ..registry.resources import published_resources
 from .router import PrefixRouter
 from .upstreams import MCP_PATH, build_demo_upstream, build_notes_upstream
 
-__all__ = ["DemoOptions", "DemoStack", "build_demo_stack", "run_demo"]
+__all__ = [
+    "DemoOptions",
+    "DemoStack",
+    "build_demo_stack",
+    "check_bind",
+    "listen_socket",
+    "run_demo",
+    "uvicorn_server",
+]
 
 DEMO_SERVERS = ("demo", "notes")
 
@@ -127,7 +135,7 @@ def sample_upstream_ports(config: BastionConfig | None) -> dict[str, int]:
     return ports
 
 
-def _listen(host: str, port: int, hint: str = "pick another --port") -> socket.socket:
+def listen_socket(host: str, port: int, hint: str = "pick another --port") -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -143,15 +151,15 @@ def _listen(host: str, port: int, hint: str = "pick another --port") -> socket.s
 async def run_demo(options: DemoOptions, announce: Callable[[DemoStack], None]) -> None:
     """Serve the whole demo until interrupted."""
     check_bind(options.host, options.allow_remote)
-    public = _listen(options.host, options.port)
+    public = listen_socket(options.host, options.port)
     fixed = sample_upstream_ports(options.serve_config)
     taken = "the --serve-config file puts a sample server on this port: free it or change the file"
-    upstream_socks = {name: _listen("127.0.0.1", fixed.get(name, 0), taken) for name in DEMO_SERVERS}
+    upstream_socks = {name: listen_socket("127.0.0.1", fixed.get(name, 0), taken) for name in DEMO_SERVERS}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}/mcp" for name, s in upstream_socks.items()}
     stack = build_demo_stack(options, urls, port=public.getsockname()[1])
     builders = {"demo": build_demo_upstream, "notes": build_notes_upstream}
-    servers = [(_server(builders[name]()), sock) for name, sock in upstream_socks.items()] + [
-        (_server(stack.app, access_log=False), public)
+    servers = [(uvicorn_server(builders[name]()), sock) for name, sock in upstream_socks.items()] + [
+        (uvicorn_server(stack.app, access_log=False), public)
     ]
     tasks = [asyncio.ensure_future(server.serve(sockets=[sock])) for server, sock in servers]
     # uvicorn has no "started" event to await; its lifespan completing is ours.
@@ -163,7 +171,7 @@ async def run_demo(options: DemoOptions, announce: Callable[[DemoStack], None]) 
     await asyncio.gather(*tasks[:-1], return_exceptions=True)
 
 
-def _server(app: Any, **options: Any) -> uvicorn.Server:
+def uvicorn_server(app: Any, **options: Any) -> uvicorn.Server:
     config = uvicorn.Config(app, log_level="warning", interface="asgi3", lifespan="on", **options)
     return uvicorn.Server(config)
 

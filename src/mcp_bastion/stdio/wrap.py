@@ -24,7 +24,7 @@ from typing import Any
 from ..app import build_gateway
 from ..config import BastionConfig, LoadedConfig, parse_config
 from ..demo.router import PrefixRouter
-from ..demo.stack import _listen, _server, check_bind
+from ..demo.stack import check_bind, listen_socket, uvicorn_server
 from ..devidp import DevIdpSettings, build_devidp
 
 __all__ = [
@@ -131,9 +131,9 @@ def wrap_config(
 async def run_wrap(options: WrapOptions, announce: Callable[[WrapStack], None]) -> None:
     """Serve the development IdP and the wrapped plug-in until interrupted."""
     check_bind(options.host, options.allow_remote)
-    sock = _listen(options.host, options.port)
+    sock = listen_socket(options.host, options.port)
     stack = build_wrap_stack(options, port=sock.getsockname()[1])
-    server = _server(stack.app, access_log=False)
+    server = uvicorn_server(stack.app, access_log=False)
     # Ctrl-C and SIGTERM stop the server, which stops the plug-ins (the gateway's shutdown)
     # and returns; uvicorn's own capture would re-raise the signal after that.
     server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign,assignment]  # an override by design
