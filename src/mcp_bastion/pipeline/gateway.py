@@ -52,6 +52,11 @@ class _RecordBeforeLastByte:
         self.finish = finish
         self.ex: Exchange | None = None
 
+    def unrecorded(self) -> Exchange | None:
+        """The exchange if its event was not recorded yet (now it counts as recorded)."""
+        ex, self.ex = self.ex, None
+        return ex
+
     async def __call__(self, message: Any) -> None:
         ex = self.ex
         if ex is not None and message["type"] == "http.response.body" and not message.get("more_body"):
@@ -163,8 +168,10 @@ class Gateway:
             log.exception("unexpected failure handling a request to %s", route.name)
             await self._answer(ex, BastionError("internal error"))
         finally:
-            if recorded.ex is not None:  # the answer's last byte never went out
-                recorded.ex = None
+            # Not recorded at the answer's last byte (it never went out): recorded now. Asked
+            # through a method: `recorded.ex` read here would carry the type mypy narrowed it to
+            # at `recorded.ex = ex` (Exchange), and the compiled build refuses the None it holds.
+            if recorded.unrecorded() is not None:
                 if self.telemetry is not None:
                     self.telemetry.finished(ex)  # before the audit: the event carries the span's trace id
                 self._audit(ex)
