@@ -508,9 +508,9 @@ def test_a_rolling_restart_under_load_loses_no_request_silently(stack: Stack) ->
     for key, outcome in outcomes.items():
         if outcome == "ok":
             assert forwarded[key] == 1, key  # answered: forwarded once, never twice
-        elif outcome == "503":
-            assert forwarded[key] == 0, (
-                key
-            )  # refused by a draining replica before the upstream: safe to retry
+        else:
+            # A 503 from a draining replica, or a reset as a replica closed: the call never
+            # reached the upstream, so the client may retry it anywhere.
+            assert forwarded[key] == 0, (key, outcome)
     assert counts["ok"] >= 300
     assert all(not worker.is_alive() for worker in workers)  # no request hangs unanswered
