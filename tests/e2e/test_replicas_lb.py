@@ -49,8 +49,8 @@ ACCEPT = "application/json, text/event-stream"
 # MCP call) that is when the connection failed before the request went out (a replica down or
 # restarting: connect refused); once sent, a broken answer is a 502 to the client, because a
 # tools/call may have run. `http_503`: a draining replica's 503 is retried for GET (the SSE
-# notification channel); for a POST nginx passes it on (no `non_idempotent`), and counts it as
-# a failed attempt, so with `max_fails=1` it stops choosing that replica for `fail_timeout`.
+# notification channel); for a POST nginx passes it on (no `non_idempotent`) without counting
+# it against `max_fails`: the replica leaves the rotation when its listener closes.
 NGINX_LOCATION = """\
     proxy_pass http://bastion;
     proxy_http_version 1.1;
