@@ -17,14 +17,14 @@ COPY src ./src
 # MCP_BASTION_COMPILE=1: a build that cannot compile fails instead of shipping pure Python.
 # Then every dependency as a wheel, the [cedar] extra's included, for an offline install below.
 RUN MCP_BASTION_COMPILE=1 pip wheel --no-cache-dir --no-deps --wheel-dir /wheels . \
- && pip wheel --no-cache-dir --wheel-dir /wheels "$(ls /wheels/mcp_bastion-*.whl)[cedar]"
+ && pip wheel --no-cache-dir --wheel-dir /wheels "$(ls /wheels/mcp_bastion-*.whl)[cedar,redis]"
 
 FROM python:${PYTHON_VERSION}-slim-bookworm
-# The [cedar] extra is installed too: a config with policy files needs it (without it such a
-# config is refused at start-up).
+# The [cedar] and [redis] extras are installed too: a config with policy files, or with quotas
+# in Redis (deploy/kubernetes/overlays/redis), needs them (without, it is refused at start-up).
 COPY --from=build /wheels /wheels
 RUN python -m venv /opt/mcp-bastion \
- && /opt/mcp-bastion/bin/pip install --no-cache-dir --no-index --find-links /wheels "mcp-bastion[cedar]" \
+ && /opt/mcp-bastion/bin/pip install --no-cache-dir --no-index --find-links /wheels "mcp-bastion[cedar,redis]" \
  && rm -rf /wheels \
  && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin bastion
 ENV PATH=/opt/mcp-bastion/bin:$PATH \

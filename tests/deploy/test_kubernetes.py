@@ -13,6 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import kubernetes_validate
 import pytest
@@ -94,10 +95,62 @@ def test_ports_and_probes_point_at_what_the_gateway_serves(rendered: list[dict[s
         assert get["port"] in ports
         assert get["path"] in ("/healthz", "/readyz")
     assert gateway["livenessProbe"]["httpGet"]["path"] == "/healthz"  # liveness never waits on an IdP
+    # Readiness: no traffic to a replica that has no IdP keys yet or whose audit sink fails.
+    assert gateway["readinessProbe"]["httpGet"]["path"] == "/readyz"
 
 
-def test_the_pod_is_locked_down(rendered: list[dict[str, Any]]) -> None:
-    pod = _pod(rendered)
+def test_the_metrics_port_is_the_metrics_listener(rendered: list[dict[str, Any]]) -> None:
+    gateway = _gateway(rendered)
+    ports = {p["name"]: p["containerPort"] for p in gateway["ports"]}
+    metrics = _config(rendered)["telemetry"]["metrics"]
+    assert metrics["enabled"] is True
+    assert ports["metrics"] == metrics["port"] != ports["http"]
+    assert metrics["host"] in ("0.0.0.0", "::")  # Prometheus scrapes the pod's address
+    annotations = one(rendered, "Deployment", "mcp-bastion")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["prometheus.io/port"] == str(metrics["port"])
+    # The Service (what clients reach) never routes to the metrics port.
+    service = one(rendered, "Service", "mcp-bastion")
+    assert "metrics" not in {p["targetPort"] for p in service["spec"]["ports"]}
+
+
+def test_the_quota_store_is_a_service_of_the_layout_only_the_gateway_reaches(
+    rendered: list[dict[str, Any]],
+) -> None:
+    quotas = _config(rendered).get("quotas")
+    if quotas is None or quotas.get("store") != "redis":
+        assert not by_kind(rendered, "NetworkPolicy")  # the base: no store, nothing to guard
+        return
+    url = urlsplit(quotas["redis"]["url"])
+    service = one(rendered, "Service", url.hostname)
+    (port,) = [p for p in service["spec"]["ports"] if p["port"] == url.port]
+    selected = [
+        d
+        for d in by_kind(rendered, "Deployment")
+        if service["spec"]["selector"].items() <= d["spec"]["template"]["metadata"]["labels"].items()
+    ]
+    (store,) = selected
+    container = store["spec"]["template"]["spec"]["containers"][0]
+    assert port["targetPort"] in {p["name"] for p in container["ports"]}
+    # The store has no password: a NetworkPolicy admits the gateway's pods to it, nothing else.
+    (policy,) = by_kind(rendered, "NetworkPolicy")
+    assert (
+        policy["spec"]["podSelector"]["matchLabels"].items()
+        <= store["spec"]["template"]["metadata"]["labels"].items()
+    )
+    (rule,) = policy["spec"]["ingress"]
+    (source,) = rule["from"]
+    assert (
+        source["podSelector"]["matchLabels"]
+        == one(rendered, "Deployment", "mcp-bastion")["spec"]["selector"]["matchLabels"]
+    )
+
+
+def test_every_pod_is_locked_down(rendered: list[dict[str, Any]]) -> None:
+    for deployment in by_kind(rendered, "Deployment"):
+        _assert_locked_down(deployment["spec"]["template"]["spec"])
+
+
+def _assert_locked_down(pod: dict[str, Any]) -> None:
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["runAsUser"] != 0
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -179,3 +232,17 @@ def test_every_kind_the_layout_needs_is_there(rendered: list[dict[str, Any]]) ->
     kinds = {r["kind"] for r in rendered}
     assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget", "ConfigMap"} <= kinds
     assert not by_kind(rendered, "Secret")  # secrets are created by the operator, never committed
+
+
+def test_an_overlay_replaces_the_bases_config_and_the_renderer_refuses_what_it_cannot_replace(
+    tmp_path: Path,
+) -> None:
+    overlay = REPO / "deploy" / "kubernetes" / "overlays" / "redis"
+    (config,) = by_kind(build(overlay), "ConfigMap")
+    assert config["data"]["bastion.yaml"] == (overlay / "bastion.yaml").read_text()
+    (tmp_path / "bastion.yaml").write_text("{}")
+    (tmp_path / "kustomization.yaml").write_text(
+        "configMapGenerator: [{name: mcp-bastion-config, behavior: replace, files: [bastion.yaml]}]"
+    )
+    with pytest.raises(ValueError, match="replaces a ConfigMap the resources lack"):
+        build(tmp_path)
