@@ -143,3 +143,26 @@ def test_metrics_listener_serves_only_metrics_and_the_mcp_listener_never_does(st
     assert stack.http.get(f"{base}/rec/mcp").status_code == 404
     assert stack.http.post(stack.gateway.metrics_url).status_code == 405
     assert stack.http.get(f"{stack.gateway.base_url}/metrics").status_code == 404
+
+
+def test_quota_rejections_are_counted_by_rule() -> None:
+    upstream = RecordingUpstream()
+    rule = {"name": "per-user", "key": ["subject"], "rate": 1, "per_seconds": 3600, "burst": 1}
+    with running_issuer() as issuer, serve_asgi(upstream) as up:
+        servers = [{"name": "rec", "upstream": f"{up.base_url}/mcp"}]
+        with (
+            observed_gateway(
+                issuer.issuer, {}, telemetry=METRICS_ON, servers=servers, quotas={"rules": [rule]}
+            ) as gw,
+            httpx.Client(timeout=10) as http,
+        ):
+            stack = Stack(issuer, upstream, gw, http)
+            token = stack.token()
+            answers = [stack.call("tools/call", {"name": "read_thing"}, token=token) for _ in range(3)]
+            assert [a.status_code for a in answers] == [200, 429, 429]
+            metrics = stack.scrape(after=3)
+    assert (
+        metrics.value("mcp_bastion_quota_rejections_total", server="rec", quota="per-user", result="exceeded")
+        == 2
+    )
+    assert metrics.types["mcp_bastion_quota_rejections_total"] == "counter"

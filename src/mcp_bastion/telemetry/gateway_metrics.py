@@ -5,6 +5,7 @@
 - per stage (a wrapper around each stage; Forward always, the others with `stage_histograms`):
   its latency;
 - around `Forward`: upstream errors and timeouts, open event streams;
+- per refused exchange: the quota that refused it (rule names come from the config: bounded);
 - from the key sets: JWKS refreshes and failures, whether each IdP has keys;
 - from the server: open client connections, read at scrape time.
 """
@@ -60,6 +61,14 @@ class GatewayMetrics:
                 ("server", "kind"),
             )
         )
+        self.quota_rejections = registry.register(
+            Counter(
+                "mcp_bastion_quota_rejections_total",
+                "Requests a quota refused, by server, quota (the rule's name, or concurrency.in_flight / "
+                "concurrency.streams) and result (exceeded: 429; unavailable: the store failed closed, 503).",
+                ("server", "quota", "result"),
+            )
+        )
         self.streams = registry.register(
             Gauge("mcp_bastion_open_sse_streams", "Event streams being relayed now.", ("server",))
         )
@@ -100,6 +109,9 @@ class GatewayMetrics:
         else:
             inc((server, method_label(ex.http_method), decision, reason))
         self.duration.observe((server, decision), time.perf_counter() - ex.started)
+        if ex.quota is not None:
+            result = "unavailable" if ex.status == 503 else "exceeded"
+            self.quota_rejections.inc((server, ex.quota, result))
 
     def timed(self, stage: Stage, name: str) -> Stage:
         if name == "Forward":
