@@ -33,6 +33,7 @@ from .cedar import policy_checks
 from .config import LoadedConfig
 from .config.model import BastionConfig, IdentityProviderConfig, ServerConfig
 from .credentials import MintedCredential, NoCredential, StaticCredential, TokenMinter, UpstreamCredential
+from .credentials.minted import published_jwk
 from .errors import ConfigError, KeySourceError
 from .facade import build_facade, facade_issuer
 from .identity import EnterpriseIdentity
@@ -153,8 +154,11 @@ def build_gateway(
         verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
         verifier = identity.verifier(verifier)  # opaque tokens, when an IdP introspects
     session_key = _session_key(loaded)
-    sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds)
-    request_states = RequestStateSealer(session_key, ttl_seconds=config.sessions.request_state_ttl_seconds)
+    previous = _previous_session_keys(loaded)
+    sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds, previous=previous)
+    request_states = RequestStateSealer(
+        session_key, ttl_seconds=config.sessions.request_state_ttl_seconds, previous=previous
+    )
     limits = config.limits
     quotas = build_quotas(loaded, closers)  # wraps Forward: checked before the upstream is touched
     stages: tuple[Stage, ...] = (
@@ -328,10 +332,36 @@ def _minter(loaded: LoadedConfig, clock: Callable[[], float]) -> TokenMinter:
     key = loaded.secret("signing.key")
     if key is None:
         return TokenMinter.generate(config.signing.algorithm, config.public_base_url, clock)
+    published = []
+    for i in range(len(config.signing.previous_keys)):
+        where = f"signing.previous_keys[{i}]"
+        text = loaded.secret(where)
+        if text is None:
+            continue
+        try:
+            published.append(published_jwk(text, config.signing.algorithm))
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=loaded.path or "", path=where) from None
     try:
-        return TokenMinter.from_jwk(key, config.signing.algorithm, config.public_base_url, clock)
+        return TokenMinter.from_jwk(
+            key, config.signing.algorithm, config.public_base_url, clock, tuple(published)
+        )
     except ValueError as exc:
         raise ConfigError(str(exc), source=loaded.path or "", path="signing.key") from None
+
+
+def _previous_session_keys(loaded: LoadedConfig) -> tuple[bytes, ...]:
+    keys = []
+    for i in range(len(loaded.config.sessions.previous_keys)):
+        where = f"sessions.previous_keys[{i}]"
+        text = loaded.secret(where)
+        if text is None:
+            continue
+        try:
+            keys.append(SessionSealer.decode_key(text))
+        except ValueError as exc:
+            raise ConfigError(str(exc), source=loaded.path or "", path=where) from None
+    return tuple(keys)
 
 
 def _session_key(loaded: LoadedConfig) -> bytes:

@@ -114,3 +114,44 @@ def test_a_request_state_sealed_by_one_replica_opens_on_another(same_key: bool, 
     else:
         assert retry.status_code == 400  # another key: refused, never forwarded
         assert forwarded == [None]
+
+
+@pytest.mark.parametrize(("previous", "status"), [(True, 200), (False, 404)])
+def test_a_rotated_replica_opens_sessions_the_old_key_sealed(previous: bool, status: int) -> None:
+    """A rolling key rotation: replica b runs the new sessions.key with the old one in
+    previous_keys, so sessions sealed by replica a (still on the old key) go on working."""
+    old, new = (base64.b64encode(os.urandom(32)).decode() for _ in range(2))
+    upstream = RecordingUpstream()
+    public = bind_loopback()
+    base = f"http://127.0.0.1:{public.getsockname()[1]}"
+    with running_issuer() as issuer, serve_asgi(upstream) as up:
+        common = {
+            "public_base_url": base,
+            "allowed_hosts": ["127.0.0.1"],
+            "servers": [{"name": "rec", "upstream": f"{up.base_url}/mcp"}],
+        }
+        rotated = {"key": {"env": "NEW"}, "previous_keys": [{"env": "OLD"}] if previous else []}
+        secrets_b = {"sessions.key": new, **({"sessions.previous_keys[0]": old} if previous else {})}
+        with (
+            running_gateway(
+                issuer.issuer, {}, {"sessions.key": old}, sessions={"key": {"env": "OLD"}}, **common
+            ) as a,
+            running_gateway(issuer.issuer, {}, secrets_b, sessions=rotated, **common) as b,
+            httpx.Client(timeout=10) as http,
+        ):
+            token = issuer.token(audience=f"{base}/rec/mcp")
+            auth = {**HEADERS, "authorization": f"Bearer {token}", "host": "127.0.0.1"}
+            init = {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {"protocolVersion": "2025-11-25"},
+            }
+            sealed = http.post(f"{a.base_url}/rec/mcp", content=json.dumps(init), headers=auth).headers[
+                "mcp-session-id"
+            ]
+            ping = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+            headers = {**auth, "mcp-session-id": sealed, "mcp-protocol-version": "2025-11-25"}
+            response = http.post(f"{b.base_url}/rec/mcp", content=json.dumps(ping), headers=headers)
+    public.close()
+    assert response.status_code == status

@@ -84,3 +84,15 @@ def test_a_session_id_sealed_with_the_same_key_is_no_request_state() -> None:
 def test_an_oversized_upstream_state_is_the_upstreams_failure() -> None:
     with pytest.raises(UpstreamError):
         _sealer().seal("x" * (MAX_STATE_BYTES + 1), ALICE, CALL, NOW)
+
+
+def test_during_a_rotation_states_sealed_with_the_previous_key_still_open() -> None:
+    before = RequestStateSealer(bytes(32), ttl_seconds=600).seal("s-old", ALICE, CALL, NOW)
+    rotated = RequestStateSealer(KEY, ttl_seconds=600, previous=(bytes(32),))
+    assert rotated.unseal(before, ALICE, CALL, NOW) == "s-old"
+    with pytest.raises(ProtocolError):
+        rotated.unseal(before, BOB, CALL, NOW)  # opened, and still bound to its caller
+    after = rotated.seal("s-new", ALICE, CALL, NOW)
+    with pytest.raises(ProtocolError):
+        RequestStateSealer(bytes(32), ttl_seconds=600).unseal(after, ALICE, CALL, NOW)
+    assert _sealer().unseal(after, ALICE, CALL, NOW) == "s-new"

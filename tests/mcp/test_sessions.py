@@ -253,7 +253,7 @@ def test_an_id_opened_before_is_still_checked_for_subject_server_and_age(sealer:
 def test_an_id_opened_before_is_not_decrypted_again(sealer: SessionSealer) -> None:
     # The id comes with every request of a session: one AES-GCM open per id, not per request.
     sealed = sealer.seal("u", ALICE, "demo", NOW)
-    real = sealer._aead
+    real = sealer._openers[0]
     opened: list[bytes] = []
 
     class Counting:
@@ -261,7 +261,7 @@ def test_an_id_opened_before_is_not_decrypted_again(sealer: SessionSealer) -> No
             opened.append(aad)
             return real.decrypt(nonce, data, aad)
 
-    sealer._aead = Counting()  # type: ignore[assignment]
+    sealer._openers = (Counting(),)  # type: ignore[assignment]
     for _ in range(3):
         assert sealer.unseal(sealed, ALICE, "demo", NOW).upstream_id == "u"
     assert opened == [b"demo"]
@@ -275,3 +275,17 @@ def test_remembered_ids_are_bounded(sealer: SessionSealer) -> None:
         sealer.unseal(sealed, ALICE, "demo", NOW)
     assert len(sealer._opened) == OPENED_CACHE_SIZE
     assert sealer.unseal(ids[0], ALICE, "demo", NOW).upstream_id == "u0"  # evicted, opened again
+
+
+def test_during_a_rotation_ids_sealed_with_the_previous_key_still_open() -> None:
+    old = SessionSealer(bytes(32), ttl_seconds=TTL)
+    rotated = SessionSealer(KEY, ttl_seconds=TTL, previous=(bytes(32),))
+    before = old.seal("u-old", ALICE, "demo", NOW)
+    assert rotated.unseal(before, ALICE, "demo", NOW).upstream_id == "u-old"
+    # New ids are sealed with the current key only: a replica still on the old key cannot open
+    # them, so the previous key can be dropped once every replica has the new one.
+    after = rotated.seal("u-new", ALICE, "demo", NOW)
+    _not_found(old, after)
+    assert SessionSealer(KEY, ttl_seconds=TTL).unseal(after, ALICE, "demo", NOW).upstream_id == "u-new"
+    # A previous key opens, it does not relax: another user still gets 404.
+    _not_found(rotated, before, subject=BOB)

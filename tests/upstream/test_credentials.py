@@ -19,6 +19,7 @@ from mcp_bastion.credentials import (
     StaticCredential,
     TokenMinter,
 )
+from mcp_bastion.credentials.minted import published_jwk
 from mcp_bastion.errors import InvalidToken
 
 GATEWAY = "https://gw.example"
@@ -237,3 +238,34 @@ def test_minter_from_a_private_jwk(key: Any, alg: str) -> None:
 def test_minter_refuses_unusable_signing_keys(text: str, alg: str, fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         TokenMinter.from_jwk(text, alg, GATEWAY, Clock())
+
+
+def test_previous_signing_keys_are_published_never_used_and_never_private() -> None:
+    clock = Clock()
+    old, current = ECKey.generate_key("P-256"), ECKey.generate_key("P-256")
+    published = (published_jwk(json.dumps(old.as_dict(private=True)), "ES256"),)
+    minter = TokenMinter.from_jwk(
+        json.dumps(current.as_dict(private=True)), "ES256", GATEWAY, clock, published
+    )
+    keys = minter.jwks()["keys"]
+    assert [k["kid"] for k in keys] == [current.thumbprint(), old.thumbprint()]
+    assert all("d" not in k for k in keys)  # a private previous key is published as its public half
+    token = minter.mint(Principal("alice", "https://idp", "c", frozenset(), "h", 0.0), "https://up", (), 60)
+    assert jwt.decode(token, current, algorithms=["ES256"]).header["kid"] == current.thumbprint()
+    # Tokens the old key signed before the rotation still verify against the published set.
+    before = TokenMinter.from_jwk(json.dumps(old.as_dict(private=True)), "ES256", GATEWAY, clock)
+    old_token = before.mint(Principal("bob", "https://idp", "c", frozenset(), "h", 0.0), "https://up", (), 60)
+    jwt.decode(old_token, KeySet.import_key_set({"keys": keys}), algorithms=["ES256"])  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("key", "alg"),
+    [
+        (json.dumps({"kty": "oct", "k": "c2VjcmV0"}), "ES256"),  # symmetric: anyone verifying could forge
+        (json.dumps(RSAKey.generate_key(2048).as_dict(private=False)), "ES256"),  # cannot sign ES256
+        ("not json", "ES256"),
+    ],
+)
+def test_a_previous_key_that_cannot_be_a_signing_key_is_refused(key: str, alg: str) -> None:
+    with pytest.raises(ValueError, match="previous signing key"):
+        published_jwk(key, alg)

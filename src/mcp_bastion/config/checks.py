@@ -47,6 +47,13 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
     signing_key = secrets.get("signing.key")
     if signing_key is not None:
         _check_signing_key(signing_key, config, source)
+    for i in range(len(config.sessions.previous_keys)):
+        if (text := secrets.get(f"sessions.previous_keys[{i}]")) is not None:
+            _check_session_key(text, source, f"sessions.previous_keys[{i}]")
+    for i in range(len(config.signing.previous_keys)):
+        where = f"signing.previous_keys[{i}]"
+        if (text := secrets.get(where)) is not None:
+            _check_published_key(text, config, source, where)
     for i, provider in enumerate(config.identity_providers):  # the gateway's client assertion key
         where = f"identity_providers[{i}].client.private_key"
         if provider.client is not None and (text := secrets.get(where)) is not None:
@@ -90,16 +97,14 @@ def _check_assertion_key(text: str, alg: str, where: str, source: str) -> None:
         raise ConfigError(f"{exc}; found {_describe_jwk(text, alg)}", source=source, path=where) from None
 
 
-def _check_session_key(text: str, source: str) -> None:
+def _check_session_key(text: str, source: str, where: str = "sessions.key") -> None:
     # Imported here: the config package is imported by everything, these modules import much.
     from ..mcp.sessions import SessionSealer
 
     try:
         SessionSealer.decode_key(text)
     except ValueError as exc:
-        raise ConfigError(
-            f"{exc}; found {_describe_base64(text)}", source=source, path="sessions.key"
-        ) from None
+        raise ConfigError(f"{exc}; found {_describe_base64(text)}", source=source, path=where) from None
 
 
 def _describe_base64(text: str) -> str:
@@ -122,6 +127,17 @@ def _check_signing_key(text: str, config: BastionConfig, source: str) -> None:
             f"found {_describe_jwk(text, alg)}",
             source=source,
             path="signing.key",
+        ) from None
+
+
+def _check_published_key(text: str, config: BastionConfig, source: str, where: str) -> None:
+    from ..credentials.minted import published_jwk
+
+    try:
+        published_jwk(text, config.signing.algorithm)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{exc}; found {_describe_jwk(text, config.signing.algorithm)}", source=source, path=where
         ) from None
 
 

@@ -205,6 +205,10 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:
         refs["signing.key"] = config.signing.key
+    for i, ref in enumerate(config.sessions.previous_keys):
+        refs[f"sessions.previous_keys[{i}]"] = ref
+    for i, ref in enumerate(config.signing.previous_keys):
+        refs[f"signing.previous_keys[{i}]"] = ref
     for i, provider in enumerate(config.identity_providers):  # the gateway as the IdP's client
         if provider.client is not None and provider.client.secret is not None:
             refs[f"identity_providers[{i}].client.secret"] = provider.client.secret

@@ -434,6 +434,20 @@ class SessionConfig(Model):
         description="How long a sealed requestState (2026-07-28 multi round-trip requests) may be "
         "echoed back by the client.",
     )
+    # Rotation without downtime (docs/operations.md): ids sealed with an old key still open
+    # while replicas move to the new one; nothing is sealed with these.
+    previous_keys: tuple[SecretRef, ...] = Field(
+        default=(),
+        max_length=4,
+        description="Earlier session keys (base64, 32 bytes each): session ids and requestStates they "
+        "sealed still open; new ones are sealed with `key` only. Requires `key`.",
+    )
+
+    @model_validator(mode="after")
+    def _previous_need_current(self) -> SessionConfig:
+        if self.previous_keys and self.key is None:
+            raise refuse("previous keys need a current `key` to seal with", "previous_keys")
+        return self
 
 
 class SigningConfig(Model):
@@ -442,6 +456,20 @@ class SigningConfig(Model):
         description="Private JWK (JSON) for minting upstream tokens; absent: generated per process.",
     )
     algorithm: Literal["ES256", "RS256", "PS256", "EdDSA"] = "ES256"
+    # Rotation without downtime (docs/operations.md): the next key published before it signs,
+    # the old one after, so an upstream's cached JWKS always holds the key of a token it sees.
+    previous_keys: tuple[SecretRef, ...] = Field(
+        default=(),
+        max_length=4,
+        description="Other JWKs (public or private) published in the gateway's JWKS beside the "
+        "signing key but never used to sign: the old key after a rotation, the next one before it.",
+    )
+
+    @model_validator(mode="after")
+    def _previous_need_current(self) -> SigningConfig:
+        if self.previous_keys and self.key is None:
+            raise refuse("previous keys need a current `key` to sign with", "previous_keys")
+        return self
 
 
 class BastionConfig(Model):

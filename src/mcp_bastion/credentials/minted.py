@@ -21,7 +21,7 @@ from ..auth.keys import compatible
 from ..auth.principal import Principal
 from ..cache import BoundedCache
 
-__all__ = ["MintedCredential", "TokenMinter"]
+__all__ = ["MintedCredential", "TokenMinter", "published_jwk"]
 
 MINT_CACHE_SIZE = 10_000
 SigningKey = RSAKey | ECKey | OKPKey
@@ -30,8 +30,16 @@ SigningKey = RSAKey | ECKey | OKPKey
 class TokenMinter:
     """Signs short-lived upstream tokens with the gateway's own key."""
 
-    def __init__(self, key: SigningKey, alg: str, issuer: str, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        key: SigningKey,
+        alg: str,
+        issuer: str,
+        clock: Callable[[], float],
+        published: tuple[dict[str, Any], ...] = (),
+    ) -> None:
         self._key = key
+        self._published = published  # public JWKs beside ours, never used to sign (rotation)
         self._alg = alg
         self.issuer = issuer
         self._clock = clock
@@ -52,7 +60,14 @@ class TokenMinter:
         return cls(key, alg, issuer, clock)
 
     @classmethod
-    def from_jwk(cls, text: str, alg: str, issuer: str, clock: Callable[[], float]) -> TokenMinter:
+    def from_jwk(
+        cls,
+        text: str,
+        alg: str,
+        issuer: str,
+        clock: Callable[[], float],
+        published: tuple[dict[str, Any], ...] = (),
+    ) -> TokenMinter:
         """A minter for a private JWK given as JSON text (the `signing.key` secret)."""
         try:
             # joserfc reads a str as PEM unless told the key type: parse the JSON ourselves.
@@ -64,12 +79,13 @@ class TokenMinter:
         if not compatible(key, alg):
             # Caught here, not on the first minted token of the first request.
             raise ValueError(f"the signing key cannot sign {alg}")
-        return cls(key, alg, issuer, clock)
+        return cls(key, alg, issuer, clock, published)
 
     def jwks(self) -> dict[str, Any]:
         public = dict(self._key.as_dict(private=False))
         public.update(kid=self._kid, use="sig", alg=self._alg)
-        return {"keys": [public]}
+        others = [key for key in self._published if key["kid"] != self._kid]
+        return {"keys": [public, *others]}
 
     def mint(self, principal: Principal, audience: str, scopes: tuple[str, ...], ttl: int) -> str:
         now = self._clock()
@@ -102,6 +118,28 @@ class TokenMinter:
             )
         self._cache.put(cache_key, (token, exp))
         return token
+
+
+def published_jwk(text: str, default_alg: str) -> dict[str, Any]:
+    """The public JWK to publish for a `signing.previous_keys` entry (private or public JWK as
+    JSON): its own `alg` if it names one the gateway signs with, else `default_alg`; `kid` its
+    RFC 7638 thumbprint, as the signing key's. Private members never leave this function."""
+    try:
+        document = orjson.loads(text)
+        with warnings.catch_warnings():
+            # joserfc warns of weak keys; the type check below refuses what cannot be ours.
+            warnings.simplefilter("ignore", SecurityWarning)
+            key = JWKRegistry.import_key(document)
+    except (JoseError, ValueError, TypeError, KeyError):
+        key = None
+    if not isinstance(key, (RSAKey, ECKey, OKPKey)):
+        raise ValueError("a previous signing key must be an RSA, EC or OKP JWK")
+    alg = document.get("alg", default_alg) if isinstance(document, dict) else default_alg
+    if alg not in ("ES256", "RS256", "PS256", "EdDSA") or not compatible(key, alg):
+        raise ValueError(f"a previous signing key must be able to sign {alg}")
+    public = dict(key.as_dict(private=False))
+    public.update(kid=key.thumbprint(), use="sig", alg=alg)
+    return public
 
 
 class MintedCredential:

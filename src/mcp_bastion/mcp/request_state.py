@@ -24,13 +24,13 @@ import re
 import struct
 from typing import Final
 
-from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from ..errors import ProtocolError, UpstreamError
 from .jsonrpc import INVALID_PARAMS
+from .sessions import open_box
 
 __all__ = ["MRTR_METHODS", "PREFIX", "RequestStateSealer", "bind"]
 
@@ -47,11 +47,12 @@ _INFO: Final = b"mcp-bastion requestState v1"
 
 
 class RequestStateSealer:
-    def __init__(self, sessions_key: bytes, *, ttl_seconds: int) -> None:
+    def __init__(self, sessions_key: bytes, *, ttl_seconds: int, previous: tuple[bytes, ...] = ()) -> None:
         # A key of its own (HKDF from the sessions key): a session id and a request state can
         # never be taken for each other, whatever their contents.
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(sessions_key)
-        self._aead = AESGCM(key)
+        self._aead = AESGCM(_derive(sessions_key))
+        # States sealed with a previous sessions key (a rotation in progress) still open.
+        self._openers = (self._aead, *(AESGCM(_derive(old)) for old in previous))
         self._ttl = ttl_seconds
 
     def seal(self, state: str, subject: bytes, binding: bytes, now: float) -> str:
@@ -81,11 +82,19 @@ class RequestStateSealer:
             return None
         try:
             raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-            plain = self._aead.decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], binding)
-        except (binascii.Error, InvalidTag, ValueError):
+        except (binascii.Error, ValueError):
+            return None
+        if len(raw) < _NONCE_BYTES + 16:
+            return None
+        plain = open_box(self._openers, raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], binding)
+        if plain is None:
             return None
         issued_at, subject = _HEADER.unpack_from(plain)
         return issued_at, subject, plain[_HEADER.size :].decode("utf-8", "surrogatepass")
+
+
+def _derive(sessions_key: bytes) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_INFO).derive(sessions_key)
 
 
 def bind(server: str, method: str, target: str | None) -> bytes:

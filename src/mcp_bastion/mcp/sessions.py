@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from ..cache import BoundedCache
 from ..errors import RequestRejected
 
-__all__ = ["SessionSealer", "UnsealedSession", "subject_digest"]
+__all__ = ["SessionSealer", "UnsealedSession", "open_box", "subject_digest"]
 
 _VERSION: Final = b"\x01"
 _NONCE_BYTES: Final = 12
@@ -49,12 +49,14 @@ class UnsealedSession(NamedTuple):
 
 
 class SessionSealer:
-    """Seals and opens session ids with one 32-byte key shared by all replicas."""
+    """Seals and opens session ids with one 32-byte key shared by all replicas; ids sealed
+    with a `previous` key (a rotation in progress) still open."""
 
-    def __init__(self, key: bytes, *, ttl_seconds: int) -> None:
-        if len(key) != 32:
+    def __init__(self, key: bytes, *, ttl_seconds: int, previous: tuple[bytes, ...] = ()) -> None:
+        if len(key) != 32 or any(len(old) != 32 for old in previous):
             raise ValueError("session key must be 32 bytes")
         self._aead = AESGCM(key)
+        self._openers = (self._aead, *(AESGCM(old) for old in previous))
         self._ttl = ttl_seconds
         # Ids opened before, by (sealed id, server): a client sends its id on every request, and
         # decrypting gives the same answer each time. Only authentic ids get here; the
@@ -102,12 +104,21 @@ class SessionSealer:
             return None  # a length of 4n+1 characters: no byte string encodes to it
         if len(raw) < 1 + _NONCE_BYTES + _HEADER.size + 16 or raw[:1] != _VERSION:
             return None
-        try:
-            plain = self._aead.decrypt(raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :], server.encode())
-        except InvalidTag:
+        plain = open_box(self._openers, raw[1 : 1 + _NONCE_BYTES], raw[1 + _NONCE_BYTES :], server.encode())
+        if plain is None:
             return None
         issued_at, subject = _HEADER.unpack_from(plain)
         return UnsealedSession(plain[_HEADER.size :].decode("ascii"), subject, issued_at)
+
+
+def open_box(openers: tuple[AESGCM, ...], nonce: bytes, box: bytes, associated: bytes) -> bytes | None:
+    """The plaintext under the first key that opens the box; None when none does."""
+    for aead in openers:
+        try:
+            return aead.decrypt(nonce, box, associated)
+        except InvalidTag:
+            continue
+    return None
 
 
 def valid_upstream_session_id(value: str) -> bool:
