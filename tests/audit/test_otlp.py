@@ -113,6 +113,23 @@ async def test_a_partial_success_is_counted_and_logged_not_retried(
     assert "quota" not in caplog.text  # the collector's own text is not repeated
 
 
+async def test_a_redirect_is_not_followed_with_the_secret(tmp_path: Path) -> None:
+    elsewhere = OtlpReceiver()
+    port = _closed_port()
+    with logs_receiver_on(_closed_port(), elsewhere) as elsewhere_url:
+        receiver = OtlpReceiver(log_answers=[307] * 1000, redirect_to=elsewhere_url)
+        with logs_receiver_on(port, receiver):
+            sink = _sink(tmp_path, port)
+            runner = asyncio.create_task(sink.run())
+            sink.emit(_event(1))
+            await _until(lambda: sink.destination_failing)
+            runner.cancel()
+            await sink.aclose()
+    assert receiver.log_headers  # asked, and answered with the redirect
+    assert elsewhere.log_headers == []  # the secret did not follow it
+    assert sink.spool.backlog  # the event still waits in the spool
+
+
 def test_a_line_that_is_not_a_well_formed_event_is_still_delivered_as_its_body() -> None:
     # Past the spool's CRC such a line was written so; it must not block the batches behind it.
     for line in (

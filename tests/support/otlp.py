@@ -60,6 +60,7 @@ class OtlpReceiver:
     # How to answer the next /v1/logs POSTs (an HTTP status; 200 once the list is used up).
     # A refused POST's records are not kept, as a collector that failed would not keep them.
     log_answers: list[int] = field(default_factory=list)
+    redirect_to: str = ""  # where a 307 in `log_answers` points
     rejected_per_batch: int = 0  # > 0: a 200 reporting this many records rejected (partial success)
     _lock: threading.Condition = field(default_factory=threading.Condition)
 
@@ -111,7 +112,8 @@ class OtlpReceiver:
         if status == 200 and self.rejected_per_batch:
             answer.partial_success.rejected_log_records = self.rejected_per_batch
             answer.partial_success.error_message = "rejected: quota"
-        await _reply(send, status, answer.SerializeToString() if status == 200 else b"")
+        extra = [(b"location", self.redirect_to.encode())] if status == 307 else []
+        await _reply(send, status, answer.SerializeToString() if status == 200 else b"", extra)
 
     def wait_for_logs(self, count: int, timeout: float = 20) -> bool:
         with self._lock:
@@ -149,8 +151,8 @@ def _value(value: AnyValue) -> Any:
     return getattr(value, kind) if kind else None
 
 
-async def _reply(send: Any, status: int, body: bytes) -> None:
-    headers = [(b"content-type", b"application/x-protobuf")]
+async def _reply(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    headers = [(b"content-type", b"application/x-protobuf"), *(extra or [])]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 

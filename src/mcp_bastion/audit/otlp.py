@@ -85,7 +85,7 @@ class OtlpLogsDestination:
         self._partial_success(response)
 
     def _partial_success(self, response: httpx.Response) -> None:
-        if response.headers.get("content-type") != "application/x-protobuf":
+        if response.headers.get("content-type", "").partition(";")[0].strip() != "application/x-protobuf":
             return
         if len(response.content) > MAX_ANSWER_BYTES:
             return
