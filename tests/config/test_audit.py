@@ -3,6 +3,7 @@ webhook secret read at load like every other secret, never repeated in an error.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ import pytest
 import yaml
 
 from mcp_bastion.audit import SpooledSink, sink_for
+from mcp_bastion.audit.otlp import OtlpLogsDestination
 from mcp_bastion.audit.webhook import WebhookDestination
 from mcp_bastion.config import load_config, parse_config
 from mcp_bastion.errors import ConfigError
@@ -75,3 +77,57 @@ def test_a_spool_folder_that_cannot_be_created_is_refused_at_load(tmp_path: Path
     assert "is not a folder" in caught.value.message
     fine = {"sink": "stdout", "spool": {"dir": str(tmp_path / "new" / "spool")}}
     assert load_config(_config(tmp_path, fine)).config.audit.spool is not None
+
+
+def test_an_otlp_sink_needs_a_spool_and_an_endpoint_without_credentials() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({**BASE, "audit": {"sink": "otlp", "otlp": {"endpoint": "http://otel.example/v1/logs"}}})
+    assert caught.value.path == "audit.otlp"
+    assert "spool" in caught.value.message
+    audit = {
+        "sink": "otlp",
+        "spool": {"dir": "spool"},
+        "otlp": {"endpoint": "https://u:p@otel.example/v1/logs"},
+    }
+    with pytest.raises(ConfigError) as credentials:
+        parse_config({**BASE, "audit": audit})
+    assert "credentials" in credentials.value.message
+    assert "u:p" not in credentials.value.message
+
+
+def test_the_otlp_secret_is_read_at_load_checked_and_never_repeated(tmp_path: Path) -> None:
+    audit = {
+        "sink": "otlp",
+        "spool": {"dir": str(tmp_path / "spool")},
+        "otlp": {"endpoint": "https://otel.example/v1/logs", "secret": {"env": "OTEL_TOKEN"}},
+        # A webhook block left in the file is not what the otlp sink sends.
+        "webhook": {"url": "https://siem.example/in", "secret": {"env": "SIEM_TOKEN"}},
+    }
+    environ = {"OTEL_TOKEN": "Bearer o-123", "SIEM_TOKEN": "Splunk s-456"}
+    loaded = load_config(_config(tmp_path, audit), environ=environ)
+    assert loaded.secret("audit.otlp.secret") == "Bearer o-123"
+    sink = sink_for(loaded.config.audit, loaded.secrets)
+    assert isinstance(sink, SpooledSink)
+    assert isinstance(sink.destination, OtlpLogsDestination)
+    assert sink.destination._http.headers["authorization"] == "Bearer o-123"
+    sink.spool.close()
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, audit), environ={**environ, "OTEL_TOKEN": "Bearer o\r\nX-Evil: 1"})
+    assert caught.value.path == "audit.otlp.secret"
+    assert "X-Evil" not in caught.value.message
+
+
+def test_an_otlp_sink_without_opentelemetry_proto_is_a_config_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As without the [otel] extra: the import fails, the operator is told what to install.
+    monkeypatch.setitem(sys.modules, "mcp_bastion.audit.otlp", None)
+    audit = {
+        "sink": "otlp",
+        "spool": {"dir": str(tmp_path / "spool")},
+        "otlp": {"endpoint": "http://c/v1/logs"},
+    }
+    with pytest.raises(ConfigError) as caught:
+        sink_for(parse_config({**BASE, "audit": audit}).audit)
+    assert caught.value.path == "audit.sink"
+    assert "[otel]" in caught.value.hint

@@ -23,6 +23,7 @@ import time
 from typing import Literal
 
 from ..config.model import AuditConfig
+from ..errors import ConfigError
 from .destinations import Destination, RotatingFileDestination, StreamDestination
 from .events import AuditEvent
 from .spool import Spool, SpoolFull
@@ -250,6 +251,19 @@ def _why(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {strerror}" if strerror else type(exc).__name__
 
 
+def _otlp_destination(config: AuditConfig, secret: str | None) -> Destination:
+    try:
+        from .otlp import OtlpLogsDestination  # the [otel] extra: imported only for this sink
+    except ImportError:
+        raise ConfigError(
+            "sink 'otlp' needs opentelemetry-proto, which is not installed",
+            path="audit.sink",
+            hint="pip install 'mcp-bastion[otel]', or choose another audit.sink",
+        ) from None
+    assert config.otlp is not None
+    return OtlpLogsDestination(config.otlp, secret)
+
+
 def spooled_sink(config: AuditConfig, secret: str | None = None) -> SpooledSink:
     """The sink `audit.spool` configures: the spool, and the destination `audit.sink` names."""
     spool_config = config.spool
@@ -260,6 +274,8 @@ def spooled_sink(config: AuditConfig, secret: str | None = None) -> SpooledSink:
 
         assert config.webhook is not None
         destination = WebhookDestination(config.webhook, secret)
+    elif config.sink == "otlp":
+        destination = _otlp_destination(config, secret)
     elif config.sink == "file":
         assert config.path is not None
         rotate = config.rotate

@@ -146,7 +146,7 @@ class MemorySink:
 
 def sink_for(config: AuditConfig, secrets: Mapping[str, str] | None = None) -> AuditSink:
     if config.spool is not None and config.sink != "none":
-        return spooled_sink(config, (secrets or {}).get("audit.webhook.secret"))
+        return spooled_sink(config, (secrets or {}).get(f"audit.{config.sink}.secret"))
     if config.sink == "file":
         assert config.path is not None
         return FileSink(config.path)

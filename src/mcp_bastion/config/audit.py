@@ -8,7 +8,7 @@ from pydantic import Field, field_validator
 
 from .base import Model, SecretRef, http_url
 
-__all__ = ["RotateConfig", "SpoolConfig", "WebhookConfig"]
+__all__ = ["OtlpLogsConfig", "RotateConfig", "SpoolConfig", "WebhookConfig"]
 
 MIB = 1_048_576
 
@@ -58,4 +58,20 @@ class WebhookConfig(Model):
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        return http_url(value, "put the secret in `secret`")
+
+
+class OtlpLogsConfig(Model):
+    """An OpenTelemetry collector: each event one OTLP LogRecord, a batch one protobuf POST."""
+
+    endpoint: str = Field(
+        description="The OTLP/HTTP logs URL, path included (e.g. `http://collector:4318/v1/logs`)."
+    )
+    header: str = Field(default="Authorization", pattern=r"^[A-Za-z0-9-]{1,64}$")
+    secret: SecretRef | None = Field(default=None, description="The header's value (e.g. `Bearer …`).")
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+
+    @field_validator("endpoint")
+    @classmethod
+    def _endpoint(cls, value: str) -> str:
         return http_url(value, "put the secret in `secret`")

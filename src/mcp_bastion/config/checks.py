@@ -86,6 +86,16 @@ def check_secrets(config: BastionConfig, secrets: Mapping[str, str], source: str
                 source=source,
                 path="audit.webhook.secret",
             )
+    otlp_secret = secrets.get("audit.otlp.secret")
+    if config.audit.otlp is not None and otlp_secret is not None:
+        problem = _header_value_problem(otlp_secret)
+        if problem is not None:
+            raise ConfigError(
+                f"the secret cannot be sent as the {config.audit.otlp.header} header: it {problem}; "
+                "expected one line of printable ASCII, spaces allowed between words (e.g. 'Bearer abc123')",
+                source=source,
+                path="audit.otlp.secret",
+            )
 
 
 def _check_assertion_key(text: str, alg: str, where: str, source: str) -> None:

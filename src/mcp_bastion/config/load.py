@@ -219,4 +219,6 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
         refs["quotas.redis.password"] = SecretRef(env=redis.password.env, file=redis.password.file)
     if config.audit.webhook is not None and config.audit.webhook.secret is not None:
         refs["audit.webhook.secret"] = config.audit.webhook.secret
+    if config.audit.otlp is not None and config.audit.otlp.secret is not None:
+        refs["audit.otlp.secret"] = config.audit.otlp.secret
     return {where: read_secret(ref, environ, where, source) for where, ref in refs.items()}

@@ -16,7 +16,7 @@ from pydantic import Field, field_validator, model_validator
 
 from ..quota.config import QuotaConfig
 from ..urls import is_loopback
-from .audit import RotateConfig, SpoolConfig, WebhookConfig
+from .audit import OtlpLogsConfig, RotateConfig, SpoolConfig, WebhookConfig
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
 from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
 from .facade import FacadeConfig
@@ -397,7 +397,7 @@ class LimitsConfig(Model):
 
 
 class AuditConfig(Model):
-    sink: Literal["stdout", "file", "none", "webhook"] = "stdout"
+    sink: Literal["stdout", "file", "none", "webhook", "otlp"] = "stdout"
     path: str | None = None
     # SL-04: while the sink fails, events wait in a bounded buffer ("buffer"), or MCP requests
     # are refused with 503 until it recovers ("refuse": no decision goes unrecorded).
@@ -406,6 +406,7 @@ class AuditConfig(Model):
     spool: SpoolConfig | None = None
     rotate: RotateConfig | None = None
     webhook: WebhookConfig | None = None
+    otlp: OtlpLogsConfig | None = None  # sink: otlp (audit/otlp.py)
 
     @model_validator(mode="after")
     def _path_for_file(self) -> AuditConfig:
@@ -413,6 +414,8 @@ class AuditConfig(Model):
             raise refuse("required key is missing: sink 'file' writes to this path", "path")
         if self.sink == "webhook" and (self.webhook is None or self.spool is None):
             raise refuse("sink 'webhook' needs `webhook` and a `spool` to deliver from", "webhook")
+        if self.sink == "otlp" and (self.otlp is None or self.spool is None):
+            raise refuse("sink 'otlp' needs `otlp` and a `spool` to deliver from", "otlp")
         if self.rotate is not None and (self.sink != "file" or self.spool is None):
             raise refuse("`rotate` applies to sink 'file' delivered from a `spool`", "rotate")
         return self
