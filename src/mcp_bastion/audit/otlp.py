@@ -34,6 +34,7 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from .. import __version__
 from ..config.audit import OtlpLogsConfig
+from .collector import CollectorAnswer, post_batch
 from .spool import Batch
 
 __all__ = ["OtlpLogsDestination", "OtlpRefused", "export_request"]
@@ -44,7 +45,6 @@ SERVICE_NAME = "mcp-bastion"
 SCOPE_NAME = "mcp_bastion.audit"
 _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 # A collector's answer is read only for its partial-success count: a larger one is not parsed.
-MAX_ANSWER_BYTES = 65_536
 
 
 class OtlpRefused(Exception):
@@ -76,22 +76,22 @@ class OtlpLogsDestination:
     async def deliver(self, batch: Batch) -> None:
         body = export_request(batch.lines).SerializeToString()
         try:
-            response = await self._http.post(self._url, content=body)
+            answer = await post_batch(self._http, self._url, body)
         except httpx.HTTPError as exc:
             # Translated here: httpx's errors never reach the logs with a request attached.
             raise ConnectionError(f"the OTLP collector is unreachable ({type(exc).__name__})") from None
-        if not 200 <= response.status_code < 300:
-            raise OtlpRefused(response.status_code)
-        self._partial_success(response)
+        if not 200 <= answer.status < 300:
+            raise OtlpRefused(answer.status)
+        self._partial_success(answer)
 
-    def _partial_success(self, response: httpx.Response) -> None:
-        if response.headers.get("content-type", "").partition(";")[0].strip() != "application/x-protobuf":
+    def _partial_success(self, response: CollectorAnswer) -> None:
+        if response.content_type.partition(";")[0].strip() != "application/x-protobuf":
             return
-        if len(response.content) > MAX_ANSWER_BYTES:
-            return
+        if response.body is None:
+            return  # past MAX_ANSWER_BYTES: not read
         answer = ExportLogsServiceResponse()
         try:
-            answer.ParseFromString(response.content)
+            answer.ParseFromString(response.body)
         except Exception:  # protobuf's DecodeError (google.protobuf ships no type stubs)
             return  # the batch was taken (2xx); an answer we cannot read says nothing more
         count = answer.partial_success.rejected_log_records

@@ -11,6 +11,7 @@ from __future__ import annotations
 import httpx
 
 from ..config.audit import WebhookConfig
+from .collector import post_batch
 from .spool import Batch
 
 __all__ = ["WebhookDestination", "WebhookRefused"]
@@ -48,12 +49,12 @@ class WebhookDestination:
         else:
             body = b"".join(batch.lines)
         try:
-            response = await self._http.post(self._url, content=body)
+            answer = await post_batch(self._http, self._url, body)
         except httpx.HTTPError as exc:
             # Translated here: httpx's errors never reach the logs with a request attached.
             raise ConnectionError(f"the audit collector is unreachable ({type(exc).__name__})") from None
-        if not 200 <= response.status_code < 300:
-            raise WebhookRefused(response.status_code)
+        if not 200 <= answer.status < 300:
+            raise WebhookRefused(answer.status)
 
     async def aclose(self) -> None:
         await self._http.aclose()
