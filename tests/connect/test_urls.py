@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from mcp_bastion.connect import ConnectError
-from mcp_bastion.connect._urls import require_web_url, resource_covers
+from mcp_bastion.connect._urls import require_web_url, require_within_reach, resource_covers
+from mcp_bastion.connect.discovery import Challenge, _resource_metadata_urls
 
 
 @pytest.mark.parametrize(
@@ -78,3 +79,28 @@ def test_a_non_string_is_refused() -> None:
 )
 def test_resource_covers(resource: str, url: str, covers: bool) -> None:
     assert resource_covers(resource, url) is covers
+
+
+@pytest.mark.parametrize(
+    ("url", "server", "allowed"),
+    [
+        ("http://127.0.0.1:8080/prm", "https://mcp.example.com/mcp", False),  # a remote server's GET at us
+        ("http://localhost/prm", "https://mcp.example.com/mcp", False),
+        ("https://[::1]/prm", "https://mcp.example.com/mcp", False),
+        ("https://auth.example.com/prm", "https://mcp.example.com/mcp", True),
+        ("http://127.0.0.1:8080/prm", "http://127.0.0.1:9000/mcp", True),  # a local server's own helpers
+        ("https://auth.example.com", "http://localhost:9000/mcp", True),
+    ],
+)
+def test_a_remote_server_cannot_point_connect_at_this_machine(url: str, server: str, allowed: bool) -> None:
+    if allowed:
+        assert require_within_reach(url, server, "resource_metadata") == url
+    else:
+        with pytest.raises(ConnectError, match="points at this machine"):
+            require_within_reach(url, server, "resource_metadata")
+
+
+def test_discovery_refuses_a_loopback_resource_metadata_from_a_remote_server() -> None:
+    challenge = Challenge(401, resource_metadata="http://127.0.0.1:1/.well-known/oauth-protected-resource")
+    with pytest.raises(ConnectError, match="points at this machine"):
+        _resource_metadata_urls("https://mcp.example.com/mcp", challenge)

@@ -16,7 +16,7 @@ from urllib.parse import SplitResult, urlsplit
 
 from ._errors import ConnectError
 
-__all__ = ["is_loopback", "require_web_url", "resource_covers"]
+__all__ = ["is_loopback", "require_web_url", "require_within_reach", "resource_covers"]
 
 LOOPBACK_NAMES: Final = frozenset({"localhost"})
 # Characters a shell, `cmd.exe` or an `open`/`xdg-open` wrapper could act on, and anything
@@ -59,6 +59,16 @@ def require_web_url(url: object, what: str) -> str:
         raise ConnectError(f"{what} must use https (http is allowed for loopback hosts only)")
     del port
     return url
+
+
+def require_within_reach(url: object, server_url: str, what: str) -> str:
+    """:func:`require_web_url`, and a loopback URL only when the MCP server itself is on
+    loopback: a remote server must not point this machine at its own local services (each
+    URL it names here is fetched with a GET before anything else is checked)."""
+    checked = require_web_url(url, what)
+    if is_loopback(urlsplit(checked).hostname) and not is_loopback(urlsplit(server_url).hostname):
+        raise ConnectError(f"{what} points at this machine (a loopback address) while the server is remote")
+    return checked
 
 
 def _origin(parts: SplitResult) -> tuple[str, str, int | None]:

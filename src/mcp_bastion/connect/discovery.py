@@ -22,7 +22,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from ._errors import ConnectError
-from ._urls import require_web_url, resource_covers
+from ._urls import require_web_url, require_within_reach, resource_covers
 
 __all__ = [
     "AuthServerMetadata",
@@ -105,7 +105,11 @@ async def _get_json(http: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
 
 def _resource_metadata_urls(server_url: str, challenge: Challenge) -> list[str]:
     if challenge.resource_metadata:
-        return [require_web_url(challenge.resource_metadata, "resource_metadata in WWW-Authenticate")]
+        return [
+            require_within_reach(
+                challenge.resource_metadata, server_url, "resource_metadata in WWW-Authenticate"
+            )
+        ]
     parts = urlsplit(server_url)
     path = parts.path.rstrip("/")
     wk = "/.well-known/oauth-protected-resource"

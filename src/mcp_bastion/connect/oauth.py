@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from ._errors import ConnectError
-from ._urls import require_web_url
+from ._urls import require_web_url, require_within_reach
 from .discovery import (
     AuthServerMetadata,
     Challenge,
@@ -116,7 +116,9 @@ class Authorizer:
         if prm is not None:
             if not prm.authorization_servers:
                 raise ConnectError("the server's protected resource metadata names no authorization server")
-            issuer = prm.authorization_servers[0]
+            issuer = require_within_reach(
+                prm.authorization_servers[0], self._server_url, "the authorization server"
+            )
             metadata = await discover_auth_server(self._http, issuer)
             if metadata is None:
                 raise ConnectError(f"the authorization server {issuer} publishes no metadata (RFC 8414)")
