@@ -8,6 +8,7 @@ import asyncio
 import io
 import logging
 import os
+import threading
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -186,3 +187,27 @@ async def test_the_fsync_policy_decides_when_the_segment_is_synced(
     assert bool(calls) is synced  # interval: not before 60 s; never: not at all
     assert len(calls) <= 1  # one sync for the turn's three events
     await sink.aclose()
+
+
+def test_shutdown_finishes_when_a_sync_has_just_completed(tmp_path: Path) -> None:
+    # CI saw shutdown spin forever: the fdatasync had finished, its done-callback was queued,
+    # and aclose awaited the finished future in a loop that never yielded to run it.
+    finished: list[bool] = []
+
+    async def scenario() -> None:
+        sink = SpooledSink(
+            Spool(tmp_path, max_bytes=1 << 30, segment_bytes=1 << 20, drop_oldest=False), Collector()
+        )
+        sink.emit(_event(1))
+        syncing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        sink._syncing = syncing
+        syncing.add_done_callback(sink._synced)
+        syncing.set_result(None)  # done, its callback queued and not yet run
+        await sink.aclose()
+        finished.append(sink.delivered == 1)
+
+    # In a thread of its own: the bug never yields, so no timeout inside the loop could fire.
+    thread = threading.Thread(target=asyncio.run, args=(scenario(),), daemon=True)
+    thread.start()
+    thread.join(timeout=10)
+    assert finished == [True]

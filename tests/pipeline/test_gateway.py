@@ -327,3 +327,22 @@ async def test_lifespan_warms_at_startup_and_closes_and_flushes_at_shutdown() ->
     assert [m["type"] for m in sent.messages] == ["lifespan.startup.complete", "lifespan.shutdown.complete"]
     assert done == ["warm", "close"]
     assert sink.flushed == 1  # audit lines still pending are written before the process ends
+
+
+async def test_a_part_that_fails_to_close_does_not_keep_the_rest_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    closed: list[str] = []
+
+    async def broken() -> None:
+        raise OSError("already closed")
+
+    async def close() -> None:
+        closed.append("audit")
+
+    app, sink = _gateway(closers=[broken, close])
+    await app.shutdown()
+    assert closed == ["audit"]
+    assert sink.flushed == 1
+    assert "closing" in caplog.text
+    assert "broken" in caplog.text

@@ -121,3 +121,5 @@ def serve_gateway(gateway: Gateway, sock: socket.socket, config: BastionConfig) 
         server.stop()
         thread.join(timeout=10)
         sock.close()
+    # A shutdown that hangs would leave the audit spool undelivered: say so, not an empty file.
+    assert not thread.is_alive(), "the gateway did not stop within 10 s of stop()"

@@ -82,6 +82,8 @@ def observed_gateway(
         thread.join(timeout=10)
         sock.close()
         metrics_sock.close()
+    # A shutdown that hangs would leave the audit spool undelivered: say so, not an empty file.
+    assert not thread.is_alive(), "the gateway did not stop within 10 s of stop()"
     assert not failure, failure
 
 

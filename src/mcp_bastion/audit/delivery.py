@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import logging
 import os
 import time
@@ -226,8 +227,13 @@ class SpooledSink:
         self.flush()
         if self._sync_handle is not None:
             self._sync_handle.cancel()
-        while self._syncing is not None:
-            await asyncio.shield(self._syncing)
+        while (syncing := self._syncing) is not None:
+            # A sync that finished has its `_synced` callback queued, not run: awaiting the
+            # finished future does not yield, so this loop would spin forever without the
+            # sleep(0) that lets the callback run. Its failure is the callback's to report.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(syncing)
+            await asyncio.sleep(0)
         if self._retry is not None:
             self._retry.cancel()
         try:

@@ -129,7 +129,12 @@ class Gateway:
         for task in self._background:
             task.cancel()
         for close in self._closers:
-            await close()
+            # One part failing to close must not leave the rest open: the audit spool's
+            # close (which delivers what waits) comes after the upstream pools and IdP clients.
+            try:
+                await close()
+            except Exception:
+                log.exception("shutdown: closing %s failed", getattr(close, "__qualname__", close))
         self._audit.sink.flush()  # nothing lost: write audit lines still pending from the last loop turn
 
     async def _handle(self, route: ServerRoute, scope: Scope, receive: Receive, send: Send) -> None:
