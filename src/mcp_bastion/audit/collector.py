@@ -1,6 +1,10 @@
-"""Posting a batch of audit events to a collector (the webhook and OTLP destinations), with
-the collector's answer read under a cap: an answer is a status and a few bytes, and a hostile or
-broken collector must not make the gateway hold an endless body in memory."""
+"""An HTTP collector the audit destinations POST batches to (the webhook and OTLP logs).
+
+One client per destination, set up once: the header secret on every request, never a redirect
+followed (the secret would go wherever the collector points), no proxy from the environment.
+The collector's answer is read under a cap: an answer is a status and a few bytes, and a
+hostile or broken collector must not make the gateway hold an endless body in memory.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import NamedTuple
 
 import httpx
 
-__all__ = ["MAX_ANSWER_BYTES", "CollectorAnswer", "post_batch"]
+__all__ = ["MAX_ANSWER_BYTES", "Collector", "CollectorAnswer", "CollectorRefused", "post_batch"]
 
 MAX_ANSWER_BYTES = 65_536
 
@@ -17,6 +21,51 @@ class CollectorAnswer(NamedTuple):
     status: int
     content_type: str
     body: bytes | None  # None: longer than the cap, and not read past it
+
+
+class CollectorRefused(Exception):
+    """The collector answered something other than 2xx: the batch is offered again."""
+
+    def __init__(self, name: str, status: int) -> None:
+        super().__init__(f"the {name} answered {status}")
+        self.status = status
+
+
+class Collector:
+    """POSTs batches to `url`; `name` says which collector in errors ("audit collector")."""
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        *,
+        content_type: str,
+        secret_header: tuple[str, str] | None,
+        timeout: float,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.name = name
+        self._url = url
+        headers = {"content-type": content_type}
+        if secret_header is not None:
+            headers[secret_header[0]] = secret_header[1]
+        self._http = httpx.AsyncClient(
+            headers=headers, timeout=timeout, follow_redirects=False, trust_env=False, transport=transport
+        )
+
+    async def post(self, body: bytes) -> CollectorAnswer:
+        """POST one batch; its 2xx answer, or raise ConnectionError / CollectorRefused."""
+        try:
+            answer = await post_batch(self._http, self._url, body)
+        except httpx.HTTPError as exc:
+            # Translated here: httpx's errors never reach the logs with a request attached.
+            raise ConnectionError(f"the {self.name} is unreachable ({type(exc).__name__})") from None
+        if not 200 <= answer.status < 300:
+            raise CollectorRefused(self.name, answer.status)
+        return answer
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
 
 
 async def post_batch(

@@ -34,10 +34,10 @@ from opentelemetry.proto.resource.v1.resource_pb2 import Resource
 
 from .. import __version__
 from ..config.audit import OtlpLogsConfig
-from .collector import CollectorAnswer, post_batch
+from .collector import Collector, CollectorAnswer
 from .spool import Batch
 
-__all__ = ["OtlpLogsDestination", "OtlpRefused", "export_request"]
+__all__ = ["OtlpLogsDestination", "export_request"]
 
 log = logging.getLogger("mcp_bastion.audit")
 
@@ -47,42 +47,23 @@ _TRACE_ID = re.compile(r"[0-9a-f]{32}")
 # A collector's answer is read only for its partial-success count: a larger one is not parsed.
 
 
-class OtlpRefused(Exception):
-    """The collector answered something other than 2xx."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"the OTLP collector answered {status}")
-        self.status = status
-
-
 class OtlpLogsDestination:
     def __init__(
         self, config: OtlpLogsConfig, secret: str | None, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self._url = config.endpoint
-        headers = {"content-type": "application/x-protobuf"}
-        if secret is not None:
-            headers[config.header] = secret
         self.rejected = 0  # records a collector took the batch of but rejected (partial success)
-        # Never follow a redirect: the secret would go wherever the collector points.
-        self._http = httpx.AsyncClient(
-            headers=headers,
+        self._collector = Collector(
+            "OTLP collector",
+            config.endpoint,
+            content_type="application/x-protobuf",
+            secret_header=(config.header, secret) if secret is not None else None,
             timeout=config.timeout_seconds,
-            follow_redirects=False,
-            trust_env=False,
             transport=transport,
         )
 
     async def deliver(self, batch: Batch) -> None:
         body = export_request(batch.lines).SerializeToString()
-        try:
-            answer = await post_batch(self._http, self._url, body)
-        except httpx.HTTPError as exc:
-            # Translated here: httpx's errors never reach the logs with a request attached.
-            raise ConnectionError(f"the OTLP collector is unreachable ({type(exc).__name__})") from None
-        if not 200 <= answer.status < 300:
-            raise OtlpRefused(answer.status)
-        self._partial_success(answer)
+        self._partial_success(await self._collector.post(body))
 
     def _partial_success(self, response: CollectorAnswer) -> None:
         if response.content_type.partition(";")[0].strip() != "application/x-protobuf":
@@ -101,7 +82,7 @@ class OtlpLogsDestination:
             log.error("the OTLP collector rejected %d audit events (partial success, not retried)", count)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._collector.aclose()
 
 
 def export_request(lines: list[bytes]) -> ExportLogsServiceRequest:

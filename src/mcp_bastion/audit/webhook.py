@@ -11,35 +11,23 @@ from __future__ import annotations
 import httpx
 
 from ..config.audit import WebhookConfig
-from .collector import post_batch
+from .collector import Collector
 from .spool import Batch
 
-__all__ = ["WebhookDestination", "WebhookRefused"]
-
-
-class WebhookRefused(Exception):
-    """The collector answered something other than 2xx."""
-
-    def __init__(self, status: int) -> None:
-        super().__init__(f"the audit collector answered {status}")
-        self.status = status
+__all__ = ["WebhookDestination"]
 
 
 class WebhookDestination:
     def __init__(
         self, config: WebhookConfig, secret: str | None, transport: httpx.AsyncBaseTransport | None = None
     ) -> None:
-        self._url = config.url
         self._array = config.format == "array"
-        headers = {"content-type": "application/json" if self._array else "application/x-ndjson"}
-        if secret is not None:
-            headers[config.header] = secret
-        # Never follow a redirect: the secret would go wherever the collector points.
-        self._http = httpx.AsyncClient(
-            headers=headers,
+        self._collector = Collector(
+            "audit collector",
+            config.url,
+            content_type="application/json" if self._array else "application/x-ndjson",
+            secret_header=(config.header, secret) if secret is not None else None,
             timeout=config.timeout_seconds,
-            follow_redirects=False,
-            trust_env=False,
             transport=transport,
         )
 
@@ -48,13 +36,7 @@ class WebhookDestination:
             body = b"[" + b",".join(line.rstrip(b"\n") for line in batch.lines) + b"]"
         else:
             body = b"".join(batch.lines)
-        try:
-            answer = await post_batch(self._http, self._url, body)
-        except httpx.HTTPError as exc:
-            # Translated here: httpx's errors never reach the logs with a request attached.
-            raise ConnectionError(f"the audit collector is unreachable ({type(exc).__name__})") from None
-        if not 200 <= answer.status < 300:
-            raise WebhookRefused(answer.status)
+        await self._collector.post(body)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._collector.aclose()
