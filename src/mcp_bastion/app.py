@@ -185,6 +185,7 @@ def build_gateway(
             closers.append(telemetry.aclose)
         if telemetry.metrics is not None:
             telemetry.metrics.watch_keys({name: _loaded(keys) for name, keys in key_sets.items()})
+            telemetry.metrics.watch_audit(sink)
     readiness = _readiness(config, key_sets, sink, routes)
     documents = {path_of(route.metadata_url): route.metadata for route in routes}
     documents[GATEWAY_JWKS_PATH] = orjson.dumps(minter.jwks())

@@ -3,11 +3,16 @@ what is counted, per which labels, and that hostile input cannot mint series."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import pytest
+
+from mcp_bastion.audit import Spool, SpooledSink
+from mcp_bastion.audit.spool import Batch
 
 from ..support.gateway import AuditFeed, post_mcp
 from ..support.issuer import LocalIssuer, running_issuer
@@ -166,3 +171,79 @@ def test_quota_rejections_are_counted_by_rule() -> None:
         == 2
     )
     assert metrics.types["mcp_bastion_quota_rejections_total"] == "counter"
+
+
+class FlakyCollector:
+    """An audit destination that refuses batches while `down`."""
+
+    def __init__(self) -> None:
+        self.down = True
+        self.lines: list[bytes] = []
+
+    async def deliver(self, batch: Batch) -> None:
+        if self.down:
+            raise ConnectionError("the audit collector is unreachable")
+        self.lines += batch.lines
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _eventually(condition: Callable[[], bool], timeout: float = 15) -> bool:
+    pause = threading.Event()
+    for _ in range(int(timeout / 0.02)):
+        if condition():
+            return True
+        pause.wait(0.02)
+    return condition()
+
+
+def test_the_audit_feeds_health_delivery_and_losses_are_scraped(tmp_path: Path) -> None:
+    # An operator alerts on these, not on a liveness probe: the gateway stays alive (a restart
+    # would lose what waits in memory) and says what is wrong.
+    collector = FlakyCollector()
+    spool = Spool(tmp_path, max_bytes=6_000, segment_bytes=2_048, drop_oldest=False)
+    sink = SpooledSink(spool, collector, fsync="never", retry_max=0.05)
+    with running_issuer() as issuer, serve_asgi(RecordingUpstream()) as up:
+        servers = [{"name": "rec", "upstream": f"{up.base_url}/mcp"}]
+        with (
+            observed_gateway(issuer.issuer, {}, telemetry=METRICS_ON, servers=servers, audit=sink) as gw,
+            httpx.Client(timeout=10) as http,
+        ):
+            token = issuer.token(audience=gw.url("rec"), scopes="tools.read")
+            ping = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+
+            def scrape() -> Exposition:
+                return parse_exposition(http.get(gw.metrics_url).text)
+
+            sent = 0
+            while http.get(f"{gw.base_url}/healthz").json()["status"] == "ok":
+                assert post_mcp(http, gw.url("rec"), ping, token=token).status_code == 200
+                sent += 1
+                assert sent < 500, "the spool never filled"
+            failing = scrape()
+            assert http.get(f"{gw.base_url}/healthz").status_code == 200  # alive, degraded
+            collector.down = False
+            assert _eventually(lambda: scrape().value("mcp_bastion_audit_healthy") == 1)
+            assert _eventually(lambda: scrape().value("mcp_bastion_audit_events_delivered_total") >= sent)
+            recovered = scrape()
+    # value() reads a missing series as 0: each series is first shown to exist.
+    for name in ("healthy", "destination_up", "spool_bytes", "events_delivered_total"):
+        assert failing.series(f"mcp_bastion_audit_{name}") == [{}], name
+    assert {"cause": "memory_full"} in failing.series("mcp_bastion_audit_events_lost_total")
+    assert failing.value("mcp_bastion_audit_healthy") == 0
+    assert failing.value("mcp_bastion_audit_destination_up") == 0
+    assert failing.value("mcp_bastion_audit_spool_bytes") > 0
+    assert failing.value("mcp_bastion_audit_events_delivered_total") == 0
+    assert failing.value("mcp_bastion_audit_events_lost_total", cause="memory_full") == 0
+    assert recovered.value("mcp_bastion_audit_destination_up") == 1
+    assert recovered.value("mcp_bastion_audit_events_lost_total", cause="spool_full") == 0
+    assert recovered.types["mcp_bastion_audit_events_lost_total"] == "counter"
+    assert len(collector.lines) >= sent
+
+
+def test_a_sink_without_a_spool_has_no_spool_series(stack: Stack) -> None:
+    metrics = stack.scrape(after=0)
+    assert metrics.value("mcp_bastion_audit_healthy") == 1
+    assert metrics.series("mcp_bastion_audit_spool_bytes") == []
+    assert metrics.series("mcp_bastion_audit_events_lost_total") == []  # a feed in memory loses nothing

@@ -2,7 +2,7 @@
 
 from .delivery import SpooledSink, spooled_sink
 from .events import AuditEvent
-from .sinks import AuditSink, FileSink, MemorySink, NullSink, StreamSink, sink_for
+from .sinks import AuditSink, FileSink, MemorySink, NullSink, StreamSink, audit_losses, sink_for
 from .spool import Spool, SpoolFull
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "SpoolFull",
     "SpooledSink",
     "StreamSink",
+    "audit_losses",
     "sink_for",
     "spooled_sink",
 ]

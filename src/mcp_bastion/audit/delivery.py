@@ -7,8 +7,8 @@ event-loop turn with `every_batch`, up to `fsync_interval_seconds` with `interva
 
 When the spool cannot take an event (its disk full or failing, or `max_bytes` reached with
 `on_failure: refuse`), the event waits in memory, bounded (`MAX_PENDING_BYTES`; past it
-the oldest go, each one counted in `lost` and logged), `healthy` turns false (/healthz
-says so; with `on_failure: refuse` new MCP requests get 503), and the spool is retried
+the oldest go, each one counted in `lost` and logged), `healthy` turns false (/readyz,
+/healthz and the metrics say so; with `on_failure: refuse` new MCP requests get 503), and the spool is retried
 every second. A destination that fails only makes events wait in the spool: the sink stays
 healthy while the spool has room.
 """

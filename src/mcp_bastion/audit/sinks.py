@@ -10,17 +10,17 @@ from collections.abc import Mapping
 from typing import BinaryIO, Protocol
 
 from ..config.model import AuditConfig
-from .delivery import spooled_sink
+from .delivery import SpooledSink, spooled_sink
 from .events import AuditEvent
 
-__all__ = ["AuditSink", "FileSink", "MemorySink", "NullSink", "StreamSink", "sink_for"]
+__all__ = ["AuditSink", "FileSink", "MemorySink", "NullSink", "StreamSink", "audit_losses", "sink_for"]
 
 log = logging.getLogger("mcp_bastion.audit")
 
 
 class AuditSink(Protocol):
     """Where events go. `emit` must not block or raise (it runs on the request path);
-    `healthy` false makes /healthz report the feed as failing (and, with
+    `healthy` false makes /readyz, /healthz and the metrics report the feed as failing (and, with
     `audit.on_failure: refuse`, MCP requests are refused); `flush` writes what is pending."""
 
     @property
@@ -40,7 +40,7 @@ class StreamSink:
 
     When the stream fails (disk full, pipe closed: SL-04) nothing is dropped silently: lines
     wait in a bounded buffer and are retried every second; the failure is logged as an error
-    when it starts, `healthy` turns false (the gateway's /healthz reports it, and with
+    when it starts, `healthy` turns false (the gateway's /readyz reports it, and with
     `audit.on_failure: refuse` MCP requests are refused), and if the buffer overflows, the
     oldest lines go with an error log counting them.
     """
@@ -153,3 +153,12 @@ def sink_for(config: AuditConfig, secrets: Mapping[str, str] | None = None) -> A
     if config.sink == "stdout":
         return StreamSink(sys.stdout.buffer)
     return NullSink()
+
+
+def audit_losses(sink: AuditSink) -> dict[str, int]:
+    """Events `sink` lost so far, by cause (the metric's labels; docs/telemetry.md)."""
+    if isinstance(sink, SpooledSink):
+        return {"memory_full": sink.lost, "spool_full": sink.spool.dropped, "torn": sink.spool.torn}
+    if isinstance(sink, StreamSink):
+        return {"memory_full": sink.dropped}
+    return {}

@@ -7,7 +7,9 @@
 - around `Forward`: upstream errors and timeouts, open event streams;
 - per refused exchange: the quota that refused it (rule names come from the config: bounded);
 - from the key sets: JWKS refreshes and failures, whether each IdP has keys;
-- from the server: open client connections, read at scrape time.
+- from the server: open client connections, read at scrape time;
+- from the audit sink, at scrape time: whether it is healthy, events delivered from the spool,
+  events lost by cause, the spool's size and whether its destination takes batches.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from ..audit import AuditSink, SpooledSink, audit_losses
 from ..errors import UpstreamError, UpstreamTimeout
 from .labels import method_label, reason_label
 from .metrics import Counter, Gauge, Histogram, LabelValues, MetricRegistry
@@ -85,6 +88,34 @@ class GatewayMetrics:
         self.connections = registry.register(
             Gauge("mcp_bastion_open_connections", "Client connections open on the MCP listener.")
         )
+        self.audit_healthy = registry.register(
+            Gauge(
+                "mcp_bastion_audit_healthy",
+                "1 while the audit sink stores every event; 0 while events wait in memory "
+                "(audit.on_failure: refuse then answers MCP requests 503).",
+            )
+        )
+        self.audit_delivered = registry.register(
+            Counter("mcp_bastion_audit_events_delivered_total", "Audit events the spool delivered.")
+        )
+        self.audit_lost = registry.register(
+            Counter(
+                "mcp_bastion_audit_events_lost_total",
+                "Audit events lost, by cause: memory_full (the sink could not store them and its "
+                "memory bound was passed), spool_full (dropped as the oldest, audit.on_failure: "
+                "buffer), torn (records a crash cut, skipped on reading).",
+                ("cause",),
+            )
+        )
+        self.audit_spool_bytes = registry.register(
+            Gauge("mcp_bastion_audit_spool_bytes", "Bytes in the audit spool's segments (delivered or not).")
+        )
+        self.audit_destination_up = registry.register(
+            Gauge(
+                "mcp_bastion_audit_destination_up",
+                "1 while the spool's destination takes batches; 0 while it fails (events wait in the spool).",
+            )
+        )
 
     def exposition(self) -> bytes:
         return self.registry.exposition()
@@ -94,6 +125,19 @@ class GatewayMetrics:
 
     def watch_keys(self, loaded: Mapping[str, Callable[[], bool]]) -> None:
         self.keys_loaded.source = lambda: {(idp,): float(is_loaded()) for idp, is_loaded in loaded.items()}
+
+    def watch_audit(self, sink: AuditSink) -> None:
+        """Read the audit sink's state at each scrape (after a reload: the new sink's)."""
+        self.audit_healthy.source = lambda: {(): float(sink.healthy)}
+        self.audit_lost.source = lambda: {(cause,): float(n) for cause, n in audit_losses(sink).items()}
+        if isinstance(sink, SpooledSink):
+            spool = sink.spool
+            self.audit_delivered.source = lambda: {(): float(sink.delivered)}
+            self.audit_spool_bytes.source = lambda: {(): float(spool.size)}
+            self.audit_destination_up.source = lambda: {(): float(not sink.destination_failing)}
+        else:
+            for metric in (self.audit_delivered, self.audit_spool_bytes, self.audit_destination_up):
+                metric.source = dict  # no spool: no series
 
     def key_refresh(self, idp: str, ok: bool) -> None:
         self.key_refreshes.inc((idp, "ok" if ok else "failure"))

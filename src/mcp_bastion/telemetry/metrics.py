@@ -62,17 +62,28 @@ class _Metric:
 
 
 class Counter(_Metric):
+    """A count the gateway increments, or reads from `source` at each scrape (a count another
+    part keeps, such as the audit sink's losses)."""
+
     kind = "counter"
 
-    def __init__(self, name: str, help_text: str, labels: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        name: str,
+        help_text: str,
+        labels: tuple[str, ...] = (),
+        source: Callable[[], dict[LabelValues, float]] | None = None,
+    ) -> None:
         super().__init__(name, help_text, labels)
         self.values: dict[LabelValues, float] = {}
+        self.source = source
 
     def inc(self, values: LabelValues = (), amount: float = 1.0) -> None:
         self.values[values] = self.values.get(values, 0.0) + amount
 
     def samples(self) -> Iterator[str]:
-        for values, count in sorted(self.values.items()):
+        current = self.source() if self.source is not None else self.values
+        for values, count in sorted(current.items()):
             yield f"{self.name}{self._series(values)} {_number(count)}"
 
 
