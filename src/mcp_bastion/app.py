@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -98,30 +99,78 @@ def build_gateway(
     config = loaded.config
     registry = ScopeRegistry.from_config(config.scopes)
     minter = _minter(loaded, clock)
-    closers: list[Callable[[], Any]] = []
-    warmers: list[Callable[[], Any]] = []
+    life = _Lifecycle()
     identity = EnterpriseIdentity(loaded, clock)  # IdP clients, exchange, presets, introspection
-    closers.append(identity.aclose)
+    life.closers.append(identity.aclose)
     stdio = StdioPlugins(loaded, minter)  # `command:` servers (docs/stdio.md); spawns nothing yet
-    closers.append(stdio.aclose)
+    life.closers.append(stdio.aclose)
     if transport_for is None:
         pool = UpstreamClient(config.limits)
-        closers.append(pool.aclose)
+        life.closers.append(pool.aclose)
         transport_for = stdio.transports(_http_transports(pool))
     if credential_for is None:
         credential_for = stdio.credentials(_credentials(loaded, minter, identity))
-    checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
     sink = audit if audit is not None else sink_for(config.audit, loaded.secrets)
     if isinstance(sink, SpooledSink):
-        warmers.append(sink.run)  # delivers from the spool for as long as the gateway runs
-        closers.append(sink.aclose)
-    lockfiles = Lockfiles(loaded.path or "")
-    guard_transport = _guard_transports(config, closers)
+        life.warmers.append(sink.run)  # delivers from the spool for as long as the gateway runs
+        life.closers.append(sink.aclose)
     owns_telemetry = telemetry is None  # given: the caller closes it (it outlives reloads)
     if telemetry is None:
         telemetry = telemetry_for(config.telemetry)
+    routes = _routes(loaded, registry, credential_for, transport_for, sink, life, clock)
+    facades = _facades(loaded, routes, clock)
+    life.closers.extend(facade.aclose for facade in facades)
     key_sets: dict[str, RemoteKeySet] = {}
-    routes = [
+    if verifier is None:
+        verifier, key_sets = _verifier(loaded, identity, facades, telemetry, life, clock)
+    stages = _stages(loaded, verifier, routes, life, clock)
+    if telemetry is not None:
+        stages = telemetry.instrument(stages)
+        if owns_telemetry:
+            life.closers.append(telemetry.aclose)
+        if telemetry.metrics is not None:
+            telemetry.metrics.watch_keys({name: _loaded(keys) for name, keys in key_sets.items()})
+            telemetry.metrics.watch_audit(sink)
+    readiness = _readiness(config, key_sets, sink, routes)
+    documents = {path_of(route.metadata_url): route.metadata for route in routes}
+    documents[GATEWAY_JWKS_PATH] = orjson.dumps(minter.jwks())
+    return Gateway(
+        config,
+        routes,
+        stages,
+        audit=AuditStep(sink),
+        documents=documents,
+        closers=life.closers,
+        warmers=life.warmers,
+        mounts=[(facade.path_prefixes, facade) for facade in facades],
+        telemetry=telemetry,
+        readiness=readiness,
+    )
+
+
+@dataclass
+class _Lifecycle:
+    """What the gateway starts in the background at start-up and closes at shutdown, in order."""
+
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    warmers: list[Callable[[], Any]] = field(default_factory=list)
+
+
+def _routes(
+    loaded: LoadedConfig,
+    registry: ScopeRegistry,
+    credential_for: CredentialFactory,
+    transport_for: TransportFactory,
+    sink: AuditSink,
+    life: _Lifecycle,
+    clock: Callable[[], float],
+) -> list[ServerRoute]:
+    """One route per configured server, with its policy checks, pins and safety filters."""
+    config = loaded.config
+    checks = policy_checks(loaded, registry, clock)  # Cedar, for the servers with policy files
+    lockfiles = Lockfiles(loaded.path or "")
+    guard_transport = _guard_transports(config, life.closers)
+    return [
         _route(
             config,
             server,
@@ -134,34 +183,53 @@ def build_gateway(
         )
         for i, server in enumerate(config.servers)
     ]
-    facades = _facades(loaded, routes, clock)
-    closers.extend(facade.aclose for facade in facades)
-    if verifier is None:
-        idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
-        key_sets = {
-            p.name: _key_set(p, idp_http, clock, _refresh_observer(telemetry, p.name))
-            for p in config.identity_providers
-        }
-        issuers = {
-            p.issuer: IssuerPolicy(p, key_sets[p.name], identity.profile(p))
-            for p in config.identity_providers
-        }
-        # A background key refresh may be in flight at shutdown: stopped before its client closes.
-        closers.extend(policy.keys.close for policy in issuers.values())
-        closers.append(idp_http.aclose)
-        warmers.extend(policy.keys.warm for policy in issuers.values())
-        issuers.update({facade.issuer: facade.issuer_policy(clock) for facade in facades})
-        verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
-        verifier = identity.verifier(verifier)  # opaque tokens, when an IdP introspects
+
+
+def _verifier(
+    loaded: LoadedConfig,
+    identity: EnterpriseIdentity,
+    facades: list[Facade],
+    telemetry: Telemetry | None,
+    life: _Lifecycle,
+    clock: Callable[[], float],
+) -> tuple[TokenVerifier, dict[str, RemoteKeySet]]:
+    """JWTs checked against each IdP's keys (refreshed in the background) and each facade's
+    own; opaque tokens introspected where an IdP says so. Also the key sets, for readiness."""
+    config = loaded.config
+    idp_http = httpx.AsyncClient(trust_env=False, follow_redirects=False)
+    key_sets = {
+        p.name: _key_set(p, idp_http, clock, _refresh_observer(telemetry, p.name))
+        for p in config.identity_providers
+    }
+    issuers = {
+        p.issuer: IssuerPolicy(p, key_sets[p.name], identity.profile(p)) for p in config.identity_providers
+    }
+    # A background key refresh may be in flight at shutdown: stopped before its client closes.
+    life.closers.extend(policy.keys.close for policy in issuers.values())
+    life.closers.append(idp_http.aclose)
+    life.warmers.extend(policy.keys.warm for policy in issuers.values())
+    issuers.update({facade.issuer: facade.issuer_policy(clock) for facade in facades})
+    verifier = JwtVerifier(issuers, clock=clock, max_token_bytes=config.limits.max_token_bytes)
+    return identity.verifier(verifier), key_sets  # opaque tokens, when an IdP introspects
+
+
+def _stages(
+    loaded: LoadedConfig,
+    verifier: TokenVerifier,
+    routes: list[ServerRoute],
+    life: _Lifecycle,
+    clock: Callable[[], float],
+) -> tuple[Stage, ...]:
+    """The request chain, in order (the module docstring)."""
+    config, limits = loaded.config, loaded.config.limits
     session_key = _session_key(loaded)
     previous = _previous_session_keys(loaded)
     sealer = SessionSealer(session_key, ttl_seconds=config.sessions.ttl_seconds, previous=previous)
     request_states = RequestStateSealer(
         session_key, ttl_seconds=config.sessions.request_state_ttl_seconds, previous=previous
     )
-    limits = config.limits
-    quotas = build_quotas(loaded, closers)  # wraps Forward: checked before the upstream is touched
-    stages: tuple[Stage, ...] = (
+    quotas = build_quotas(loaded, life.closers)  # wraps Forward: checked before the upstream is touched
+    return (
         EdgeChecks(config),
         Authenticate(verifier),
         ReadBody(limits.max_body_bytes, limits.body_read_timeout_seconds),
@@ -178,28 +246,6 @@ def build_gateway(
                 clock=clock,
             )
         ),
-    )
-    if telemetry is not None:
-        stages = telemetry.instrument(stages)
-        if owns_telemetry:
-            closers.append(telemetry.aclose)
-        if telemetry.metrics is not None:
-            telemetry.metrics.watch_keys({name: _loaded(keys) for name, keys in key_sets.items()})
-            telemetry.metrics.watch_audit(sink)
-    readiness = _readiness(config, key_sets, sink, routes)
-    documents = {path_of(route.metadata_url): route.metadata for route in routes}
-    documents[GATEWAY_JWKS_PATH] = orjson.dumps(minter.jwks())
-    return Gateway(
-        config,
-        routes,
-        stages,
-        audit=AuditStep(sink),
-        documents=documents,
-        closers=closers,
-        warmers=warmers,
-        mounts=[(facade.path_prefixes, facade) for facade in facades],
-        telemetry=telemetry,
-        readiness=readiness,
     )
 
 
