@@ -61,11 +61,9 @@ class _Metric:
         return "{" + ",".join(pairs) + "}" if pairs else ""
 
 
-class Counter(_Metric):
-    """A count the gateway increments, or reads from `source` at each scrape (a count another
-    part keeps, such as the audit sink's losses)."""
-
-    kind = "counter"
+class _Valued(_Metric):
+    """One number per label set: kept here, or read from `source` at each scrape (a value
+    another part keeps, such as open connections or the audit sink's losses)."""
 
     def __init__(
         self,
@@ -77,42 +75,28 @@ class Counter(_Metric):
         super().__init__(name, help_text, labels)
         self.values: dict[LabelValues, float] = {}
         self.source = source
+
+    def samples(self) -> Iterator[str]:
+        current = self.source() if self.source is not None else self.values
+        for values, value in sorted(current.items()):
+            yield f"{self.name}{self._series(values)} {_number(value)}"
+
+
+class Counter(_Valued):
+    kind = "counter"
 
     def inc(self, values: LabelValues = (), amount: float = 1.0) -> None:
         self.values[values] = self.values.get(values, 0.0) + amount
 
-    def samples(self) -> Iterator[str]:
-        current = self.source() if self.source is not None else self.values
-        for values, count in sorted(current.items()):
-            yield f"{self.name}{self._series(values)} {_number(count)}"
 
-
-class Gauge(_Metric):
-    """A value set by the gateway, or read from `source` at each scrape (open connections)."""
-
+class Gauge(_Valued):
     kind = "gauge"
-
-    def __init__(
-        self,
-        name: str,
-        help_text: str,
-        labels: tuple[str, ...] = (),
-        source: Callable[[], dict[LabelValues, float]] | None = None,
-    ) -> None:
-        super().__init__(name, help_text, labels)
-        self.values: dict[LabelValues, float] = {}
-        self.source = source
 
     def add(self, values: LabelValues, amount: float) -> None:
         self.values[values] = self.values.get(values, 0.0) + amount
 
     def set(self, values: LabelValues, value: float) -> None:
         self.values[values] = value
-
-    def samples(self) -> Iterator[str]:
-        current = self.source() if self.source is not None else self.values
-        for values, value in sorted(current.items()):
-            yield f"{self.name}{self._series(values)} {_number(value)}"
 
 
 class Histogram(_Metric):
