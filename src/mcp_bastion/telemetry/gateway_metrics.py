@@ -88,34 +88,7 @@ class GatewayMetrics:
         self.connections = registry.register(
             Gauge("mcp_bastion_open_connections", "Client connections open on the MCP listener.")
         )
-        self.audit_healthy = registry.register(
-            Gauge(
-                "mcp_bastion_audit_healthy",
-                "1 while the audit sink stores every event; 0 while events wait in memory "
-                "(audit.on_failure: refuse then answers MCP requests 503).",
-            )
-        )
-        self.audit_delivered = registry.register(
-            Counter("mcp_bastion_audit_events_delivered_total", "Audit events the spool delivered.")
-        )
-        self.audit_lost = registry.register(
-            Counter(
-                "mcp_bastion_audit_events_lost_total",
-                "Audit events lost, by cause: memory_full (the sink could not store them and its "
-                "memory bound was passed), spool_full (dropped as the oldest, audit.on_failure: "
-                "buffer), torn (records a crash cut, skipped on reading).",
-                ("cause",),
-            )
-        )
-        self.audit_spool_bytes = registry.register(
-            Gauge("mcp_bastion_audit_spool_bytes", "Bytes in the audit spool's segments (delivered or not).")
-        )
-        self.audit_destination_up = registry.register(
-            Gauge(
-                "mcp_bastion_audit_destination_up",
-                "1 while the spool's destination takes batches; 0 while it fails (events wait in the spool).",
-            )
-        )
+        self.audit = AuditMetrics(registry)
 
     def exposition(self) -> bytes:
         return self.registry.exposition()
@@ -127,17 +100,7 @@ class GatewayMetrics:
         self.keys_loaded.source = lambda: {(idp,): float(is_loaded()) for idp, is_loaded in loaded.items()}
 
     def watch_audit(self, sink: AuditSink) -> None:
-        """Read the audit sink's state at each scrape (after a reload: the new sink's)."""
-        self.audit_healthy.source = lambda: {(): float(sink.healthy)}
-        self.audit_lost.source = lambda: {(cause,): float(n) for cause, n in audit_losses(sink).items()}
-        if isinstance(sink, SpooledSink):
-            spool = sink.spool
-            self.audit_delivered.source = lambda: {(): float(sink.delivered)}
-            self.audit_spool_bytes.source = lambda: {(): float(spool.size)}
-            self.audit_destination_up.source = lambda: {(): float(not sink.destination_failing)}
-        else:
-            for metric in (self.audit_delivered, self.audit_spool_bytes, self.audit_destination_up):
-                metric.source = dict  # no spool: no series
+        self.audit.watch(sink)
 
     def key_refresh(self, idp: str, ok: bool) -> None:
         self.key_refreshes.inc((idp, "ok" if ok else "failure"))
@@ -161,6 +124,53 @@ class GatewayMetrics:
         if name == "Forward":
             return _MeteredForward(stage, self)
         return _TimedStage(stage, name, self.stage_duration) if self._stage_histograms else stage
+
+
+class AuditMetrics:
+    """The audit feed's state, read from the current sink at each scrape."""
+
+    def __init__(self, registry: MetricRegistry) -> None:
+        self.healthy = registry.register(
+            Gauge(
+                "mcp_bastion_audit_healthy",
+                "1 while the audit sink stores every event; 0 while events wait in memory "
+                "(audit.on_failure: refuse then answers MCP requests 503).",
+            )
+        )
+        self.delivered = registry.register(
+            Counter("mcp_bastion_audit_events_delivered_total", "Audit events the spool delivered.")
+        )
+        self.lost = registry.register(
+            Counter(
+                "mcp_bastion_audit_events_lost_total",
+                "Audit events lost, by cause: memory_full (the sink could not store them and its "
+                "memory bound was passed), spool_full (dropped as the oldest, audit.on_failure: "
+                "buffer), torn (records a crash cut, skipped on reading).",
+                ("cause",),
+            )
+        )
+        self.spool_bytes = registry.register(
+            Gauge("mcp_bastion_audit_spool_bytes", "Bytes in the audit spool's segments (delivered or not).")
+        )
+        self.destination_up = registry.register(
+            Gauge(
+                "mcp_bastion_audit_destination_up",
+                "1 while the spool's destination takes batches; 0 while it fails (events wait in the spool).",
+            )
+        )
+
+    def watch(self, sink: AuditSink) -> None:
+        """Read the audit sink's state at each scrape (after a reload: the new sink's)."""
+        self.healthy.source = lambda: {(): float(sink.healthy)}
+        self.lost.source = lambda: {(cause,): float(n) for cause, n in audit_losses(sink).items()}
+        if isinstance(sink, SpooledSink):
+            spool = sink.spool
+            self.delivered.source = lambda: {(): float(sink.delivered)}
+            self.spool_bytes.source = lambda: {(): float(spool.size)}
+            self.destination_up.source = lambda: {(): float(not sink.destination_failing)}
+        else:
+            for metric in (self.delivered, self.spool_bytes, self.destination_up):
+                metric.source = dict  # no spool: no series
 
 
 class _TimedStage:
