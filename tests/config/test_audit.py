@@ -109,7 +109,7 @@ def test_the_otlp_secret_is_read_at_load_checked_and_never_repeated(tmp_path: Pa
     sink = sink_for(loaded.config.audit, loaded.secrets)
     assert isinstance(sink, SpooledSink)
     assert isinstance(sink.destination, OtlpLogsDestination)
-    assert sink.destination._http.headers["authorization"] == "Bearer o-123"
+    assert sink.destination._collector._http.headers["authorization"] == "Bearer o-123"
     sink.spool.close()
     with pytest.raises(ConfigError) as caught:
         load_config(_config(tmp_path, audit), environ={**environ, "OTEL_TOKEN": "Bearer o\r\nX-Evil: 1"})
