@@ -33,6 +33,8 @@ class GrantServer:
     auth_methods: tuple[str, ...] = ("client_secret_basic", "private_key_jwt", "none")
     refuse: str | None = None  # an OAuth error code for every token request
     idp_issued_type: str = ID_JAG
+    expires_in: int = 3600
+    unauthorized: int = 0  # 401s answered by /mcp
     token_requests: list[tuple[dict[str, str], str | None]] = field(default_factory=list)
     idp_requests: list[dict[str, str]] = field(default_factory=list)
     issued: set[str] = field(default_factory=set)
@@ -45,6 +47,7 @@ class GrantServer:
     async def mcp(self, request: Request) -> Response:
         token = (request.headers.get("authorization") or "").removeprefix("Bearer ")
         if token not in self.issued:
+            self.unauthorized += 1
             prm = f"{self.base}/.well-known/oauth-protected-resource/mcp"
             return Response(
                 status_code=401, headers={"www-authenticate": f'Bearer resource_metadata="{prm}"'}
@@ -73,7 +76,7 @@ class GrantServer:
             return JSONResponse({"error": self.refuse, "error_description": description}, status_code=400)
         token = f"token-{next(self._serial)}"
         self.issued.add(token)
-        return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
+        return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": self.expires_in})
 
     async def idp_metadata(self, request: Request) -> Response:
         idp = f"{self.base}/idp"

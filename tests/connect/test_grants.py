@@ -75,6 +75,30 @@ async def test_client_credentials_with_a_secret_authenticates_with_basic_and_sto
     assert not (tmp_path / "t.json").exists()
 
 
+async def test_a_token_about_to_expire_is_renewed_by_the_grant_before_it_is_sent(tmp_path: Path) -> None:
+    # 10 s of life is inside the 30 s margin: the second request obtains a new token first,
+    # rather than sending one the server may already refuse.
+    grant = ClientCredentialsGrant(ClientAuth("svc", SECRET))
+    written: list[Any] = []
+
+    async def write(message: Any) -> None:
+        written.append(message)
+
+    with running_grant_server(expires_in=10) as server:
+        async with httpx.AsyncClient(trust_env=False, timeout=10) as http:
+            authorizer = Authorizer(
+                http, server.url, AuthOptions(store_path=tmp_path / "t.json", grant=grant)
+            )
+            relay = Relay(http, server.url, authorizer, write)
+            await asyncio.wait_for(relay.forward(INITIALIZE), 20)
+            await asyncio.wait_for(relay.forward({**INITIALIZE, "id": 2}), 20)
+    assert [m.get("result") for m in written] == [{"ok": True}, {"ok": True}]
+    # The first send has no token (the 401), then every send finds the token inside the
+    # margin and is preceded by a grant: the retry of the first request, and the second.
+    assert server.unauthorized == 1
+    assert len(server.token_requests) == 3
+
+
 async def test_a_private_key_jwt_assertion_is_for_this_issuer_short_lived_and_single_use(
     tmp_path: Path,
 ) -> None:
