@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from typing import Any
 import httpx
 import pytest
 from joserfc import jwt
-from joserfc.jwk import ECKey
+from joserfc.jwk import ECKey, OKPKey, RSAKey
 
 from mcp_bastion.cli import main
+from mcp_bastion.connect import ConnectError
 from mcp_bastion.connect.grants import (
     ClientAuth,
     ClientCredentialsGrant,
@@ -239,3 +241,37 @@ def test_a_wrong_mix_of_grant_options_is_named_before_anything_runs(
     status = main(["connect", *argv, "https://gw.example.com/mcp"])
     assert status == 1
     assert expected in capsys.readouterr().err
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_the_key_type_chooses_the_algorithm_and_a_mismatch_is_refused(tmp_path: Path) -> None:
+    ec = ECKey.generate_key("P-256", private=True)
+    rsa = RSAKey.generate_key(2048, private=True)
+    ed = OKPKey.generate_key("Ed25519", private=True)
+    assert load_signing_key(_write(tmp_path / "ec.pem", ec.as_pem(private=True))).alg == "ES256"
+    assert load_signing_key(_write(tmp_path / "rsa.pem", rsa.as_pem(private=True))).alg == "RS256"
+    rsa_file = _write(tmp_path / "rsa2.pem", rsa.as_pem(private=True))
+    assert load_signing_key(rsa_file, "PS256").alg == "PS256"
+    ed_jwk = _write(tmp_path / "ed.jwk", json.dumps(ed.as_dict(private=True)).encode())
+    assert load_signing_key(ed_jwk).alg == "EdDSA"
+    with pytest.raises(ConnectError, match="cannot sign RS256"):
+        load_signing_key(_write(tmp_path / "ec2.pem", ec.as_pem(private=True)), "RS256")
+    # A public key (a common mix-up: the half registered at the AS) signs nothing.
+    with pytest.raises(ConnectError, match="holds no private"):
+        load_signing_key(_write(tmp_path / "pub.pem", ec.as_pem(private=False)))
+
+
+def test_help_names_every_grant_option(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["connect", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--grant", "--private-key-file", "--signing-alg", "--assertion-file", "--idp-issuer",
+                   "--idp-client-id", "--idp-client-secret-file", "--id-token-file"):  # fmt: skip
+        assert option in out
+    for grant in ("client_credentials", "jwt_bearer", "id_jag"):
+        assert f"--grant {grant}" in out
