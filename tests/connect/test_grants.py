@@ -135,7 +135,7 @@ def test_a_private_key_others_can_read_is_refused(
     )  # fmt: skip
     err = capsys.readouterr().err
     assert status == 1
-    assert "readable by other users" in err
+    assert "open to other users" in err
     assert "chmod 600" in err
     assert "PRIVATE KEY" not in err
 

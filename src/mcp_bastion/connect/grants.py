@@ -84,14 +84,12 @@ def read_credential_file(path: Path, what: str, *, private: bool = False) -> str
     """The stripped text of a credential file. ``private``: refuse a file that others may read
     (a private key, as ssh refuses one), since anyone who can read it can be this client."""
     try:
-        if private:
-            mode = path.stat().st_mode
-            if mode & (stat.S_IRWXG | stat.S_IRWXO):
-                raise ConnectError(
-                    f"{what} {path} is readable by other users (mode {stat.S_IMODE(mode):o}): "
-                    f"chmod 600 {path}"
-                )
         with path.open("rb") as handle:
+            mode = os.fstat(handle.fileno()).st_mode  # of the file opened, not of a path swapped since
+            if private and mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise ConnectError(
+                    f"{what} {path} is open to other users (mode {stat.S_IMODE(mode):o}): chmod 600 {path}"
+                )
             raw = handle.read(MAX_CREDENTIAL_BYTES + 1)
     except OSError as exc:
         raise ConnectError(f"cannot read {what} {path}: {exc.strerror}") from None
