@@ -6,7 +6,10 @@
 
 with Node 22 first on ``PATH`` and this repository on ``PYTHONPATH`` (the suite runs the
 command through a shell, from its own folder, with the server URL appended), under a hard
-timeout, and reads back ``OUT/<scenario>-<time>/checks.json``.
+timeout, and reads back ``OUT/<scenario>-<time>/checks.json``. ``suite=SUITE_0_1_16`` runs
+the suite's 0.1.16 release instead, installed beside it under the npm alias
+``conformance-0.1.16`` (tests/node/package.json); both releases name their command
+``conformance``, so that one is started by its file.
 """
 
 from __future__ import annotations
@@ -22,21 +25,26 @@ from pathlib import Path
 from tests.conformance.runner import CheckResult, ConformanceRunError, ScenarioResult
 from tests.support.node import NODE_DIR, REPO, node_env
 
-__all__ = ["CONNECT_CLIENT_COMMAND", "run_conformance_client"]
+__all__ = ["CONNECT_CLIENT_COMMAND", "SUITE_0_1_16", "run_conformance_client"]
 
 # The suite's own limit per scenario is 30 s; a scenario still running after 90 s is hung.
 TIMEOUT_S = 90.0
 CONNECT_CLIENT_COMMAND = f"{shlex.quote(sys.executable)} -m tests.conformance.connect_client"
+SUITE: tuple[str, ...] = ("npx", "conformance")
+SUITE_0_1_16: tuple[str, ...] = (
+    "node",
+    str(NODE_DIR / "node_modules" / "conformance-0.1.16" / "dist" / "index.js"),
+)
 
 
 def run_conformance_client(
-    command: str, scenario: str, spec_version: str | None, out_dir: Path
+    command: str, scenario: str, spec_version: str | None, out_dir: Path, *, suite: tuple[str, ...] = SUITE
 ) -> ScenarioResult:
     """The suite's verdict on ``command`` for one client scenario at one spec version
     (None for extension scenarios, which are on no spec's timeline)."""
     out_dir.mkdir(parents=True, exist_ok=False)
     argv = [
-        "npx", "conformance", "client", "--command", command, "--scenario", scenario, "-o", str(out_dir),
+        *suite, "client", "--command", command, "--scenario", scenario, "-o", str(out_dir),
     ]  # fmt: skip
     if spec_version is not None:
         argv += ["--spec-version", spec_version]

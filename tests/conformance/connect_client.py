@@ -6,7 +6,8 @@ The suite runs ``python -m tests.conformance.connect_client SERVER_URL`` with
 does what a user's MCP host would: it spawns ``connect --headless`` with the options a user
 would give (a pre-registered client when the scenario hands one out; always a Client ID
 Metadata Document URL, which connect uses only when the authorization server supports
-them), follows the login URL connect prints (the suite's authorization server approves at
+them; for the extension scenarios, the ``--grant`` their deployment would configure, with
+the credentials of the context in 0600 files, as a user would keep them), follows the login URL connect prints (the suite's authorization server approves at
 once), lists the tools and calls each one. Exit status 0 when all of that worked.
 """
 
@@ -31,27 +32,56 @@ def _mode(version: str | None) -> str:
     return "2026-07-28" if version == "2026-07-28" else "legacy"
 
 
-def _arguments(context: dict[str, object], scratch: Path) -> list[str]:
+# The extension scenarios, and the grant a deployment of that kind configures.
+GRANTS = {
+    "auth/client-credentials-basic": "client_credentials",
+    "auth/client-credentials-jwt": "client_credentials",
+    "auth/wif-jwt-bearer": "jwt_bearer",
+    "auth/enterprise-managed-authorization": "id_jag",
+    "auth/cross-app-access-complete-flow": "id_jag",  # 0.1.16's name for the same flow
+}
+
+
+def _file(scratch: Path, name: str, text: str) -> str:
+    path = scratch / name
+    path.touch(mode=0o600)
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _arguments(context: dict[str, object], scratch: Path, scenario: str) -> list[str]:
     extra = ["--client-metadata-url", CLIENT_METADATA_URL]
     client_id, secret = context.get("client_id"), context.get("client_secret")
     if isinstance(client_id, str):
         extra += ["--client-id", client_id]
         if isinstance(secret, str):
-            secret_file = scratch / "client-secret"
-            secret_file.write_text(secret, encoding="utf-8")
-            extra += ["--client-secret-file", str(secret_file)]
+            extra += ["--client-secret-file", _file(scratch, "client-secret", secret)]
+    grant = GRANTS.get(scenario)
+    if grant is None:
+        return extra
+    extra += ["--grant", grant]
+    text = {k: v for k, v in context.items() if isinstance(v, str)}
+    if "private_key_pem" in text:
+        extra += ["--private-key-file", _file(scratch, "client-key.pem", text["private_key_pem"])]
+        extra += ["--signing-alg", text.get("signing_algorithm", "ES256")]
+    if grant == "jwt_bearer":
+        extra += ["--assertion-file", _file(scratch, "workload.jwt", text["valid_jwt"])]
+    if grant == "id_jag":
+        extra += ["--idp-issuer", text["idp_issuer"], "--idp-client-id", text["idp_client_id"]]
+        extra += ["--id-token-file", _file(scratch, "id-token.jwt", text["idp_id_token"])]
     return extra
 
 
 async def _run(url: str) -> int:
     context = json.loads(os.environ.get("MCP_CONFORMANCE_CONTEXT") or "{}")
     mode = _mode(os.environ.get("MCP_CONFORMANCE_PROTOCOL_VERSION"))
+    scenario = os.environ.get("MCP_CONFORMANCE_SCENARIO", "")
     with tempfile.TemporaryDirectory(prefix="connect-conformance-") as scratch:
         store = Path(scratch) / "tokens.json"
         browser = ScriptedBrowser()
         try:
             async with connect_client(
-                url, store, mode=mode, extra=_arguments(context, Path(scratch)), browser=browser
+                url, store, mode=mode, extra=_arguments(context, Path(scratch), scenario), browser=browser
             ) as (client, _):
                 tools: list[Tool] = (await client.list_tools()).tools
                 for tool in tools:

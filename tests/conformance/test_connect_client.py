@@ -3,7 +3,8 @@
 The suite starts its own mock authorization server and MCP server per scenario and runs
 :mod:`tests.conformance.connect_client` (the SDK's stdio client over ``connect --headless``),
 then scores what it saw. Every core scenario must pass at every spec version it belongs
-to. The extension scenarios need flows ``connect`` does not implement; each is listed in
+to, and so must the extension scenarios whose flows ``connect --grant`` implements
+(``EXTENSIONS``). The others need flows ``connect`` does not implement; each is listed in
 ``EXTENSIONS_NOT_IMPLEMENTED`` with the reason, and is run to check that it still fails
 for that reason only (docs/connect.md, "Conformance").
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conformance.client_runner import CONNECT_CLIENT_COMMAND, run_conformance_client
+from tests.conformance.client_runner import CONNECT_CLIENT_COMMAND, SUITE_0_1_16, run_conformance_client
 
 pytestmark = [pytest.mark.conformance, pytest.mark.node]
 
@@ -56,21 +57,17 @@ CORE = (
     + [(s, "2025-03-26") for s in ONLY_2025_03_26]
 )
 
-# Extension scenarios: machine-to-machine and proof-of-possession flows an interactive
-# user's stdio bridge does not do (yet). The checks that fail, and why.
+# Extension scenarios on no spec's timeline, each with the --grant it is run with
+# (tests/conformance/connect_client.py maps the scenario's context to the options).
+EXTENSIONS = [
+    "auth/client-credentials-basic",  # --grant client_credentials --client-secret-file
+    "auth/client-credentials-jwt",  # --grant client_credentials --private-key-file (private_key_jwt)
+    "auth/wif-jwt-bearer",  # --grant jwt_bearer --assertion-file
+    "auth/enterprise-managed-authorization",  # --grant id_jag (RFC 8693 at the IdP, then jwt-bearer)
+]
+
+# Proof-of-possession flows connect does not do (yet). The checks that fail, and why.
 EXTENSIONS_NOT_IMPLEMENTED = {
-    "auth/client-credentials-jwt": (
-        {"client-credentials-grant-type", "client-credentials-jwt-verified"},
-        "client_credentials with private_key_jwt: no user, no browser; not a connect flow",
-    ),
-    "auth/client-credentials-basic": (
-        {"client-credentials-grant-type", "client-credentials-basic-auth"},
-        "client_credentials with a client secret: not a connect flow",
-    ),
-    "auth/enterprise-managed-authorization": (
-        {"complete-flow-token-exchange", "complete-flow-jwt-bearer"},
-        "ID-JAG token exchange (RFC 8693) then JWT bearer grant: needs an enterprise IdP session connect does not have",
-    ),
     "auth/dpop": (
         {
             "sep-1932-client-token-request-proof",
@@ -89,10 +86,6 @@ EXTENSIONS_NOT_IMPLEMENTED = {
         },
         "DPoP (RFC 9449) proofs and nonces are not implemented",
     ),
-    "auth/wif-jwt-bearer": (
-        {"wif-grant-type"},
-        "workload identity federation (JWT bearer grant from a platform token): not a connect flow",
-    ),
 }
 
 
@@ -104,6 +97,14 @@ def test_connect_passes_the_core_auth_scenario(scenario: str, spec_version: str,
     assert result.warnings == [], f"{scenario}@{spec_version}: {[str(c) for c in result.warnings]}"
 
 
+@pytest.mark.parametrize("scenario", EXTENSIONS)
+def test_connect_passes_the_extension_scenario_with_its_grant(scenario: str, tmp_path: Path) -> None:
+    result = run_conformance_client(CONNECT_CLIENT_COMMAND, scenario, None, tmp_path / "out")
+    assert result.checks, "the scenario reported no checks"
+    assert result.failures == [], f"{scenario}: {[str(c) for c in result.failures]}"
+    assert result.warnings == [], f"{scenario}: {[str(c) for c in result.warnings]}"
+
+
 @pytest.mark.parametrize("scenario", sorted(EXTENSIONS_NOT_IMPLEMENTED))
 def test_extension_scenarios_fail_only_for_the_flow_connect_does_not_implement(
     scenario: str, tmp_path: Path
@@ -112,3 +113,39 @@ def test_extension_scenarios_fail_only_for_the_flow_connect_does_not_implement(
     result = run_conformance_client(CONNECT_CLIENT_COMMAND, scenario, None, tmp_path / "out")
     # When this fails because the set shrank, the flow was implemented: move it to CORE.
     assert {check.id for check in result.failures} == expected
+
+
+# The suite's 0.1.16 release (installed beside 0.2.0 as conformance-0.1.16): every client
+# auth scenario it has (`conformance list`), run as it runs them, with no spec version.
+SUITE_0_1_16_AUTH = [
+    *SINCE_2025_11_25,
+    *ONLY_2025_03_26,
+    "auth/resource-mismatch",
+    "auth/offline-access-scope",
+    "auth/offline-access-not-supported",
+    "auth/client-credentials-jwt",
+    "auth/client-credentials-basic",
+    "auth/cross-app-access-complete-flow",  # 0.2.0's enterprise-managed-authorization
+]
+# 0.1.16's backcompat server publishes, at its origin's RFC 8414 URL, metadata whose issuer
+# is `<origin>/oauth`. RFC 8414 §3.3: such metadata MUST NOT be used (a mix-up), so connect
+# stops before registering. 0.2.0 serves the same scenario with the origin as issuer, and
+# connect passes it (CORE above).
+SUITE_0_1_16_REFUSED = {
+    "auth/2025-03-26-oauth-metadata-backcompat": {
+        "client-registration",
+        "authorization-request",
+        "token-request",
+    },
+}
+
+
+@pytest.mark.parametrize("scenario", SUITE_0_1_16_AUTH)
+def test_connect_passes_the_0_1_16_auth_scenario(scenario: str, tmp_path: Path) -> None:
+    result = run_conformance_client(
+        CONNECT_CLIENT_COMMAND, scenario, None, tmp_path / "out", suite=SUITE_0_1_16
+    )
+    assert result.checks, "the scenario reported no checks"
+    assert result.warnings == [], f"{scenario}: {[str(c) for c in result.warnings]}"
+    failed = {check.id for check in result.failures}
+    assert failed == SUITE_0_1_16_REFUSED.get(scenario, set()), [str(c) for c in result.failures]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
+from ._grant_cli import add_grant_arguments, grant_from_args
 from .oauth import AuthOptions
 from .registration import ClientChoice
 from .tokens import default_store_path
@@ -30,6 +31,12 @@ examples:
   mcp-bastion connect https://gateway.example.com/notes/mcp
   mcp-bastion connect --headless https://gateway.example.com/notes/mcp   print the login URL
   mcp-bastion connect --client-id my-app --client-secret-file ~/.my-app-secret URL
+
+without a browser (--grant; the tokens stay in memory):
+  --grant client_credentials --client-id ID (--client-secret-file F | --private-key-file F)
+  --grant jwt_bearer --client-id ID --assertion-file F        workload identity federation
+  --grant id_jag --client-id ID --client-secret-file F --idp-issuer URL --idp-client-id ID
+      --id-token-file F                                       enterprise-managed (ID-JAG)
 """
 
 
@@ -63,6 +70,7 @@ def add_connect_command(commands: Any) -> None:
     connect.add_argument(
         "--scope", metavar="S", help="scopes to ask for besides those the server asks for (space-separated)"
     )
+    add_grant_arguments(connect)
     connect.add_argument(
         "--token-store",
         metavar="PATH",
@@ -91,5 +99,6 @@ def connect_from_args(args: argparse.Namespace) -> int:
         headless=args.headless,
         client=ClientChoice(args.client_id, secret, args.client_metadata_url),
         scope=args.scope,
+        grant=grant_from_args(args, secret),
     )
     return run_connect(ConnectOptions(args.url, auth))

@@ -3,7 +3,8 @@
 ``Authorizer.token()`` is what goes in the next request; ``on_unauthorized`` (a 401) and
 ``on_insufficient_scope`` (a 403 ``insufficient_scope``) renew it: a stored or refreshed
 token first, a browser login when nothing else works. One lock: concurrent requests that
-hit the same 401 share one login.
+hit the same 401 share one login. With a :class:`~.grants.Grant` (``--grant``), the grant
+takes the browser login's place and its tokens stay in memory.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from .discovery import (
     discover_resource,
     legacy_metadata,
 )
+from .grants import Grant
 from .login import CallbackListener, Pkce, authorization_url, check_callback, new_state, open_in_browser
 from .registration import ClientChoice, register
 from .tokens import ClientRegistration, StoredTokens, TokenStore, exchange, refresh
@@ -44,6 +46,7 @@ class AuthOptions:
     client: ClientChoice = field(default_factory=ClientChoice)
     scope: str | None = None
     login_timeout_s: float = 300.0
+    grant: Grant | None = None  # None: the authorization code flow in the user's browser
 
 
 class Authorizer:
@@ -72,6 +75,8 @@ class Authorizer:
             tokens = self._tokens
             if tokens is not None and not tokens.fresh(time.time()) and tokens.refresh_token:
                 await self._try_refresh(tokens)
+            elif tokens is not None and not tokens.fresh(time.time()) and self._options.grant is not None:
+                await self._login(tokens.scope)  # a machine grant renews before expiry
             return self._tokens.access_token if self._tokens is not None else None
 
     async def on_unauthorized(self, challenge: Challenge, failed: str | None) -> None:
@@ -79,7 +84,7 @@ class Authorizer:
             if self._tokens is not None and self._tokens.access_token != failed:
                 return  # another request renewed it meanwhile
             await self._discover(challenge)
-            if self._tokens is None:
+            if self._tokens is None and self._options.grant is None:
                 stored = self._store.tokens(self._issuer, self._resource)
                 if stored is not None and stored.access_token != failed:
                     self._tokens = stored
@@ -87,7 +92,11 @@ class Authorizer:
                         stored.refresh_token and await self._try_refresh(stored)
                     ):
                         return
-            elif self._tokens.refresh_token and await self._try_refresh(self._tokens):
+            elif (
+                self._tokens is not None
+                and self._tokens.refresh_token
+                and await self._try_refresh(self._tokens)
+            ):
                 return
             await self._login(self._initial_scope(challenge))
 
@@ -137,7 +146,7 @@ class Authorizer:
         scope = _union(self._options.scope, scope)
         assert self._metadata is not None
         supported = self._metadata.scopes_supported or ()
-        if "offline_access" in supported:
+        if "offline_access" in supported and self._options.grant is None:
             # MCP 2026-07-28 §Refresh Tokens: MAY ask for it when the AS lists it.
             scope = _union(scope, "offline_access")
         return scope
@@ -178,6 +187,11 @@ class Authorizer:
 
     async def _login(self, scope: str | None) -> None:
         assert self._metadata is not None
+        if self._options.grant is not None:
+            grant = self._options.grant
+            self._tokens = await grant.obtain(self._http, self._metadata, self._resource, scope)
+            log.info("authorized at %s (%s grant)", self._issuer, grant.name)
+            return
         stored = self._store.client(self._issuer, self._resource)
         listener = CallbackListener()
         port = _port_of(stored.redirect_uri) if stored is not None and stored.redirect_uri else 0
