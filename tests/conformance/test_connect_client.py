@@ -56,7 +56,11 @@ CORE = (
     + [(s, "2025-03-26") for s in ONLY_2025_03_26]
 )
 
-# Extension scenarios: machine-to-machine and proof-of-possession flows an interactive
+# Extension scenarios connect implements, run outside any spec's timeline: DPoP (RFC 9449,
+# SEP-1932), with and without server nonces (docs/connect.md, "DPoP").
+EXTENSIONS = ["auth/dpop", "auth/dpop-nonce"]
+
+# Extension scenarios: machine-to-machine flows an interactive
 # user's stdio bridge does not do (yet). The checks that fail, and why.
 EXTENSIONS_NOT_IMPLEMENTED = {
     "auth/client-credentials-jwt": (
@@ -71,24 +75,6 @@ EXTENSIONS_NOT_IMPLEMENTED = {
         {"complete-flow-token-exchange", "complete-flow-jwt-bearer"},
         "ID-JAG token exchange (RFC 8693) then JWT bearer grant: needs an enterprise IdP session connect does not have",
     ),
-    "auth/dpop": (
-        {
-            "sep-1932-client-token-request-proof",
-            "sep-1932-client-dpop-auth-scheme",
-            "sep-1932-client-fresh-proof",
-        },
-        "DPoP (RFC 9449) proofs are not implemented: connect presents Bearer tokens",
-    ),
-    "auth/dpop-nonce": (
-        {
-            "sep-1932-client-token-request-proof",
-            "sep-1932-client-dpop-auth-scheme",
-            "sep-1932-client-fresh-proof",
-            "sep-1932-client-as-nonce",
-            "sep-1932-client-rs-nonce",
-        },
-        "DPoP (RFC 9449) proofs and nonces are not implemented",
-    ),
     "auth/wif-jwt-bearer": (
         {"wif-grant-type"},
         "workload identity federation (JWT bearer grant from a platform token): not a connect flow",
@@ -102,6 +88,14 @@ def test_connect_passes_the_core_auth_scenario(scenario: str, spec_version: str,
     assert result.checks, "the scenario reported no checks"
     assert result.failures == [], f"{scenario}@{spec_version}: {[str(c) for c in result.failures]}"
     assert result.warnings == [], f"{scenario}@{spec_version}: {[str(c) for c in result.warnings]}"
+
+
+@pytest.mark.parametrize("scenario", EXTENSIONS)
+def test_connect_passes_the_extension_scenario(scenario: str, tmp_path: Path) -> None:
+    result = run_conformance_client(CONNECT_CLIENT_COMMAND, scenario, None, tmp_path / "out")
+    assert result.checks, "the scenario reported no checks"
+    assert result.failures == [], f"{scenario}: {[str(c) for c in result.failures]}"
+    assert result.warnings == [], f"{scenario}: {[str(c) for c in result.warnings]}"
 
 
 @pytest.mark.parametrize("scenario", sorted(EXTENSIONS_NOT_IMPLEMENTED))
