@@ -29,9 +29,10 @@ from .discovery import (
     legacy_metadata,
 )
 from .dpop import ALGORITHM, DpopKey, Prover
+from .keyring_store import open_store
 from .login import CallbackListener, Pkce, authorization_url, check_callback, new_state, open_in_browser
 from .registration import ClientChoice, register
-from .tokens import DPOP, ClientRegistration, StoredTokens, TokenStore, exchange, refresh
+from .tokens import DPOP, ClientRegistration, StoredTokens, exchange, refresh
 
 __all__ = ["AuthOptions", "Authorizer"]
 
@@ -45,6 +46,7 @@ class AuthOptions:
     client: ClientChoice = field(default_factory=ClientChoice)
     scope: str | None = None
     login_timeout_s: float = 300.0
+    token_store: str = "file"  # noqa: S105 (a store kind: keyring_store.STORE_MODES)
 
 
 class Authorizer:
@@ -59,7 +61,7 @@ class Authorizer:
         self._http = http
         self._server_url = server_url
         self._options = options
-        self._store = TokenStore(options.store_path)
+        self._store = open_store(options.token_store, options.store_path)
         self._opener = opener
         self._lock = asyncio.Lock()
         self._metadata: AuthServerMetadata | None = None
