@@ -3,7 +3,8 @@
 The suite starts its own mock authorization server and MCP server per scenario and runs
 :mod:`tests.conformance.connect_client` (the SDK's stdio client over ``connect --headless``),
 then scores what it saw. Every core scenario must pass at every spec version it belongs
-to. The extension scenarios need flows ``connect`` does not implement; each is listed in
+to, and so must the extension scenarios it implements (``EXTENSIONS``: DPoP). The other
+extension scenarios need flows ``connect`` does not implement; each is listed in
 ``EXTENSIONS_NOT_IMPLEMENTED`` with the reason, and is run to check that it still fails
 for that reason only (docs/connect.md, "Conformance").
 """
