@@ -8,7 +8,10 @@ bound key whose ``ath`` is the token's hash; a bound token presented as Bearer i
 as RFC 9449 §7.1 requires of a server. The checks are written here, independently of
 :mod:`mcp_bastion.connect.dpop`, with joserfc's verifier.
 
-``Nonces`` says what each side demands: ``none``, ``once`` (one fixed nonce, demanded
+With ``offer_dpop`` off it is a plain OAuth server: no DPoP in its metadata, Bearer tokens,
+which the resource accepts as Bearer (bound tokens still only as DPoP).
+
+``as_nonce`` and ``rs_nonce`` say what each side demands: ``none``, ``once`` (one fixed nonce, demanded
 until presented: the honest case), ``endless`` (a new nonce on every request), ``garbage``
 (a nonce that is not ``1*NQCHAR``) or ``huge`` (4 KiB).
 """
@@ -47,6 +50,7 @@ class DpopServer:
     as_nonce: str = "none"
     rs_nonce: str = "none"
     expires_in: int = 3600
+    offer_dpop: bool = True
     token_proofs: list[dict[str, Any]] = field(default_factory=list)  # checked claims + "jkt"
     token_forms: list[dict[str, str]] = field(default_factory=list)
     mcp_authorizations: list[str | None] = field(default_factory=list)
@@ -97,7 +101,10 @@ class DpopServer:
         self.mcp_authorizations.append(authorization)
         prm = f"{self.base}/.well-known/oauth-protected-resource/mcp"
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme != "DPoP" or token not in self.bound:
+        if scheme == "Bearer" and self.bound.get(token) == "":
+            body = await request.json()
+            return JSONResponse({"jsonrpc": "2.0", "id": body.get("id"), "result": {"ok": True}})
+        if scheme != "DPoP" or not self.bound.get(token):
             # RFC 9449 §7.1: a bound token presented as Bearer is not accepted.
             self.refused.append(scheme or "none")
             return Response(status_code=401, headers={"www-authenticate": f'DPoP resource_metadata="{prm}"'})
@@ -132,7 +139,7 @@ class DpopServer:
                 "registration_endpoint": f"{self.base}/register",
                 "code_challenge_methods_supported": ["S256"],
                 "token_endpoint_auth_methods_supported": ["none"],
-                "dpop_signing_alg_values_supported": ["ES256"],
+                **({"dpop_signing_alg_values_supported": ["ES256"]} if self.offer_dpop else {}),
             }
         )
 
@@ -147,6 +154,11 @@ class DpopServer:
     async def token(self, request: Request) -> Response:
         form = {k: str(v) for k, v in (await request.form()).items()}
         self.token_forms.append(form)
+        if not self.offer_dpop:
+            self.token_proofs.append({"dpop": request.headers.get("dpop")})
+            token = f"bearer-{next(self._counter)}"
+            self.bound[token] = ""  # not bound
+            return JSONResponse({"access_token": token, "token_type": "Bearer", "expires_in": 3600})
         checked = self._check(request.headers.get("dpop"), "POST", f"{self.base}/token")
         if isinstance(checked, str):
             self.refused.append(checked)

@@ -61,6 +61,25 @@ async def test_a_refreshed_token_is_bound_to_the_same_key_across_runs(tmp_path: 
     assert len({p["jkt"] for p in server.token_proofs}) == 1
 
 
+async def test_a_bound_token_is_never_sent_as_bearer_when_the_server_stops_offering_dpop(
+    tmp_path: Path,
+) -> None:
+    # Without its key's proofs a bound token must not go out as Bearer (RFC 9449 §7.1): the
+    # stored DPoP token is set aside and the user logs in again for a Bearer one.
+    store = tmp_path / "t.json"
+    with running_dpop_server() as server:
+        assert await _initialize(server.url, store, RecordingBrowser()) == OK
+        [bound] = [t for t, jkt in server.bound.items() if jkt]
+        server.offer_dpop = False
+        browser = RecordingBrowser()
+        assert await _initialize(server.url, store, browser) == OK
+    assert len(browser.opened) == 1  # a new login
+    assert server.token_proofs[-1] == {"dpop": None}  # and no proof where none is wanted
+    assert f"Bearer {bound}" not in server.mcp_authorizations
+    assert server.mcp_authorizations[-1] is not None
+    assert server.mcp_authorizations[-1].startswith("Bearer bearer-")
+
+
 async def test_an_endless_nonce_loop_at_the_resource_is_cut_after_one_retry(tmp_path: Path) -> None:
     with running_dpop_server(rs_nonce="endless") as server:
         written = await _initialize(server.url, tmp_path / "t.json", RecordingBrowser())
