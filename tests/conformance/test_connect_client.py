@@ -3,10 +3,8 @@
 The suite starts its own mock authorization server and MCP server per scenario and runs
 :mod:`tests.conformance.connect_client` (the SDK's stdio client over ``connect --headless``),
 then scores what it saw. Every core scenario must pass at every spec version it belongs
-to, and so must the extension scenarios whose flows ``connect --grant`` implements
-(``EXTENSIONS``). The others need flows ``connect`` does not implement; each is listed in
-``EXTENSIONS_NOT_IMPLEMENTED`` with the reason, and is run to check that it still fails
-for that reason only (docs/connect.md, "Conformance").
+to, and so must every extension scenario: DPoP, and those whose flows ``connect --grant``
+implements (``EXTENSIONS``); docs/connect.md, "Conformance".
 """
 
 from __future__ import annotations
@@ -57,36 +55,16 @@ CORE = (
     + [(s, "2025-03-26") for s in ONLY_2025_03_26]
 )
 
-# Extension scenarios on no spec's timeline, each with the --grant it is run with
+# Extension scenarios on no spec's timeline, each with the options it is run with
 # (tests/conformance/connect_client.py maps the scenario's context to the options).
 EXTENSIONS = [
     "auth/client-credentials-basic",  # --grant client_credentials --client-secret-file
     "auth/client-credentials-jwt",  # --grant client_credentials --private-key-file (private_key_jwt)
     "auth/wif-jwt-bearer",  # --grant jwt_bearer --assertion-file
     "auth/enterprise-managed-authorization",  # --grant id_jag (RFC 8693 at the IdP, then jwt-bearer)
+    "auth/dpop",  # the browser login; DPoP (RFC 9449, SEP-1932) as the AS metadata offers it
+    "auth/dpop-nonce",  # the same, with the AS's and the MCP server's nonces
 ]
-
-# Proof-of-possession flows connect does not do (yet). The checks that fail, and why.
-EXTENSIONS_NOT_IMPLEMENTED = {
-    "auth/dpop": (
-        {
-            "sep-1932-client-token-request-proof",
-            "sep-1932-client-dpop-auth-scheme",
-            "sep-1932-client-fresh-proof",
-        },
-        "DPoP (RFC 9449) proofs are not implemented: connect presents Bearer tokens",
-    ),
-    "auth/dpop-nonce": (
-        {
-            "sep-1932-client-token-request-proof",
-            "sep-1932-client-dpop-auth-scheme",
-            "sep-1932-client-fresh-proof",
-            "sep-1932-client-as-nonce",
-            "sep-1932-client-rs-nonce",
-        },
-        "DPoP (RFC 9449) proofs and nonces are not implemented",
-    ),
-}
 
 
 @pytest.mark.parametrize(("scenario", "spec_version"), CORE, ids=[f"{s}@{v}" for s, v in CORE])
@@ -98,21 +76,11 @@ def test_connect_passes_the_core_auth_scenario(scenario: str, spec_version: str,
 
 
 @pytest.mark.parametrize("scenario", EXTENSIONS)
-def test_connect_passes_the_extension_scenario_with_its_grant(scenario: str, tmp_path: Path) -> None:
+def test_connect_passes_the_extension_scenario(scenario: str, tmp_path: Path) -> None:
     result = run_conformance_client(CONNECT_CLIENT_COMMAND, scenario, None, tmp_path / "out")
     assert result.checks, "the scenario reported no checks"
     assert result.failures == [], f"{scenario}: {[str(c) for c in result.failures]}"
     assert result.warnings == [], f"{scenario}: {[str(c) for c in result.warnings]}"
-
-
-@pytest.mark.parametrize("scenario", sorted(EXTENSIONS_NOT_IMPLEMENTED))
-def test_extension_scenarios_fail_only_for_the_flow_connect_does_not_implement(
-    scenario: str, tmp_path: Path
-) -> None:
-    expected, _why = EXTENSIONS_NOT_IMPLEMENTED[scenario]
-    result = run_conformance_client(CONNECT_CLIENT_COMMAND, scenario, None, tmp_path / "out")
-    # When this fails because the set shrank, the flow was implemented: move it to CORE.
-    assert {check.id for check in result.failures} == expected
 
 
 # The suite's 0.1.16 release (installed beside 0.2.0 as conformance-0.1.16): every client

@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 
 from mcp_bastion.cli import main
+from mcp_bastion.connect._cli import store_choice
+from mcp_bastion.connect.tokens import default_store_path
 
 
 def test_help_shows_the_client_configuration_and_every_option(capsys: pytest.CaptureFixture[str]) -> None:
@@ -15,7 +17,14 @@ def test_help_shows_the_client_configuration_and_every_option(capsys: pytest.Cap
     out = capsys.readouterr().out
     assert exit_info.value.code == 0
     assert '{"command": "mcp-bastion", "args": ["connect", ' in out
-    for option in ("--headless", "--client-id", "--client-secret-file", "--scope", "--token-store"):
+    for option in (
+        "--headless",
+        "--client-id",
+        "--client-secret-file",
+        "--scope",
+        "--token-store",
+        "--token-file",
+    ):
         assert option in out
     assert "--client-metadata-url" in out
 
@@ -40,3 +49,11 @@ def test_an_empty_secret_file_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     )
     assert status == 1
     assert "is empty" in capsys.readouterr().err
+
+
+def test_token_store_takes_a_mode_and_still_a_path() -> None:
+    assert store_choice("auto", None) == ("auto", default_store_path())
+    assert store_choice("keyring", "/home/u/t.json") == ("keyring", Path("/home/u/t.json"))
+    assert store_choice("file", "/home/u/t.json") == ("file", Path("/home/u/t.json"))
+    # `--token-store PATH` from before the keyring store keeps meaning that file.
+    assert store_choice("/home/u/tokens.json", None) == ("file", Path("/home/u/tokens.json"))

@@ -8,11 +8,12 @@ from typing import Any
 
 from ..errors import ConfigError
 from ._grant_cli import add_grant_arguments, grant_from_args
+from .keyring_store import STORE_MODES
 from .oauth import AuthOptions
 from .registration import ClientChoice
 from .tokens import default_store_path
 
-__all__ = ["add_connect_command", "connect_from_args"]
+__all__ = ["add_connect_command", "connect_from_args", "store_choice"]
 
 CONNECT_DESCRIPTION = """Run a local stdio MCP server that forwards to a remote, OAuth-protected MCP server.
 
@@ -21,7 +22,8 @@ and it relays every message to URL over Streamable HTTP, doing the OAuth work it
 it discovers the server's authorization server (RFC 9728, RFC 8414), registers (a
 pre-registered --client-id, else a Client ID Metadata Document, else dynamic
 registration), opens your browser to log in (PKCE, a loopback callback), and keeps the
-tokens in a 0600 file for the next run. stdout carries only MCP messages; logs and the
+tokens for the next run, in the OS keyring when there is one, else in a 0600 file. When the
+authorization server offers DPoP, tokens are bound to a key kept with them (RFC 9449). stdout carries only MCP messages; logs and the
 login URL go to stderr.
 
 Claude Desktop / VS Code:
@@ -73,6 +75,14 @@ def add_connect_command(commands: Any) -> None:
     add_grant_arguments(connect)
     connect.add_argument(
         "--token-store",
+        metavar="|".join(STORE_MODES),
+        default="auto",
+        help="where tokens are kept: the OS keyring (needs the [keyring] extra), the token file, "
+        "or auto: the OS keyring when one is usable, else the file (default: auto). "
+        "A path here, as in earlier versions, means the file at that path",
+    )
+    connect.add_argument(
+        "--token-file",
         metavar="PATH",
         help=f"the token file, created 0600 (default: {default_store_path()})",
     )
@@ -93,12 +103,21 @@ def connect_from_args(args: argparse.Namespace) -> int:
             ) from None
         if not secret:
             raise ConfigError(f"--client-secret-file {args.client_secret_file} is empty")
-    store = Path(args.token_store) if args.token_store else default_store_path()
+    mode, store = store_choice(args.token_store, args.token_file)
     auth = AuthOptions(
         store_path=store,
         headless=args.headless,
         client=ClientChoice(args.client_id, secret, args.client_metadata_url),
         scope=args.scope,
         grant=grant_from_args(args, secret),
+        token_store=mode,
     )
     return run_connect(ConnectOptions(args.url, auth))
+
+
+def store_choice(token_store: str, token_file: str | None) -> tuple[str, Path]:
+    """The store mode and the token file's path from ``--token-store`` and ``--token-file``."""
+    if token_store not in STORE_MODES:
+        # `--token-store PATH`, the form before the keyring store: that file, as it was.
+        token_store, token_file = "file", token_file or token_store
+    return token_store, Path(token_file) if token_file else default_store_path()

@@ -41,7 +41,7 @@ _PARAM: Final = re.compile(r'([A-Za-z0-9_\-]+)\s*=\s*("(?:[^"\\]|\\.)*"|[^\s,]+)
 
 @dataclass(frozen=True)
 class Challenge:
-    """The Bearer challenge of a 401 or 403 (RFC 6750 §3, RFC 9728 §5.1)."""
+    """The Bearer (or DPoP, RFC 9449 §7.1) challenge of a 401 or 403 (RFC 6750 §3, RFC 9728 §5.1)."""
 
     status: int
     error: str | None = None
@@ -50,14 +50,16 @@ class Challenge:
 
 
 def parse_challenge(status: int, header: str | None) -> Challenge:
-    """The auth-params of the ``Bearer`` challenge in ``header`` (other schemes ignored)."""
+    """The auth-params of the ``Bearer`` challenge in ``header``, else of its ``DPoP`` one."""
     if not header:
         return Challenge(status)
-    start = header.lower().find("bearer")
+    start, scheme = header.lower().find("bearer"), "bearer"
+    if start < 0:
+        start, scheme = header.lower().find("dpop"), "dpop"
     if start < 0:
         return Challenge(status)
     params: dict[str, str] = {}
-    for name, value in _PARAM.findall(header[start + len("bearer") :]):
+    for name, value in _PARAM.findall(header[start + len(scheme) :]):
         if value.startswith('"'):
             value = re.sub(r"\\(.)", r"\1", value[1:-1])
         params.setdefault(name.lower(), value)
@@ -82,6 +84,8 @@ class AuthServerMetadata:
     token_auth_methods: tuple[str, ...]
     cimd_supported: bool
     iss_parameter_supported: bool
+    # RFC 9449 §5.1: present when the AS issues DPoP-bound tokens; None when not listed.
+    dpop_algs: tuple[str, ...] | None = None
 
 
 async def _get_json(http: httpx.AsyncClient, url: str) -> dict[str, Any] | None:
@@ -202,6 +206,9 @@ def _metadata(document: dict[str, Any], issuer: str, url: str) -> AuthServerMeta
         or ("client_secret_basic",),  # RFC 8414 §2: the default when omitted
         cimd_supported=document.get("client_id_metadata_document_supported") is True,
         iss_parameter_supported=document.get("authorization_response_iss_parameter_supported") is True,
+        dpop_algs=_strings(
+            document.get("dpop_signing_alg_values_supported"), "dpop_signing_alg_values_supported"
+        ),
     )
 
 

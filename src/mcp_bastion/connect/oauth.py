@@ -30,9 +30,11 @@ from .discovery import (
     legacy_metadata,
 )
 from .grants import Grant
+from .dpop import ALGORITHM, DpopKey, Prover
+from .keyring_store import open_store
 from .login import CallbackListener, Pkce, authorization_url, check_callback, new_state, open_in_browser
 from .registration import ClientChoice, register
-from .tokens import ClientRegistration, StoredTokens, TokenStore, exchange, refresh
+from .tokens import DPOP, ClientRegistration, StoredTokens, exchange, refresh
 
 __all__ = ["AuthOptions", "Authorizer"]
 
@@ -47,6 +49,7 @@ class AuthOptions:
     scope: str | None = None
     login_timeout_s: float = 300.0
     grant: Grant | None = None  # None: the authorization code flow in the user's browser
+    token_store: str = "file"  # noqa: S105 (a store kind: keyring_store.STORE_MODES)
 
 
 class Authorizer:
@@ -61,13 +64,14 @@ class Authorizer:
         self._http = http
         self._server_url = server_url
         self._options = options
-        self._store = TokenStore(options.store_path)
+        self._store = open_store(options.token_store, options.store_path)
         self._opener = opener
         self._lock = asyncio.Lock()
         self._metadata: AuthServerMetadata | None = None
         self._resource = server_url
         self._prm: ProtectedResource | None = None
         self._tokens: StoredTokens | None = None
+        self._prover: Prover | None = None
 
     async def token(self) -> str | None:
         """The access token for the next request (refreshed first when it is about to expire)."""
@@ -79,6 +83,23 @@ class Authorizer:
                 await self._login(tokens.scope)  # a machine grant renews before expiry
             return self._tokens.access_token if self._tokens is not None else None
 
+    def authorization(self, token: str, method: str, url: str) -> dict[str, str]:
+        """The headers that present ``token`` on a ``method`` request to ``url``.
+
+        A DPoP-bound token goes with the ``DPoP`` scheme and a fresh proof carrying its
+        hash (RFC 9449 §7.1); anything else is a Bearer token (RFC 6750 §2.1).
+        """
+        tokens, prover = self._tokens, self._prover
+        if tokens is not None and tokens.access_token == token and tokens.token_type == DPOP:
+            if prover is None:
+                raise ConnectError("a DPoP-bound token is held but its key is not: log in again")
+            return {"authorization": "DPoP " + token, "dpop": prover.proof(method, url, token)}
+        return {"authorization": "Bearer " + token}
+
+    def note_nonce(self, url: str, headers: httpx.Headers) -> bool:
+        """Remember a resource server's ``DPoP-Nonce`` (RFC 9449 §9); whether it is a new one."""
+        return self._prover is not None and self._prover.note_nonce(url, headers)
+
     async def on_unauthorized(self, challenge: Challenge, failed: str | None) -> None:
         async with self._lock:
             if self._tokens is not None and self._tokens.access_token != failed:
@@ -86,7 +107,8 @@ class Authorizer:
             await self._discover(challenge)
             if self._tokens is None and self._options.grant is None:
                 stored = self._store.tokens(self._issuer, self._resource)
-                if stored is not None and stored.access_token != failed:
+                usable = stored is not None and (stored.token_type != DPOP or self._prover is not None)
+                if stored is not None and usable and stored.access_token != failed:
                     self._tokens = stored
                     if stored.fresh(time.time()) or (
                         stored.refresh_token and await self._try_refresh(stored)
@@ -137,6 +159,29 @@ class Authorizer:
             metadata = legacy_metadata(self._server_url)
             metadata = await discover_auth_server(self._http, metadata.issuer) or metadata
         self._metadata = metadata
+        self._prover = self._dpop_prover(metadata)
+
+    def _dpop_prover(self, metadata: AuthServerMetadata) -> Prover | None:
+        """DPoP when the authorization server offers it with our algorithm (RFC 9449 §5.1).
+
+        The key is the store entry's, made once: a refreshed token is bound to the same key
+        as the one it replaces, and each (issuer, resource) has its own key, so two servers
+        cannot tell by the key's thumbprint that one user holds both tokens.
+        """
+        if metadata.dpop_algs is None:
+            return None
+        if ALGORITHM not in metadata.dpop_algs:
+            log.info("the authorization server does not accept ES256 DPoP proofs; using Bearer tokens")
+            return None
+        if self._prover is not None and self._prover.entry == (self._issuer, self._resource):
+            return self._prover  # keeps the nonces it has seen
+        key = self._store.dpop_key(self._issuer, self._resource)
+        if key is None:
+            key = DpopKey.generate()
+            self._store.save(self._issuer, self._resource, dpop_key=key)
+        prover = Prover(key)
+        prover.entry = (self._issuer, self._resource)
+        return prover
 
     def _initial_scope(self, challenge: Challenge) -> str | None:
         """MCP §Scope Selection Strategy: the challenge's scope, else the PRM's scopes_supported."""
@@ -156,7 +201,7 @@ class Authorizer:
         if self._metadata is None or client is None or tokens.refresh_token is None:
             return False
         try:
-            fresh = await refresh(self._http, self._metadata, client, tokens, self._resource)
+            fresh = await refresh(self._http, self._metadata, client, tokens, self._resource, self._prover)
         except ConnectError as exc:
             log.info("token refresh failed (%s); a new login is needed", exc.message)
             self._tokens = None
@@ -225,6 +270,7 @@ class Authorizer:
             redirect_uri=listener.redirect_uri,
             resource=self._resource,
             scope=scope,
+            prover=self._prover,
         )
         self._keep(tokens, client)
         log.info("authorized at %s", self._issuer)

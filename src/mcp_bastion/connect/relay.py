@@ -33,8 +33,10 @@ log = logging.getLogger(__name__)
 
 # A 401 renews the token at most twice (no token -> the stored one -> refreshed or a new
 # login); a 403 insufficient_scope may step up twice (a server that keeps asking for more
-# is not followed forever: conformance scope-retry-limit).
+# is not followed forever: conformance scope-retry-limit). A DPoP nonce demand (RFC 9449
+# §9) is answered once per request: a server that keeps changing its nonce is not chased.
 MAX_RENEWALS: Final = 2
+MAX_NONCE_RETRIES: Final = 1
 MAX_STEP_UPS: Final = 2
 MAX_EVENT_BYTES: Final = 16 * 1024 * 1024
 INTERNAL_ERROR: Final = -32603
@@ -84,11 +86,19 @@ class Relay:
             await self._http.delete(self._url, headers=await self._headers(None))
 
     async def _forward(self, message: Any) -> None:
-        renewals = step_ups = 0
+        renewals = step_ups = nonce_retries = 0
         while True:
             token = await self._auth.token()
             headers = await self._headers(message, token)
             async with self._http.stream("POST", self._url, json=message, headers=headers) as response:
+                new_nonce = self._auth.note_nonce(self._url, response.headers)
+                if response.status_code == 401 and _challenge(response).error == "use_dpop_nonce":
+                    if not new_nonce or nonce_retries >= MAX_NONCE_RETRIES:
+                        raise ConnectError(
+                            "the remote server keeps demanding a DPoP nonce it does not accept: refused"
+                        )
+                    nonce_retries += 1
+                    continue
                 if response.status_code == 401 and renewals < MAX_RENEWALS:
                     renewals += 1
                     await self._auth.on_unauthorized(_challenge(response), token)
@@ -105,10 +115,10 @@ class Relay:
                 await self._relay(message, response)
                 return
 
-    async def _headers(self, message: Any, token: str | None = None) -> dict[str, str]:
+    async def _headers(self, message: Any, token: str | None = None, method: str = "POST") -> dict[str, str]:
         headers = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
         if token is not None:
-            headers["authorization"] = "Bearer " + token
+            headers.update(self._auth.authorization(token, method, self._url))
         if self._session is not None:
             headers["mcp-session-id"] = self._session
         version = _body_version(message) or self._version
@@ -170,7 +180,7 @@ class Relay:
         cursor = _Cursor()
         failures = 0
         while failures < MAX_STREAM_FAILURES and self._session is not None:
-            headers = await self._headers(None, await self._auth.token())
+            headers = await self._headers(None, await self._auth.token(), "GET")
             headers["accept"] = "text/event-stream"
             del headers["content-type"]
             if cursor.last_id is not None:
