@@ -158,7 +158,8 @@ class Notifications:
         self._server = server
         self.per_subject = per_subject
         self._clock = clock
-        self.dropped = 0  # every notification delivered to no one, for tests and operators
+        self.dropped = 0  # progress and logs delivered to no one, for tests and operators
+        self.ignored = 0  # other notifications (list changes, resource updates): no stream carries them
         self._budget = (0.0, 0)
 
     def route(self, message: dict[str, Any], calls: dict[int, Any]) -> None:
@@ -173,7 +174,7 @@ class Notifications:
         elif method == "notifications/message":
             self._log_message(params, calls)
         else:
-            self.dropped += 1
+            self.ignored += 1
 
     def _progress(self, params: dict[str, Any], calls: dict[int, Any]) -> None:
         token = params.get("progressToken")
