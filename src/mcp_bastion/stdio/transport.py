@@ -141,7 +141,10 @@ class StdioTransport:
 
         async def work() -> None:
             try:
-                await asyncio.gather(*(run(request) for request in requests))
+                if len(requests) == 1:  # the usual case: no task per request
+                    await run(requests[0])
+                else:
+                    await asyncio.gather(*(run(request) for request in requests))
             finally:
                 self._pool.leave(subject)  # the caller's calls are in flight until the stream ends
 
