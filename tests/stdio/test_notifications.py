@@ -197,3 +197,45 @@ def test_a_client_that_disconnects_mid_stream_cancels_its_call(tmp_path: Path) -
         assert _progress(sse_messages(text)) == [("s", None)]
         gateway_id = json.loads(mark.read_text())
         until(lambda: _cancels(alice) == [gateway_id])
+
+
+def test_two_calls_of_one_subject_with_one_id_are_not_cancelled_by_an_ambiguous_cancel(
+    tmp_path: Path,
+) -> None:
+    # Attribution is by verified subject: which of Alice's two calls numbered 1 is meant cannot be
+    # told, so neither is cancelled (cancellation is advisory: a server MAY ignore it).
+    with stdio_gateway(plugin_server(stdio=SHARED)) as stack:
+        alice, other_app = stack.caller("alice"), stack.caller("alice")
+        marks = [tmp_path / "one", tmp_path / "two"]
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            held = [
+                pool.submit(who.call, "slow", 1, mark=str(mark))
+                for who, mark in zip((alice, other_app), marks, strict=True)
+            ]
+            until(lambda: all(mark.exists() and mark.read_text() for mark in marks))
+            _cancel(alice, 1)
+            assert _cancels(alice) == []
+            assert not any(job.done() for job in held)
+            process = _process(stack)
+            for gateway_id in (json.loads(mark.read_text()) for mark in marks):
+                process._calls[gateway_id].future.set_result({"jsonrpc": "2.0", "id": 1, "result": {}})
+            assert [job.result(timeout=10)["result"] for job in held] == [{}, {}]
+
+
+def test_streamed_calls_give_back_the_callers_place_when_they_end() -> None:
+    # A streamed answer's calls count against max_requests_per_subject until the stream ends, and
+    # no longer: with a cap of 1, calls one after another all succeed.
+    with stdio_gateway(plugin_server(stdio={"process": "shared", "max_requests_per_subject": 1})) as stack:
+        alice = stack.caller("alice")
+        for i in range(3):
+            assert alice.events("progress", i, {"progressToken": i}, text="x")[-1]["id"] == i
+
+
+def test_a_progress_message_quoting_the_identity_token_is_redacted() -> None:
+    # SL-02 holds on the stream too: the events pass the same guard as a JSON answer.
+    with stdio_gateway(plugin_server(stdio=SHARED)) as stack:
+        alice = stack.caller("alice")
+        messages = alice.events("progress", 1, {"progressToken": "q"}, quote_identity=True)
+        token = alice.identity()
+    assert _progress(messages) == [("q", "[redacted]")]
+    assert token not in json.dumps(messages)
