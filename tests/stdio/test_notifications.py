@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -239,3 +240,27 @@ def test_a_progress_message_quoting_the_identity_token_is_redacted() -> None:
         token = alice.identity()
     assert _progress(messages) == [("q", "[redacted]")]
     assert token not in json.dumps(messages)
+
+
+def test_a_cancel_to_a_plugin_that_stopped_reading_does_not_hang_the_client(tmp_path: Path) -> None:
+    # A plug-in that stops reading stdin blocks the gateway's writes to it; a client's cancel POST
+    # waits at most stop_timeout_seconds (1 s) for its line to be written, then is answered all the
+    # same; unbounded, it would wait for the blocked call's 8 s timeout to stop the plug-in.
+    options = {"process": "shared", "stop_timeout_seconds": 1}
+    with stdio_gateway(plugin_server(stdio=options, timeout_seconds=8)) as stack:
+        alice = stack.caller("alice", timeout=10)
+        slow_mark, deaf_mark = tmp_path / "slow", tmp_path / "deaf"
+        with concurrent.futures.ThreadPoolExecutor(3) as pool:
+            held = pool.submit(alice.call, "slow", 1, mark=str(slow_mark))
+            until(lambda: slow_mark.exists() and bool(slow_mark.read_text()))
+            deaf = pool.submit(alice.call, "deaf", 2, mark=str(deaf_mark))
+            until(deaf_mark.exists)
+            process = _process(stack)
+            big = pool.submit(alice.call, "echo", 3, text="x" * 600_000)  # fills the pipe: its write blocks
+            until(process._write_lock.locked)
+            started = time.monotonic()
+            assert _cancel(alice, 1).status_code == 202
+            assert time.monotonic() - started < 4
+            assert held.result(timeout=10)["error"]["message"] == CANCELLED
+            assert "error" in big.result(timeout=10)
+            assert "error" in deaf.result(timeout=10)

@@ -253,8 +253,10 @@ class PluginProcess:
 
     async def cancel(self, gateway_id: int, reason: str) -> None:
         note = {"requestId": gateway_id, "reason": reason}
-        with contextlib.suppress(UpstreamError):
-            await self._write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": note})
+        # Bounded: a plug-in that stops reading stdin must not hold a client's cancel POST open.
+        with contextlib.suppress(UpstreamError, TimeoutError):
+            async with asyncio.timeout(self.spec.stop_timeout):
+                await self._write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": note})
 
     def _fail(self) -> None:
         """Misbehaving (exited unasked, wedged, an unattributable line, stdout closed): told to
