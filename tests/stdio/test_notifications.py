@@ -264,3 +264,19 @@ def test_a_cancel_to_a_plugin_that_stopped_reading_does_not_hang_the_client(tmp_
             assert held.result(timeout=10)["error"]["message"] == CANCELLED
             assert "error" in big.result(timeout=10)
             assert "error" in deaf.result(timeout=10)
+
+
+def test_a_streamed_call_that_times_out_ends_its_stream_with_its_error(tmp_path: Path) -> None:
+    # Once the stream has begun there is no 504 to send: the call's JSON-RPC error closes it, and
+    # the plug-in is told the call is cancelled.
+    with stdio_gateway(plugin_server(stdio=SHARED, timeout_seconds=1)) as stack:
+        alice = stack.caller("alice")
+        mark = tmp_path / "mark"
+        messages = alice.events("slow", 4, {"progressToken": "s"}, mark=str(mark))
+        assert _progress(messages) == [("s", None)]
+        assert messages[-1] == {
+            "jsonrpc": "2.0",
+            "id": 4,
+            "error": {"code": -32603, "message": "the stdio plug-in did not answer in time"},
+        }
+        until(lambda: _cancels(alice) == [json.loads(mark.read_text())])

@@ -36,7 +36,7 @@ from ..mcp.era import LEGACY_VERSIONS, MODERN_VERSIONS
 from ..upstream.transport import ResponseHeaders, UpstreamResponse
 from .identity import SubjectBook, bearer_of
 from .pool import ProcessPool
-from .process import IDENTITY_META, PluginProcess
+from .process import IDENTITY_META, PluginProcess, error_response
 from .relay import MODERN_LOG_LEVEL, NoteStream, StreamedAnswer
 
 __all__ = ["StdioAnswer", "StdioTransport"]
@@ -137,7 +137,13 @@ class StdioTransport:
         stream = NoteStream(log_level)
 
         async def run(request: dict[str, Any]) -> None:
-            stream.answer(await self._one(process, request, identity, timeout, modern, subject, stream))
+            try:
+                answer = await self._one(process, request, identity, timeout, modern, subject, stream)
+            except UpstreamError as exc:
+                # The stream has begun: a timeout is told in it, as the call's JSON-RPC error (the
+                # gateway's own message, never the plug-in's), not by an answer cut short.
+                answer = error_response(request["id"], str(exc))
+            stream.answer(answer)
 
         async def work() -> None:
             try:
