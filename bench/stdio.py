@@ -12,6 +12,12 @@ plug-in, `mcp-server-time` from the test extra, the npm `server-everything` and
   plug-in's own CPU is not in it);
 - `plugin_us`: the plug-in's CPU per call over the same calls (/proc ticks), for context.
 
+`python -m bench.stdio relay [CALLS]` measures what relaying notifications costs (docs/stdio.md
+"Progress, logging and cancellation"): the gateway's CPU per `tools/call` to the hand-written
+plug-in with no progress token (a JSON answer: the relay off), with one (an event stream: the
+token rewritten, the call's stream set up), and with one and a progress notification per call
+(routed back, its token restored, one more event).
+
 For comparison, the same loop through `HttpTransport.open` (the pooled HTTP/1.1 client) to
 the bench's fixture upstream (`bench/upstream.py`, its own process): the CPU the HTTP
 transport costs the gateway for the same `ping`, measured the same way.
@@ -154,6 +160,48 @@ async def http_us(calls: int) -> float:
     return spent
 
 
+def _tool_call(token: str | None, steps: int) -> bytes:
+    params: dict[str, Any] = {"name": "progress", "arguments": {"steps": steps, "text": "b"}}
+    if token is not None:
+        params["_meta"] = {"progressToken": token}
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": params}).encode()
+
+
+async def relay_us(calls: int) -> dict[str, float]:
+    """Gateway CPU per call (µs) with the notification relay off, on, and on with one progress."""
+    argv = plugins()["hand-written (Python)"]
+    book = new_subject_book()
+    identity = PluginIdentity(TokenMinter.generate("ES256", "https://gw.example", time.time), "aud", 60, book)
+    header = await identity.header(CALLER, ())
+    assert header is not None
+    headers = [header, (b"content-type", b"application/json")]
+    pool = ProcessPool(_spec(argv), StdioOptions(process="shared"))
+    transport = StdioTransport(pool, book)
+    variants = {
+        "relay off (no progress token, JSON answer)": _tool_call(None, 0),
+        "relay on, no notification (token rewritten, event stream)": _tool_call("t", 0),
+        "relay on, one progress notification relayed": _tool_call("t", 1),
+    }
+
+    async def one(body: bytes) -> int:
+        answer = await transport.open("POST", headers, body, 30)
+        events = 0
+        async for chunk in answer.chunks():
+            events += chunk.count(b"data: ")
+        transport.close(answer)
+        return events
+
+    results: dict[str, float] = {}
+    for name, body in variants.items():
+        await one(body)  # the process started, the path warm
+        cpu = time.process_time()
+        for _ in range(calls):
+            await one(body)
+        results[name] = round((time.process_time() - cpu) / calls * 1e6, 1)
+    await pool.aclose()
+    return results
+
+
 async def main(calls: int) -> None:
     results = {name: await measure(argv, calls) for name, argv in plugins().items()}
     http = await http_us(calls)
@@ -170,5 +218,16 @@ async def main(calls: int) -> None:
         )
 
 
+async def main_relay(calls: int) -> None:
+    results = await relay_us(calls)
+    print("| stdio call (hand-written plug-in, shared process) | gateway CPU per call (µs) |")
+    print("|---|---|")
+    for name, spent in results.items():
+        print(f"| {name} | {spent} |")
+
+
 if __name__ == "__main__":
-    asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))
+    if sys.argv[1:2] == ["relay"]:
+        asyncio.run(main_relay(int(sys.argv[2]) if len(sys.argv) > 2 else 2000))
+    else:
+        asyncio.run(main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import sys
 import time
@@ -16,6 +17,8 @@ import httpx
 from ..support.gateway import RunningGateway, post_mcp, running_gateway
 from ..support.issuer import LocalIssuer, running_issuer
 
+MODERN = "2026-07-28"
+MODERN_META = "io.modelcontextprotocol/protocolVersion"
 # What a call in flight on a process that goes away is told, whichever of its pipes closes first.
 STOPPED = {
     "the stdio plug-in was stopped",
@@ -51,8 +54,40 @@ class Caller:
         assert "result" in answer, answer
         return str(answer["result"]["content"][0]["text"])
 
+    def events(
+        self,
+        tool: str,
+        request_id: object = 1,
+        meta: dict[str, Any] | None = None,
+        modern: bool = False,
+        **arguments: Any,
+    ) -> list[dict[str, Any]]:
+        """A call whose answer is an event stream (a progress token, or logs asked for): every
+        message of it, in order. `modern`: a 2026-07-28 request (header and envelope)."""
+        meta = dict(meta or {})
+        headers = None
+        if modern:
+            meta[MODERN_META] = MODERN
+            headers = {"mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": tool}
+        params = {"name": tool, "arguments": arguments, "_meta": meta}
+        body = {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+        response = post_mcp(self.http, self.url, body, token=self.token, headers=headers)
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("text/event-stream"), response.headers
+        return sse_messages(response.text)
+
     def identity(self) -> str:
         return self.text("whoami")[::-1]  # the plug-in reverses it (fixtures/stdio_plugin.py)
+
+
+def sse_messages(text: str) -> list[dict[str, Any]]:
+    """The JSON-RPC messages of an event stream's `data:` lines, in order."""
+    messages = []
+    for event in text.replace("\r\n", "\n").split("\n\n"):
+        data = "\n".join(line[5:].lstrip() for line in event.split("\n") if line.startswith("data:"))
+        if data.strip():
+            messages.append(json.loads(data))
+    return messages
 
 
 @dataclass

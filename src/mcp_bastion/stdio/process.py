@@ -4,8 +4,10 @@ The gateway is the plug-in's only MCP client. It sends its own `initialize` (dec
 client capabilities, so the plug-in never asks it for roots, sampling or elicitation) and
 then writes requests whose ids it chose: every id the plug-in sees is gateway-unique, so a
 response is matched to exactly the call that is waiting for it, whatever ids the callers
-used. Notifications the plug-in sends are not relayed (none can be attributed to a caller
-with certainty); a request it sends is answered here (`ping`) or refused (-32601).
+used. Notifications the plug-in sends go only to the call they belong to (`relay.py`:
+progress by the gateway's own progress token, logging only from a per-subject process), and
+a caller's `notifications/cancelled` reaches the plug-in only for a call of that caller's
+(`cancel_for`); a request the plug-in sends is answered here (`ping`) or refused (-32601).
 
 Supervision: when the process exits, or its stdout closes, every call in flight fails at
 once with a JSON-RPC error; stderr goes to the gateway's log, line by line, bounded and
@@ -34,8 +36,9 @@ from ..errors import UpstreamError, UpstreamTimeout
 from ..mcp.era import LEGACY_VERSIONS
 from ..mcp.jsonrpc import INTERNAL_ERROR, METHOD_NOT_FOUND
 from .framing import LineReader, Oversize
+from .relay import NoteStream, Notifications, progress_token_of
 
-__all__ = ["IDENTITY_META", "PluginProcess", "ProcessSpec", "error_response"]
+__all__ = ["CANCELLED", "IDENTITY_META", "PluginProcess", "ProcessSpec", "error_response"]
 
 log = logging.getLogger("mcp_bastion.stdio")
 
@@ -44,6 +47,8 @@ CLIENT_INFO = {"name": "mcp-bastion", "version": "0.1"}
 STDERR_LINE_BYTES = 2048
 STDERR_LINES_PER_MINUTE = 120  # beyond this a chatty (or hostile) plug-in cannot flood the log
 _ID_IN_EDGE = re.compile(rb'"id"\s*:\s*(\d{1,18})')
+CANCELLED = "the request was cancelled by the client"
+REASON_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -59,16 +64,35 @@ class ProcessSpec:
     stop_timeout: float
 
 
+def _progress_rewritten(params: dict[str, Any], gateway_id: int, call: _Call) -> dict[str, Any]:
+    """The params the plug-in sees: the caller's progress token replaced by the call's
+    gateway-unique id (kept on the call), or removed when the caller reads no stream."""
+    meta = params["_meta"]
+    if "progressToken" not in meta:
+        return params
+    rest = {k: v for k, v in meta.items() if k != "progressToken"}
+    token = progress_token_of(meta)
+    if token is not None and call.stream is not None:
+        call.progress_token = token
+        rest["progressToken"] = gateway_id
+    return {**params, "_meta": rest}
+
+
 def error_response(request_id: Any, message: str, code: int = INTERNAL_ERROR) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
 
 
 class _Call:
-    __slots__ = ("future", "original_id", "sent_at")
+    __slots__ = ("future", "original_id", "owner", "progress_token", "sent_at", "stream")
 
-    def __init__(self, original_id: Any, sent_at: float) -> None:
+    def __init__(
+        self, original_id: Any, sent_at: float, owner: str | None, stream: NoteStream | None
+    ) -> None:
         self.original_id = original_id
         self.sent_at = sent_at
+        self.owner = owner  # the caller's subject key: whose cancel may reach this call
+        self.stream = stream  # where this call's notifications go (None: the caller reads none)
+        self.progress_token: str | int | None = None  # the caller's own token, put back on progress
         self.future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
 
 
@@ -93,6 +117,8 @@ class PluginProcess:
         self.failed = False
         self.exited = asyncio.Event()
         self._stderr_budget = (0.0, 0)
+        self.notifications = Notifications(spec.server, per_subject=False)
+        self.logs_wanted = False  # a session-era caller asked this per-subject process for logs
 
     @property
     def pid(self) -> int | None:
@@ -124,6 +150,7 @@ class PluginProcess:
             log.error("cannot start the plug-in of %s: %s", spec.server, exc.strerror or exc)
             raise UpstreamError("the stdio plug-in could not be started") from None
         self.started_at = time.monotonic()
+        self.notifications.per_subject = identity is not None  # only a per-subject process is told
         proc = self._proc
         assert proc.stdout is not None
         assert proc.stderr is not None
@@ -154,12 +181,26 @@ class PluginProcess:
         await self._write({"jsonrpc": "2.0", "method": "notifications/initialized"})
         log.info("started the plug-in of %s (pid %s, protocol %s)", spec.server, proc.pid, version)
 
-    async def call(self, method: str, params: Any, original_id: Any, timeout: float | None) -> dict[str, Any]:
-        """One request with a gateway-chosen id; its response with `original_id` put back."""
+    async def call(
+        self,
+        method: str,
+        params: Any,
+        original_id: Any,
+        timeout: float | None,
+        *,
+        owner: str | None = None,
+        stream: NoteStream | None = None,
+    ) -> dict[str, Any]:
+        """One request with a gateway-chosen id; its response with `original_id` put back.
+        `stream` receives the call's progress (and a per-subject process's logs)."""
         gateway_id = next(self._ids)
-        call = _Call(original_id, time.monotonic())
+        call = _Call(original_id, time.monotonic(), owner, stream)
         self._calls[gateway_id] = call
         self.last_used = call.sent_at
+        if isinstance(params, dict) and isinstance(params.get("_meta"), dict):
+            params = _progress_rewritten(params, gateway_id, call)
+        if method == "logging/setLevel" and self.notifications.per_subject:
+            self.logs_wanted = True
         message: dict[str, Any] = {"jsonrpc": "2.0", "id": gateway_id, "method": method}
         if params is not None:
             message["params"] = params
@@ -186,10 +227,36 @@ class PluginProcess:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def cancel_for(self, owner: str, original_id: Any, reason: Any) -> bool:
+        """A caller's `notifications/cancelled`: forwarded, with the gateway's id, only for a
+        call in flight that is that caller's own and the only one of theirs with that id (ids
+        of different callers collide by design; a caller's two calls with one id are ambiguous).
+        The call is answered at once with an error: the plug-in will not answer it."""
+        if isinstance(original_id, bool) or not isinstance(original_id, (str, int)):
+            return False
+        mine = [
+            (gid, call)
+            for gid, call in self._calls.items()
+            if call.owner == owner
+            and type(call.original_id) is type(original_id)
+            and call.original_id == original_id
+        ]
+        if len(mine) != 1:
+            return False
+        gateway_id, call = mine[0]
+        del self._calls[gateway_id]
+        if not call.future.done():
+            call.future.set_result(error_response(call.original_id, CANCELLED))
+        text = reason[:REASON_CHARS] if isinstance(reason, str) else "cancelled by the client"
+        await self.cancel(gateway_id, text)
+        return True
+
     async def cancel(self, gateway_id: int, reason: str) -> None:
         note = {"requestId": gateway_id, "reason": reason}
-        with contextlib.suppress(UpstreamError):
-            await self._write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": note})
+        # Bounded: a plug-in that stops reading stdin must not hold a client's cancel POST open.
+        with contextlib.suppress(UpstreamError, TimeoutError):
+            async with asyncio.timeout(self.spec.stop_timeout):
+                await self._write({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": note})
 
     def _fail(self) -> None:
         """Misbehaving (exited unasked, wedged, an unattributable line, stdout closed): told to
@@ -307,7 +374,9 @@ class PluginProcess:
                 )
                 with contextlib.suppress(UpstreamError):
                     await self._write(answer)
-            return  # notifications are not relayed (module docstring)
+            else:
+                self.notifications.route(message, self._calls)  # to its own caller, or no one
+            return
         gateway_id = message.get("id")
         call = self._calls.pop(gateway_id, None) if isinstance(gateway_id, int) else None
         if call is None or call.future.done():
