@@ -6,11 +6,58 @@ consent, tokens) and signs users in at the IdP as one pre-registered confidentia
 
 from __future__ import annotations
 
-from pydantic import Field, field_validator
+from typing import Literal
 
+from pydantic import Field, field_validator, model_validator
+
+from ..quota.config import QuotaSecret, RedisStoreConfig
 from .base import Model, Scope, SecretRef
 
-__all__ = ["FacadeConfig"]
+__all__ = ["FacadeConfig", "FacadeRedisConfig", "FacadeStateConfig"]
+
+
+class FacadeRedisConfig(Model):
+    """The Redis or Valkey a facade's state lives in (as `quotas.redis`, with its own prefix)."""
+
+    url: str = Field(
+        description="redis:// or rediss:// URL of one Redis or Valkey primary, without credentials "
+        "(give the password as `password`)."
+    )
+    password: QuotaSecret | None = None
+    username: str | None = Field(default=None, description="ACL user (Redis 6+), with `password`.")
+    max_connections: int = Field(default=64, ge=1, le=10_000)
+    prefix: str = Field(
+        default="mcp-bastion:facade:",
+        max_length=128,
+        description="Prefix of every key; the identity provider's name and ':' follow it.",
+    )
+    # A token request makes a few round trips: a slow store answers 503, it does not stall.
+    timeout_seconds: float = Field(default=1.0, gt=0, le=10)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return RedisStoreConfig._url(value)  # the quota store's check: a host, no credentials
+
+
+class FacadeStateConfig(Model):
+    store: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="memory: per process (run one worker); redis: shared by every worker and replica.",
+    )
+    redis: FacadeRedisConfig | None = None
+    registration_ttl_seconds: int = Field(
+        default=90 * 86_400,
+        ge=3600,
+        le=365 * 86_400,
+        description="With redis: how long a dynamically registered client is kept.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FacadeStateConfig:
+        if self.store == "redis" and self.redis is None:
+            raise ValueError("store 'redis' needs a `redis:` section with at least `url`")
+        return self
 
 
 class FacadeConfig(Model):
@@ -36,6 +83,12 @@ class FacadeConfig(Model):
     allow_insecure_http_cimd: bool = Field(
         default=False,
         description="Accept http:// Client ID Metadata Documents on loopback addresses (tests only).",
+    )
+
+    state: FacadeStateConfig = Field(
+        default=FacadeStateConfig(),
+        description="Where registrations, sign-ins, consents, codes, refresh tokens and ID-JAG "
+        "jti's are kept: see docs/facade.md.",
     )
 
     @field_validator("scopes")

@@ -24,6 +24,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -35,9 +36,11 @@ from ..devidp._params import parse_query
 from ..devidp._policy import PENDING_TTL_S
 from ..devidp._responses import redirect, redirect_url
 from ..devidp._secrets import digest, digest_matches, new_secret
-from ..devidp._stores import ExpiringMap
 from ..errors import BastionError, OAuthError
+from ._codec import request_bytes, request_from
 from ._id_token import verified_subject
+from ._seal import seal, unseal
+from ._state import LoginStore
 
 log = logging.getLogger("mcp_bastion.facade")
 
@@ -78,11 +81,17 @@ class _PendingLogin:
 class UpstreamLogin:
     """The OIDC authorization code flow with PKCE against one configured IdP."""
 
-    def __init__(self, client: UpstreamClient, http: httpx.AsyncClient, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        http: httpx.AsyncClient,
+        clock: Callable[[], float],
+        logins: LoginStore,
+    ) -> None:
         self._client = client
         self._http = http
         self._clock = clock
-        self._pending: ExpiringMap[str, _PendingLogin] = ExpiringMap(clock)
+        self._pending = logins
         self._endpoints: _Endpoints | None = None
         provider = client.provider
         self._keys = RemoteKeySet(
@@ -113,7 +122,10 @@ class UpstreamLogin:
             return redirect(redirect_url(auth.redirect_uri, unavailable), 302)
         state, verifier, nonce, browser = new_secret(), new_secret(), new_secret(), new_secret()
         pending = _PendingLogin(auth, verifier, nonce, digest(browser))
-        self._pending.set(digest(state), pending, self._clock() + PENDING_TTL_S)
+        # Stored under the state's digest, sealed with the state: the store never holds the
+        # PKCE verifier or the nonce in the clear (a Redis shared by replicas, a dump of it).
+        sealed = seal(state, _LOGIN_SEAL, _pending_bytes(pending))
+        await self._pending.save(digest(state), sealed, self._clock() + PENDING_TTL_S)
         params = {
             "response_type": "code",
             "client_id": self._client.client_id,
@@ -143,7 +155,9 @@ class UpstreamLogin:
         state = params.get("state")
         if state is None:
             raise OAuthError("invalid_request", "the sign-in answer has no state")
-        pending = self._pending.pop(digest(state))  # single use, valid or not
+        sealed = await self._pending.take(digest(state))  # single use, valid or not
+        opened = None if sealed is None else unseal(state, _LOGIN_SEAL, sealed)
+        pending = None if opened is None else _pending_from(opened)
         if pending is None:
             raise OAuthError("invalid_request", "unknown or expired sign-in")
         browser = request.cookies.get(LOGIN_COOKIE_PREFIX + digest(state)[:16])
@@ -262,6 +276,27 @@ class UpstreamLogin:
             allow_insecure_http=provider.allow_insecure_http,
             allow_private_network=provider.allow_private_network,
         )
+
+
+_LOGIN_SEAL = "pending sign-in"
+
+
+def _pending_bytes(pending: _PendingLogin) -> bytes:
+    return orjson.dumps(
+        {
+            "request": orjson.Fragment(request_bytes(pending.request)),
+            "verifier": pending.verifier,
+            "nonce": pending.nonce,
+            "browser_digest": pending.browser_digest,
+        }
+    )
+
+
+def _pending_from(raw: bytes) -> _PendingLogin:
+    data = orjson.loads(raw)
+    return _PendingLogin(
+        request_from(data["request"]), data["verifier"], data["nonce"], data["browser_digest"]
+    )
 
 
 def _s256(verifier: str) -> str:

@@ -1,0 +1,38 @@
+"""Sealing a value with the secret that names it, so a store holds nothing usable.
+
+A waiting sign-in is stored under the digest of its ``state`` and sealed (AES-256-GCM) with a
+key derived from the ``state`` itself: whoever reads the store (a Redis dump, a replica's
+operator) has neither the key nor the PKCE verifier inside. The secrets sealed with are
+256-bit random values from the CSPRNG, so one SHA-256 (domain-separated) is a sound KDF.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_NONCE_BYTES = 12
+
+
+def _key(secret: str, purpose: str) -> bytes:
+    return hashlib.sha256(f"mcp-bastion facade seal\0{purpose}\0{secret}".encode()).digest()
+
+
+def seal(secret: str, purpose: str, plaintext: bytes) -> bytes:
+    nonce = os.urandom(_NONCE_BYTES)
+    return nonce + AESGCM(_key(secret, purpose)).encrypt(nonce, plaintext, purpose.encode())
+
+
+def unseal(secret: str, purpose: str, sealed: bytes) -> bytes | None:
+    """The plaintext, or ``None`` if ``sealed`` was not sealed with this secret (or was altered)."""
+    if len(sealed) <= _NONCE_BYTES:
+        return None
+    try:
+        return AESGCM(_key(secret, purpose)).decrypt(
+            sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], purpose.encode()
+        )
+    except InvalidTag:
+        return None
