@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from mcp_bastion.devidp._seal import seal, unseal
 from mcp_bastion.devidp._stores import CodeGrant, RefreshGrant, StateUnavailable
 from mcp_bastion.facade._redis_state import RedisFacadeState
-from mcp_bastion.facade._seal import seal, unseal
 
 from ..support.valkey import Valkey, running_valkey
 

@@ -85,6 +85,11 @@ class FacadeConfig(Model):
         description="Accept http:// Client ID Metadata Documents on loopback addresses (tests only).",
     )
 
+    issue: Literal["own", "idp_when_audience_fits"] = Field(
+        default="own",
+        description="own: the facade's own tokens; idp_when_audience_fits: the IdP's access token from "
+        "sign-in when its aud is exactly the requested server (else the facade's own).",
+    )
     state: FacadeStateConfig = Field(
         default=FacadeStateConfig(),
         description="Where registrations, sign-ins, consents, codes, refresh tokens and ID-JAG "

@@ -94,6 +94,8 @@ class CodeGrant:
     #: The refresh-token family the first redemption starts; revoked if the code is replayed.
     family_id: str
     refresh_allowed: bool
+    #: An :class:`~._login.UpstreamToken` sealed with the code itself (:mod:`._seal`).
+    sealed_upstream: bytes | None = None
 
 
 @dataclass(frozen=True)

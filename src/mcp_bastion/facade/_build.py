@@ -117,7 +117,8 @@ def build_facade(
         consent_note=f"mcp-bastion: you signed in with {provider.name}.",
     )
     state = _state(loaded, index, idp_settings, clock)
-    login = UpstreamLogin(upstream, http, clock, state.logins)
+    pass_through = resources if settings.issue == "idp_when_audience_fits" else None
+    login = UpstreamLogin(upstream, http, clock, state.logins, pass_through)
     assertions = (
         IdJagVerifier(provider, issuer, login.keys, clock, state.replays) if settings.accept_id_jag else None
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
 import orjson
@@ -9,6 +10,14 @@ import orjson
 from ..devidp._authorization_request import AuthorizationRequest, PendingAuthorization
 from ..devidp._clients import RegisteredClient
 from ..devidp._stores import CodeGrant, RefreshGrant
+
+
+def _b64(value: bytes | None) -> str | None:
+    return None if value is None else base64.b64encode(value).decode("ascii")
+
+
+def _unb64(value: str | None) -> bytes | None:
+    return None if value is None else base64.b64decode(value)
 
 
 def _dump(value: dict[str, Any]) -> bytes:
@@ -42,7 +51,8 @@ def request_bytes(auth: AuthorizationRequest) -> bytes:
 
 def code_from(raw: bytes | str) -> CodeGrant:
     data = orjson.loads(raw)
-    return CodeGrant(**{**data, "scopes": tuple(data["scopes"])})
+    sealed = _unb64(data["sealed_upstream"])
+    return CodeGrant(**{**data, "scopes": tuple(data["scopes"]), "sealed_upstream": sealed})
 
 
 def code_bytes(grant: CodeGrant) -> bytes:
@@ -56,6 +66,7 @@ def code_bytes(grant: CodeGrant) -> bytes:
             "code_challenge": grant.code_challenge,
             "family_id": grant.family_id,
             "refresh_allowed": grant.refresh_allowed,
+            "sealed_upstream": _b64(grant.sealed_upstream),
         }
     )
 
@@ -110,10 +121,12 @@ def pending_bytes(pending: PendingAuthorization) -> bytes:
             "request": _request_dict(pending.request),
             "csrf_digest": pending.csrf_digest,
             "subject": pending.subject,
+            "sealed_upstream": _b64(pending.sealed_upstream),
         }
     )
 
 
 def pending_from(raw: bytes | str) -> PendingAuthorization:
     data = orjson.loads(raw)
-    return PendingAuthorization(request_from(data["request"]), data["csrf_digest"], data["subject"])
+    sealed = _unb64(data["sealed_upstream"])
+    return PendingAuthorization(request_from(data["request"]), data["csrf_digest"], data["subject"], sealed)
