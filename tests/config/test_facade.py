@@ -85,3 +85,16 @@ except ConfigError as exc:
         "identity_providers[0].facade: a facade is configured, and it needs the [facade] extra "
         "(starlette is not installed) | pip install 'mcp-bastion[facade]'"
     )
+
+
+def test_an_unreadable_cimd_ca_file_is_refused_at_start(tmp_path: Any) -> None:
+    from mcp_bastion.config import LoadedConfig
+    from mcp_bastion.facade import build_facade
+
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate", encoding="utf-8")
+    for path in (bogus, tmp_path / "missing.pem"):
+        config = parse_config(_config(cimd={"ca_file": str(path)}))
+        loaded = LoadedConfig(config, {"identity_providers[0].facade.client_secret": "s"})
+        with pytest.raises(ConfigError, match="CA bundle"):
+            build_facade(loaded, 0, {"https://gw.example.com/notes/mcp": ("a",)}, lambda: 0.0)

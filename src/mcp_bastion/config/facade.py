@@ -13,7 +13,7 @@ from pydantic import Field, field_validator, model_validator
 from ..quota.config import QuotaSecret, RedisStoreConfig
 from .base import Model, Scope, SecretRef
 
-__all__ = ["FacadeConfig", "FacadeRedisConfig", "FacadeStateConfig"]
+__all__ = ["FacadeCimdConfig", "FacadeConfig", "FacadeRedisConfig", "FacadeStateConfig"]
 
 
 class FacadeRedisConfig(Model):
@@ -38,6 +38,21 @@ class FacadeRedisConfig(Model):
     @classmethod
     def _url(cls, value: str) -> str:
         return RedisStoreConfig._url(value)  # the quota store's check: a host, no credentials
+
+
+class FacadeCimdConfig(Model):
+    """How the facade fetches Client ID Metadata Documents."""
+
+    ca_file: str | None = Field(
+        default=None,
+        description="PEM bundle of the only CAs trusted for metadata documents (a private PKI, tests); "
+        "default: the system's. Verification is never turned off.",
+    )
+    allow_loopback: bool = Field(
+        default=False,
+        description="Accept https metadata documents at loopback addresses (tests only; other private "
+        "addresses stay refused).",
+    )
 
 
 class FacadeStateConfig(Model):
@@ -85,6 +100,9 @@ class FacadeConfig(Model):
         description="Accept http:// Client ID Metadata Documents on loopback addresses (tests only).",
     )
 
+    cimd: FacadeCimdConfig = Field(
+        default=FacadeCimdConfig(), description="Fetching Client ID Metadata Documents: see docs/facade.md."
+    )
     issue: Literal["own", "idp_when_audience_fits"] = Field(
         default="own",
         description="own: the facade's own tokens; idp_when_audience_fits: the IdP's access token from "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -72,7 +73,12 @@ class DevIdp:
         self.path_prefixes: tuple[str, ...] = self._location.path_prefixes
         # One client for the IdP's lifetime; never reads proxy settings from the
         # environment, which would route metadata fetches around the SSRF checks.
-        self._http = httpx.AsyncClient(timeout=CIMD_TIMEOUT_S, follow_redirects=False, trust_env=False)
+        self._http = httpx.AsyncClient(
+            timeout=CIMD_TIMEOUT_S,
+            follow_redirects=False,
+            trust_env=False,
+            verify=_tls(settings.cimd_ca_file),
+        )
         self._ctx = _context(settings, self._location, key, clock, self._http, stores)
         self.app: ASGIApp = self._starlette()
 
@@ -184,7 +190,12 @@ def _context(
     stores: IdpStores | None,
 ) -> IdpContext:
     stores = stores or memory_stores(settings, clock)
-    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd, clock=clock)
+    documents = ClientMetadataDocuments(
+        http,
+        allow_loopback_http=settings.allow_http_cimd,
+        allow_loopback=settings.allow_loopback_cimd,
+        clock=clock,
+    )
     return IdpContext(
         settings=settings,
         location=location,
@@ -197,6 +208,14 @@ def _context(
         registrations=stores.registrations,
         access_tokens=AccessTokenIssuer(key, settings.issuer, clock),
     )
+
+
+def _tls(ca_file: str | None) -> ssl.SSLContext | bool:
+    """Verification for metadata-document fetches: the system's CAs, or only ``ca_file``'s.
+    Never off: a private PKI is trusted by naming its CA, not by skipping the check."""
+    if ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=ca_file)
 
 
 async def _state_unavailable(request: Request, exc: Exception) -> Response:

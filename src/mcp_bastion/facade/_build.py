@@ -4,6 +4,7 @@ gateway's verifier accepts the facade's tokens."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -113,6 +114,8 @@ def build_facade(
         refresh_token_ttl=settings.refresh_token_ttl_seconds,
         signing_alg=config.signing.algorithm,
         allow_http_cimd=settings.allow_insecure_http_cimd,
+        allow_loopback_cimd=settings.cimd.allow_loopback,
+        cimd_ca_file=_ca_file(loaded, index),
         registration_limit_per_minute=settings.registration_limit_per_minute,
         consent_note=f"mcp-bastion: you signed in with {provider.name}.",
     )
@@ -131,6 +134,24 @@ def build_facade(
         stores=state.stores,
     )
     return Facade(provider, idp, http, state)
+
+
+def _ca_file(loaded: LoadedConfig, index: int) -> str | None:
+    """``facade.cimd.ca_file``, checked now: a bundle that cannot be read is a start-up error."""
+    facade = loaded.config.identity_providers[index].facade
+    assert facade is not None
+    path = facade.cimd.ca_file
+    if path is None:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the CA bundle ({type(exc).__name__})",
+            source=loaded.path or "",
+            path=f"identity_providers[{index}].facade.cimd.ca_file",
+        ) from None
+    return path
 
 
 def _state(loaded: LoadedConfig, index: int, settings: DevIdpSettings, clock: Clock) -> FacadeState:
