@@ -335,3 +335,26 @@ def test_a_valid_document_is_cached_for_a_while(cimd_idp: RunningIdp, documents:
 )
 def test_cache_seconds(cache_control: str | None, seconds: float) -> None:
     assert cache_seconds(cache_control) == seconds
+
+
+async def test_allow_loopback_admits_loopback_over_https_only() -> None:
+    # `allow_loopback_cimd` (the facade's `cimd.allow_loopback`, for tests): 127.0.0.1 is
+    # fetched, http stays refused, and every other private address stays refused.
+    seen: list[httpx.Request] = []
+    client_id = "https://127.0.0.1:8443/client.json"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"client_id": client_id, "redirect_uris": [REDIRECT]})
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    loopback = ClientMetadataDocuments(http, allow_loopback=True)
+    assert (await loopback.fetch(client_id)).client_id == client_id
+    assert not loopback.is_document_url("http://127.0.0.1:8080/client.json")
+    for private in ("https://10.0.0.1/client.json", "https://[fd00::1]/client.json"):
+        with pytest.raises(OAuthError, match="not a public address"):
+            await loopback.fetch(private)
+    with pytest.raises(OAuthError, match="not a public address"):
+        await ClientMetadataDocuments(http).fetch(client_id)  # the default refuses loopback
+    assert len(seen) == 1
+    await http.aclose()

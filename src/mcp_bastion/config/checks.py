@@ -435,9 +435,10 @@ def _facade_warnings(config: BastionConfig, workers: int) -> Iterator[ConfigWarn
     if workers <= 1:
         return
     for i, idp in enumerate(config.identity_providers):
-        if idp.facade is not None:
+        if idp.facade is not None and idp.facade.state.store == "memory":
             yield ConfigWarning(
                 f"identity_providers[{i}].facade",
                 f"with {workers} workers: registrations, sign-ins, codes and refresh tokens are kept per "
-                "process, so a flow that moves between workers fails; run the facade with one worker",
+                "process, so a flow that moves between workers fails; run the facade with one worker, "
+                "or share its state (facade.state.store: redis)",
             )

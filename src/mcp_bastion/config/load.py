@@ -201,6 +201,11 @@ def _resolve_secrets(config: BastionConfig, environ: Mapping[str, str], source: 
     for i, provider in enumerate(config.identity_providers):
         if provider.facade is not None:
             refs[f"identity_providers[{i}].facade.client_secret"] = provider.facade.client_secret
+            state_redis = provider.facade.state.redis
+            if state_redis is not None and state_redis.password is not None:
+                password = state_redis.password
+                where = f"identity_providers[{i}].facade.state.redis.password"
+                refs[where] = SecretRef(env=password.env, file=password.file)
     if config.sessions.key is not None:
         refs["sessions.key"] = config.sessions.key
     if config.signing.key is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -16,6 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp
 
+from ..errors import OAuthError
 from ._authorization_request import PendingAuthorization
 from ._authorize import AuthorizationEndpoint
 from ._cimd import ClientMetadataDocuments
@@ -26,18 +28,20 @@ from ._keys import SigningKey, load_signing_key
 from ._login import Login
 from ._policy import CIMD_TIMEOUT_S, MAX_REGISTERED_CLIENTS, REGISTRATION_WINDOW_S
 from ._registration import RegistrationEndpoint
-from ._responses import json_response
+from ._responses import json_response, oauth_error_json
 from ._rfc7009 import RevocationEndpoint
 from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc8414 import oauth_metadata, oidc_metadata
 from ._rfc9068 import AccessTokenIssuer
 from ._settings import DevIdpSettings
 from ._stores import (
+    IdpStores,
     MemoryClientStore,
     MemoryCodeStore,
     MemoryPendingStore,
     MemoryRateLimiter,
     MemoryRefreshStore,
+    StateUnavailable,
 )
 from ._token import TokenEndpoint
 
@@ -59,6 +63,7 @@ class DevIdp:
         clock: Clock,
         login: Login | None = None,
         assertions: AssertionVerifier | None = None,
+        stores: IdpStores | None = None,
     ) -> None:
         self.settings = settings
         self._key = key
@@ -68,8 +73,13 @@ class DevIdp:
         self.path_prefixes: tuple[str, ...] = self._location.path_prefixes
         # One client for the IdP's lifetime; never reads proxy settings from the
         # environment, which would route metadata fetches around the SSRF checks.
-        self._http = httpx.AsyncClient(timeout=CIMD_TIMEOUT_S, follow_redirects=False, trust_env=False)
-        self._ctx = _context(settings, self._location, key, clock, self._http)
+        self._http = httpx.AsyncClient(
+            timeout=CIMD_TIMEOUT_S,
+            follow_redirects=False,
+            trust_env=False,
+            verify=_tls(settings.cimd_ca_file),
+        )
+        self._ctx = _context(settings, self._location, key, clock, self._http, stores)
         self.app: ASGIApp = self._starlette()
 
     def jwks(self) -> dict[str, Any]:
@@ -110,7 +120,11 @@ class DevIdp:
             yield
             await self.aclose()
 
-        return Starlette(routes=self._routes(), lifespan=lifespan)
+        return Starlette(
+            routes=self._routes(),
+            lifespan=lifespan,
+            exception_handlers={StateUnavailable: _state_unavailable},
+        )
 
     def _routes(self) -> list[Route]:
         location, ctx = self._location, self._ctx
@@ -143,33 +157,74 @@ def build_devidp(
     clock: Clock = time.time,
     login: Login | None = None,
     assertions: AssertionVerifier | None = None,
+    stores: IdpStores | None = None,
 ) -> DevIdp:
     """Build the development IdP. ``signing_key`` (a joserfc key, a cryptography private key
     or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated.
 
     ``login`` replaces the consent page's username field with a login step of its own (the
     authorization facade signs users in at a real IdP); the same core does the rest.
-    ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG)."""
-    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock, login, assertions)
+    ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG).
+    ``stores`` replaces the in-memory state (the facade shares it between replicas in Redis)."""
+    key = load_signing_key(settings.signing_alg, signing_key)
+    return DevIdp(settings, key, clock, login, assertions, stores)
 
 
-def _context(
-    settings: DevIdpSettings, location: IdpLocation, key: SigningKey, clock: Clock, http: httpx.AsyncClient
-) -> IdpContext:
-    client_store = MemoryClientStore(MAX_REGISTERED_CLIENTS)
-    documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd, clock=clock)
-    return IdpContext(
-        settings=settings,
-        location=location,
-        clock=clock,
-        clients=ClientLookup(settings.clients, client_store, documents),
-        client_store=client_store,
+def memory_stores(settings: DevIdpSettings, clock: Clock) -> IdpStores:
+    """The in-process state: one process's memory, gone at restart."""
+    return IdpStores(
+        clients=MemoryClientStore(MAX_REGISTERED_CLIENTS),
         codes=MemoryCodeStore(clock),
         refresh_tokens=MemoryRefreshStore(clock),
         pending=MemoryPendingStore[PendingAuthorization](clock),
         registrations=MemoryRateLimiter(clock, settings.registration_limit_per_minute, REGISTRATION_WINDOW_S),
+    )
+
+
+def _context(
+    settings: DevIdpSettings,
+    location: IdpLocation,
+    key: SigningKey,
+    clock: Clock,
+    http: httpx.AsyncClient,
+    stores: IdpStores | None,
+) -> IdpContext:
+    stores = stores or memory_stores(settings, clock)
+    documents = ClientMetadataDocuments(
+        http,
+        allow_loopback_http=settings.allow_http_cimd,
+        allow_loopback=settings.allow_loopback_cimd,
+        clock=clock,
+    )
+    return IdpContext(
+        settings=settings,
+        location=location,
+        clock=clock,
+        clients=ClientLookup(settings.clients, stores.clients, documents),
+        client_store=stores.clients,
+        codes=stores.codes,
+        refresh_tokens=stores.refresh_tokens,
+        pending=stores.pending,
+        registrations=stores.registrations,
         access_tokens=AccessTokenIssuer(key, settings.issuer, clock),
     )
+
+
+def _tls(ca_file: str | None) -> ssl.SSLContext | bool:
+    """Verification for metadata-document fetches: the system's CAs, or only ``ca_file``'s.
+    Never off: a private PKI is trusted by naming its CA, not by skipping the check."""
+    if ca_file is None:
+        return True
+    return ssl.create_default_context(cafile=ca_file)
+
+
+async def _state_unavailable(request: Request, exc: Exception) -> Response:
+    # Fail closed: without its state the IdP cannot tell a replayed code or refresh token
+    # from a fresh one, so it decides nothing; the next request tries the store again.
+    error = OAuthError(
+        "temporarily_unavailable", "the authorization server's state is unavailable", status=503
+    )
+    return oauth_error_json(error, {"Retry-After": "1"})
 
 
 class _StaticJson:

@@ -90,3 +90,5 @@ class PendingAuthorization:
     request: AuthorizationRequest
     csrf_digest: str
     subject: str | None = None
+    #: An :class:`~._login.UpstreamToken` sealed with the CSRF token (:mod:`._seal`).
+    sealed_upstream: bytes | None = None

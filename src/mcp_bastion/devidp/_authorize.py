@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from dataclasses import replace
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -24,12 +25,13 @@ from ._authorization_request import (
     validate_request,
 )
 from ._context import IdpContext
-from ._login import Login
+from ._login import Login, UpstreamToken
 from ._pages import ConsentView, consent_page, error_page
 from ._params import Params, parse_query, read_form
 from ._policy import PENDING_TTL_S
 from ._responses import html_page, redirect, redirect_url
 from ._scopes import grant
+from ._seal import seal_upstream, unseal_upstream
 from ._secrets import digest, digest_matches, new_secret
 from ._settings import is_username
 from ._stores import CodeGrant
@@ -86,7 +88,7 @@ class AuthorizationEndpoint:
         # Consent is asked even though the user just signed in upstream: many MCP clients
         # share the facade's one client at the IdP, so the IdP's consent (if any) says
         # nothing about *this* client (MCP security best practices, confused deputy).
-        return await self._ask_consent(auth, result.subject)
+        return await self._ask_consent(auth, result.subject, result.upstream)
 
     async def consent(self, request: Request) -> Response:
         """POST /consent: the user's answer on the consent page."""
@@ -123,7 +125,10 @@ class AuthorizationEndpoint:
             denied = OAuthError("access_denied", "the user denied the request")
             response = self._redirect_error(auth.redirect_uri, auth.state, denied, 303)
         else:
-            response = await self._approve(auth, username, 303)  # 303: the browser must GET
+            upstream = None
+            if pending.sealed_upstream is not None:
+                upstream = unseal_upstream(csrf_token, pending.sealed_upstream)
+            response = await self._approve(auth, username, 303, upstream)  # 303: the browser must GET
         response.delete_cookie(_cookie(request_id), path=self._ctx.location.path("consent"))
         return response
 
@@ -131,9 +136,12 @@ class AuthorizationEndpoint:
         users = self._ctx.settings.users
         return is_username(username) and (users is None or username in users)
 
-    async def _ask_consent(self, auth: AuthorizationRequest, subject: str | None = None) -> Response:
+    async def _ask_consent(
+        self, auth: AuthorizationRequest, subject: str | None = None, upstream: UpstreamToken | None = None
+    ) -> Response:
         request_id, csrf_token = secrets.token_urlsafe(16), new_secret()
-        pending = PendingAuthorization(auth, digest(csrf_token), subject)
+        sealed = None if upstream is None else seal_upstream(csrf_token, upstream)
+        pending = PendingAuthorization(auth, digest(csrf_token), subject, sealed)
         await self._ctx.pending.save(request_id, pending, self._ctx.clock() + PENDING_TTL_S)
         response = self._consent_page(auth, request_id, csrf_token, subject=subject)
         response.set_cookie(
@@ -173,7 +181,9 @@ class AuthorizationEndpoint:
         )
         return html_page(consent_page(view), status)
 
-    async def _approve(self, auth: AuthorizationRequest, username: str, status: int) -> Response:
+    async def _approve(
+        self, auth: AuthorizationRequest, username: str, status: int, upstream: UpstreamToken | None = None
+    ) -> Response:
         users = self._ctx.settings.users
         try:
             scopes = grant(
@@ -184,7 +194,10 @@ class AuthorizationEndpoint:
         except OAuthError as exc:
             return self._redirect_error(auth.redirect_uri, auth.state, exc, status)
         code = new_secret()
-        await self._ctx.codes.save(digest(code), _code_grant(auth, username, scopes), self._expiry())
+        code_grant = _code_grant(auth, username, scopes)
+        if upstream is not None:
+            code_grant = replace(code_grant, sealed_upstream=seal_upstream(code, upstream))
+        await self._ctx.codes.save(digest(code), code_grant, self._expiry())
         params = {"code": code, "state": auth.state, "iss": self._ctx.settings.issuer}
         return redirect(redirect_url(auth.redirect_uri, params), status)
 

@@ -3,7 +3,8 @@
 A valid document is cached for at most ``CIMD_CACHE_TTL_S`` (shorter with ``max-age``, not
 at all with ``no-store`` or ``no-cache``). A fetch is guarded against SSRF: https only
 (http on loopback only when ``allow_http_cimd`` is set, for tests); every address the host
-resolves to must be public; the connection goes to the address that was checked (no
+resolves to must be public (loopback too only with ``allow_http_cimd`` or ``allow_loopback_cimd``,
+for tests); the server's certificate verified (against ``cimd_ca_file`` alone when set); the connection goes to the address that was checked (no
 second lookup for a DNS-rebinding answer); no redirects; a total time limit; a body cap.
 """
 
@@ -61,12 +62,15 @@ class ClientMetadataDocuments:
         http: httpx.AsyncClient,
         *,
         allow_loopback_http: bool = False,
+        allow_loopback: bool = False,
         resolve: Resolver = resolve_host,
         timeout_s: float = CIMD_TIMEOUT_S,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._http = http
-        self._allow_loopback = allow_loopback_http
+        self._allow_loopback_http = allow_loopback_http
+        # http on loopback implies loopback addresses; loopback alone keeps https required.
+        self._allow_loopback = allow_loopback_http or allow_loopback
         self._resolve = resolve
         self._timeout_s = timeout_s
         self._clock = clock
@@ -76,7 +80,7 @@ class ClientMetadataDocuments:
         """Whether ``client_id`` names a metadata document (https, or loopback http if allowed)."""
         if client_id.startswith("https://"):
             return True
-        return self._allow_loopback and any(
+        return self._allow_loopback_http and any(
             client_id.startswith(f"http://{host}:") or client_id.startswith(f"http://{host}/")
             for host in _LOOPBACK_NAMES
         )

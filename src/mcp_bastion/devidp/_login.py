@@ -9,7 +9,7 @@ client and issues the codes and tokens.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from starlette.requests import Request
@@ -17,6 +17,17 @@ from starlette.responses import Response
 
 from ..errors import OAuthError
 from ._authorization_request import AuthorizationRequest
+
+
+@dataclass(frozen=True)
+class UpstreamToken:
+    """An access token the upstream IdP issued at sign-in for the requested resource itself
+    (its ``aud`` is that resource, exactly): handed to the client instead of one of ours."""
+
+    access_token: str = field(repr=False)
+    #: Its scopes, or ``None`` if it names none.
+    scopes: tuple[str, ...] | None
+    expires_at: float
 
 
 @dataclass(frozen=True)
@@ -30,6 +41,8 @@ class LoginResult:
     request: AuthorizationRequest
     subject: str | None = None
     error: OAuthError | None = None
+    #: With a subject: the IdP's token to pass through, when it fits (see :class:`UpstreamToken`).
+    upstream: UpstreamToken | None = None
 
 
 class Login(Protocol):

@@ -53,6 +53,10 @@ class DevIdpSettings:
     signing_alg: str = "ES256"
     clients: tuple[StaticClient, ...] = ()
     allow_http_cimd: bool = False
+    #: Metadata documents at loopback addresses, over https only (tests; never in production).
+    allow_loopback_cimd: bool = False
+    #: The only CAs trusted for metadata documents (a private PKI, tests); None: the system's.
+    cimd_ca_file: str | None = None
     registration_limit_per_minute: int = 60
     #: The line under the consent form, saying whose server this is.
     consent_note: str = "Development authorization server: not for production."

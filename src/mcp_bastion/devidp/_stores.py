@@ -9,16 +9,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from ..errors import BastionError
 from ._clients import RegisteredClient
 from ._policy import MAX_STORED_ENTRIES
+
+if TYPE_CHECKING:
+    from ._authorization_request import PendingAuthorization
 
 Clock = Callable[[], float]
 K = TypeVar("K")
 V = TypeVar("V")
 
 _SWEEP_EVERY = 256
+
+
+class StateUnavailable(BastionError):
+    """A shared store could not answer (down, timed out). The IdP fails closed: the request is
+    answered ``503 temporarily_unavailable`` and nothing is decided without the store."""
 
 
 class ExpiringMap(Generic[K, V]):
@@ -85,6 +94,8 @@ class CodeGrant:
     #: The refresh-token family the first redemption starts; revoked if the code is replayed.
     family_id: str
     refresh_allowed: bool
+    #: An :class:`~._login.UpstreamToken` sealed with the code itself (:mod:`._seal`).
+    sealed_upstream: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -270,3 +281,14 @@ class MemoryRateLimiter:
             return False
         self._events.set(key, (*recent, now), now + self._window_s)
         return True
+
+
+@dataclass(frozen=True)
+class IdpStores:
+    """Every store the IdP keeps state in: one bundle, so a shared backend replaces them all."""
+
+    clients: ClientStore
+    codes: CodeStore
+    refresh_tokens: RefreshStore
+    pending: PendingStore[PendingAuthorization]
+    registrations: RateLimiter

@@ -25,10 +25,13 @@ from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc7636 import verifier_matches
 from ._rfc8707 import select_resource
 from ._scopes import grant, narrow, requested_for_resource
+from ._seal import unseal_upstream
 from ._secrets import digest, new_secret
 from ._stores import CodeGrant, RefreshGrant
 
 TokenBody = dict[str, Any]
+#: An IdP token with less life left than this is not passed through (ours is issued instead).
+MIN_PASSTHROUGH_LIFE_S = 10
 Grant = Callable[[Params, RegisteredClient], Awaitable[TokenBody]]
 
 
@@ -104,7 +107,24 @@ class TokenEndpoint:
             code, client.client_id, params.get("redirect_uri"), resource, params.get("code_verifier")
         )
         family = code.family_id if code.refresh_allowed else None
-        return await self._issue(code.subject, client.client_id, resource, code.scopes, family)
+        body = await self._issue(code.subject, client.client_id, resource, code.scopes, family)
+        if code.sealed_upstream is not None:
+            self._pass_through(body, code.sealed_upstream, _required(params, "code"), code.scopes)
+        return body
+
+    def _pass_through(self, body: TokenBody, sealed: bytes, code: str, granted: tuple[str, ...]) -> None:
+        """The IdP's own token for this resource instead of ours (the facade's
+        ``issue: idp_when_audience_fits``), if it is still good and grants no more than the
+        user consented to here; otherwise ours stands. The refresh token is ours either way."""
+        upstream = unseal_upstream(code, sealed)
+        if upstream is None or upstream.expires_at - self._ctx.clock() < MIN_PASSTHROUGH_LIFE_S:
+            return
+        if upstream.scopes is not None and not set(upstream.scopes) <= set(granted):
+            return  # more than the consent page showed: never hand that out
+        body["access_token"] = upstream.access_token
+        body["expires_in"] = int(upstream.expires_at - self._ctx.clock())
+        if upstream.scopes is not None:
+            body["scope"] = " ".join(upstream.scopes)
 
     async def _refresh_token(self, params: Params, client: RegisteredClient) -> TokenBody:
         resource = self._resource(params)

@@ -4,6 +4,7 @@ gateway's verifier accepts the facade's tokens."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from ..devidp import DevIdp, DevIdpSettings, build_devidp
 from ..errors import ConfigError
 from ._id_jag import IdJagVerifier
 from ._issuer import facade_issuer
+from ._state import FacadeState, MemoryFacadeState
 from ._upstream import UpstreamClient, UpstreamLogin
 
 Clock = Callable[[], float]
@@ -29,12 +31,15 @@ Clock = Callable[[], float]
 class Facade:
     """A running facade: the ASGI app for its paths, and how the gateway trusts its tokens."""
 
-    def __init__(self, provider: IdentityProviderConfig, idp: DevIdp, http: httpx.AsyncClient) -> None:
+    def __init__(
+        self, provider: IdentityProviderConfig, idp: DevIdp, http: httpx.AsyncClient, state: FacadeState
+    ) -> None:
         self.provider = provider
         self.issuer = idp.settings.issuer
         self.path_prefixes = idp.path_prefixes
         self._idp = idp
         self._http = http
+        self._state = state
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         # The gateway's ASGI aliases name plain dicts where Starlette's name MutableMappings:
@@ -64,8 +69,11 @@ class Facade:
         return IssuerPolicy(config, RemoteKeySet(load, clock=clock, ttl=86_400, cooldown=0))
 
     async def aclose(self) -> None:
-        await self._idp.aclose()
-        await self._http.aclose()
+        try:
+            await self._idp.aclose()
+            await self._http.aclose()
+        finally:
+            await self._state.aclose()
 
 
 def build_facade(
@@ -99,25 +107,82 @@ def build_facade(
         callback_url=f"{issuer}/callback",
         callback_path=f"{urlsplit(issuer).path}/callback",
     )
-    login = UpstreamLogin(upstream, http, clock)
-    assertions = IdJagVerifier(provider, issuer, login.keys, clock) if settings.accept_id_jag else None
+    idp_settings = DevIdpSettings(
+        issuer=issuer,
+        resources=resources,
+        access_token_ttl=settings.access_token_ttl_seconds,
+        refresh_token_ttl=settings.refresh_token_ttl_seconds,
+        signing_alg=config.signing.algorithm,
+        allow_http_cimd=settings.allow_insecure_http_cimd,
+        allow_loopback_cimd=settings.cimd.allow_loopback,
+        cimd_ca_file=_ca_file(loaded, index),
+        registration_limit_per_minute=settings.registration_limit_per_minute,
+        consent_note=f"mcp-bastion: you signed in with {provider.name}.",
+    )
+    state = _state(loaded, index, idp_settings, clock)
+    pass_through = resources if settings.issue == "idp_when_audience_fits" else None
+    login = UpstreamLogin(upstream, http, clock, state.logins, pass_through)
+    assertions = (
+        IdJagVerifier(provider, issuer, login.keys, clock, state.replays) if settings.accept_id_jag else None
+    )
     idp = build_devidp(
-        DevIdpSettings(
-            issuer=issuer,
-            resources=resources,
-            access_token_ttl=settings.access_token_ttl_seconds,
-            refresh_token_ttl=settings.refresh_token_ttl_seconds,
-            signing_alg=config.signing.algorithm,
-            allow_http_cimd=settings.allow_insecure_http_cimd,
-            registration_limit_per_minute=settings.registration_limit_per_minute,
-            consent_note=f"mcp-bastion: you signed in with {provider.name}.",
-        ),
+        idp_settings,
         signing_key=_gateway_key(loaded),
         clock=clock,
         login=login,
         assertions=assertions,
+        stores=state.stores,
     )
-    return Facade(provider, idp, http)
+    return Facade(provider, idp, http, state)
+
+
+def _ca_file(loaded: LoadedConfig, index: int) -> str | None:
+    """``facade.cimd.ca_file``, checked now: a bundle that cannot be read is a start-up error."""
+    facade = loaded.config.identity_providers[index].facade
+    assert facade is not None
+    path = facade.cimd.ca_file
+    if path is None:
+        return None
+    try:
+        ssl.create_default_context(cafile=path)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(
+            f"cannot load the CA bundle ({type(exc).__name__})",
+            source=loaded.path or "",
+            path=f"identity_providers[{index}].facade.cimd.ca_file",
+        ) from None
+    return path
+
+
+def _state(loaded: LoadedConfig, index: int, settings: DevIdpSettings, clock: Clock) -> FacadeState:
+    """The facade's state store (``facade.state``): this process's memory, or a shared Redis."""
+    provider = loaded.config.identity_providers[index]
+    assert provider.facade is not None
+    config = provider.facade.state
+    if config.store == "memory":
+        return MemoryFacadeState(settings, clock)
+    redis = config.redis
+    assert redis is not None  # the model requires it with store: redis
+    try:
+        from ._redis_state import RedisFacadeState
+    except ModuleNotFoundError:
+        raise ConfigError(
+            "facade state 'redis' needs the Redis client: install mcp-bastion[redis]",
+            source=loaded.path or "",
+            path=f"identity_providers[{index}].facade.state",
+        ) from None
+    return RedisFacadeState(
+        redis.url,
+        # One facade's keys apart from another's and from the quotas' (the name is a slug).
+        prefix=f"{redis.prefix}{provider.name}:",
+        timeout=redis.timeout_seconds,
+        max_connections=redis.max_connections,
+        registration_limit_per_minute=settings.registration_limit_per_minute,
+        registration_ttl=config.registration_ttl_seconds,
+        clock=clock,
+        username=redis.username,
+        password=loaded.secret(f"identity_providers[{index}].facade.state.redis.password"),
+    )
 
 
 def _gateway_key(loaded: LoadedConfig) -> Any | None:

@@ -19,10 +19,10 @@ from ..auth.keys import RemoteKeySet
 from ..config.model import IdentityProviderConfig
 from ..devidp import Assertion
 from ..devidp._scopes import parse_scope
-from ..devidp._stores import ExpiringMap
 from ..errors import OAuthError
 from ._id_token import check_times, checked_subject
 from ._jws import JwtRejected, verified_claims
+from ._state import MemoryReplaySet, ReplaySet
 
 log = logging.getLogger("mcp_bastion.facade")
 
@@ -35,25 +35,35 @@ class IdJagVerifier:
     """The facade's :class:`~mcp_bastion.devidp.AssertionVerifier` for one IdP."""
 
     def __init__(
-        self, provider: IdentityProviderConfig, audience: str, keys: RemoteKeySet, clock: Callable[[], float]
+        self,
+        provider: IdentityProviderConfig,
+        audience: str,
+        keys: RemoteKeySet,
+        clock: Callable[[], float],
+        replays: ReplaySet | None = None,
     ) -> None:
         self._provider = provider
         self._audience = audience
         self._keys = keys
         self._clock = clock
-        self._seen: ExpiringMap[str, bool] = ExpiringMap(clock)
+        self._seen: ReplaySet = replays or MemoryReplaySet(clock)
 
     async def verify(self, assertion: str, client_id: str, resource: str) -> Assertion:
         try:
             claims = await verified_claims(
                 assertion, self._provider, self._keys, what="ID-JAG", typ=ID_JAG_TYPE
             )
-            return self._grant(claims, client_id, resource)
+            asserted, jti, until = self._grant(claims, client_id, resource)
+            # Replay protection: one atomic check-and-record in the replay set, which replicas
+            # share with `facade.state.store: redis`; kept until the assertion expires.
+            if not await self._seen.first_use(jti, until):
+                raise JwtRejected("ID-JAG jti was already used")
+            return asserted
         except JwtRejected as exc:
             log.info("facade: ID-JAG refused for client %s: %s", client_id[:200], exc.message)
             raise OAuthError("invalid_grant", "the identity assertion was not accepted") from None
 
-    def _grant(self, claims: dict[str, Any], client_id: str, resource: str) -> Assertion:
+    def _grant(self, claims: dict[str, Any], client_id: str, resource: str) -> tuple[Assertion, str, float]:
         if not _names(claims.get("aud"), self._audience, single=True):
             raise JwtRejected("ID-JAG audience is not this facade")
         if claims.get("client_id") != client_id:
@@ -71,11 +81,8 @@ class IdJagVerifier:
         jti = claims.get("jti")
         if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_CHARS:
             raise JwtRejected("ID-JAG has no usable jti")
-        # Replay protection: checked and recorded with no await in between (one event loop).
-        if self._seen.get(jti):
-            raise JwtRejected("ID-JAG jti was already used")
-        self._seen.set(jti, True, expires + self._provider.leeway_seconds)
-        return Assertion(subject, None if scope is None else parse_scope(scope))
+        until = expires + self._provider.leeway_seconds
+        return Assertion(subject, None if scope is None else parse_scope(scope)), jti, until
 
 
 def _names(value: Any, wanted: str, *, single: bool) -> bool:

@@ -18,12 +18,13 @@ import base64
 import hashlib
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote_plus
 
 import httpx
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -31,13 +32,18 @@ from ..auth.fetch import check_fetch_target, check_fetch_url, fetch_json
 from ..auth.keys import RemoteKeySet
 from ..config.model import IdentityProviderConfig
 from ..devidp import AuthorizationRequest, LoginResult
+from ..devidp._login import UpstreamToken
 from ..devidp._params import parse_query
 from ..devidp._policy import PENDING_TTL_S
 from ..devidp._responses import redirect, redirect_url
+from ..devidp._seal import seal, unseal
 from ..devidp._secrets import digest, digest_matches, new_secret
-from ..devidp._stores import ExpiringMap
 from ..errors import BastionError, OAuthError
+from ._codec import request_bytes, request_from
 from ._id_token import verified_subject
+from ._jws import JwtRejected
+from ._passthrough import fitting_token
+from ._state import LoginStore
 
 log = logging.getLogger("mcp_bastion.facade")
 
@@ -78,11 +84,20 @@ class _PendingLogin:
 class UpstreamLogin:
     """The OIDC authorization code flow with PKCE against one configured IdP."""
 
-    def __init__(self, client: UpstreamClient, http: httpx.AsyncClient, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        client: UpstreamClient,
+        http: httpx.AsyncClient,
+        clock: Callable[[], float],
+        logins: LoginStore,
+        pass_through: Mapping[str, tuple[str, ...]] | None = None,
+    ) -> None:
         self._client = client
+        #: ``issue: idp_when_audience_fits``: the resources (URL → scopes) to ask the IdP for.
+        self._pass_through = pass_through
         self._http = http
         self._clock = clock
-        self._pending: ExpiringMap[str, _PendingLogin] = ExpiringMap(clock)
+        self._pending = logins
         self._endpoints: _Endpoints | None = None
         provider = client.provider
         self._keys = RemoteKeySet(
@@ -113,7 +128,10 @@ class UpstreamLogin:
             return redirect(redirect_url(auth.redirect_uri, unavailable), 302)
         state, verifier, nonce, browser = new_secret(), new_secret(), new_secret(), new_secret()
         pending = _PendingLogin(auth, verifier, nonce, digest(browser))
-        self._pending.set(digest(state), pending, self._clock() + PENDING_TTL_S)
+        # Stored under the state's digest, sealed with the state: the store never holds the
+        # PKCE verifier or the nonce in the clear (a Redis shared by replicas, a dump of it).
+        sealed = seal(state, _LOGIN_SEAL, _pending_bytes(pending))
+        await self._pending.save(digest(state), sealed, self._clock() + PENDING_TTL_S)
         params = {
             "response_type": "code",
             "client_id": self._client.client_id,
@@ -124,6 +142,12 @@ class UpstreamLogin:
             "code_challenge": _s256(verifier),
             "code_challenge_method": "S256",
         }
+        if self._pass_through is not None:
+            # RFC 8707: a token for the MCP server itself, with the scopes asked of us, so that
+            # the IdP's token can be passed through when its audience fits.
+            wanted = auth.requested_scopes or self._pass_through.get(auth.resource, ())
+            params["scope"] = " ".join(dict.fromkeys((*self._client.scopes, *wanted)))
+            params["resource"] = auth.resource
         response = redirect(redirect_url(endpoints.authorization, params), 302)
         response.set_cookie(
             LOGIN_COOKIE_PREFIX + digest(state)[:16],
@@ -143,7 +167,9 @@ class UpstreamLogin:
         state = params.get("state")
         if state is None:
             raise OAuthError("invalid_request", "the sign-in answer has no state")
-        pending = self._pending.pop(digest(state))  # single use, valid or not
+        sealed = await self._pending.take(digest(state))  # single use, valid or not
+        opened = None if sealed is None else unseal(state, _LOGIN_SEAL, sealed)
+        pending = None if opened is None else _pending_from(opened)
         if pending is None:
             raise OAuthError("invalid_request", "unknown or expired sign-in")
         browser = request.cookies.get(LOGIN_COOKIE_PREFIX + digest(state)[:16])
@@ -166,13 +192,23 @@ class UpstreamLogin:
                 auth, error=OAuthError("access_denied", "the identity provider refused the sign-in")
             )
         try:
-            subject = await self._redeem(code, pending)
+            subject, body = await self._redeem(code, pending)
         except BastionError as exc:
             log.warning("facade: sign-in at IdP %s failed: %s", self._client.provider.name, exc.message)
             return LoginResult(auth, error=OAuthError("access_denied", "the sign-in could not be completed"))
-        return LoginResult(auth, subject=subject)
+        return LoginResult(auth, subject=subject, upstream=await self._fitting(body, auth.resource))
 
-    async def _redeem(self, code: str, pending: _PendingLogin) -> str:
+    async def _fitting(self, body: dict[str, Any], resource: str) -> UpstreamToken | None:
+        if self._pass_through is None:
+            return None
+        provider = self._client.provider
+        try:
+            return await fitting_token(body, resource, provider, self._keys, self._clock())
+        except JwtRejected as exc:
+            log.info("facade: IdP %s token not passed through: %s", provider.name, exc.message)
+            return None
+
+    async def _redeem(self, code: str, pending: _PendingLogin) -> tuple[str, dict[str, Any]]:
         endpoints = await self._discover()
         form = {
             "grant_type": "authorization_code",
@@ -181,7 +217,7 @@ class UpstreamLogin:
             "code_verifier": pending.verifier,
         }
         body = await self._post_token(endpoints.token, form)
-        return await verified_subject(
+        subject = await verified_subject(
             body.get("id_token"),
             self._client.provider,
             self._client.client_id,
@@ -189,6 +225,7 @@ class UpstreamLogin:
             self._keys,
             self._clock(),
         )
+        return subject, body
 
     async def _post_token(self, url: str, form: dict[str, str]) -> dict[str, Any]:
         provider = self._client.provider
@@ -262,6 +299,27 @@ class UpstreamLogin:
             allow_insecure_http=provider.allow_insecure_http,
             allow_private_network=provider.allow_private_network,
         )
+
+
+_LOGIN_SEAL = "pending sign-in"
+
+
+def _pending_bytes(pending: _PendingLogin) -> bytes:
+    return orjson.dumps(
+        {
+            "request": orjson.Fragment(request_bytes(pending.request)),
+            "verifier": pending.verifier,
+            "nonce": pending.nonce,
+            "browser_digest": pending.browser_digest,
+        }
+    )
+
+
+def _pending_from(raw: bytes) -> _PendingLogin:
+    data = orjson.loads(raw)
+    return _PendingLogin(
+        request_from(data["request"]), data["verifier"], data["nonce"], data["browser_digest"]
+    )
 
 
 def _s256(verifier: str) -> str:
