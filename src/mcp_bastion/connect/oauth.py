@@ -29,8 +29,8 @@ from .discovery import (
     discover_resource,
     legacy_metadata,
 )
-from .grants import Grant
 from .dpop import ALGORITHM, DpopKey, Prover
+from .grants import Grant
 from .keyring_store import open_store
 from .login import CallbackListener, Pkce, authorization_url, check_callback, new_state, open_in_browser
 from .registration import ClientChoice, register
