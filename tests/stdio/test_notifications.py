@@ -117,6 +117,16 @@ def test_a_shared_process_logs_reach_no_client() -> None:
         assert _process(stack).notifications.dropped == 2
 
 
+def test_a_caller_of_a_shared_process_cannot_set_its_log_level_for_everyone() -> None:
+    # Its logs reach no client anyway: the gateway answers `logging/setLevel` itself, so one
+    # caller cannot turn another's calls verbose (or quiet) in the plug-in they share.
+    with stdio_gateway(plugin_server(stdio=SHARED)) as stack:
+        alice, bob = stack.caller("alice"), stack.caller("bob")
+        set_level = {"jsonrpc": "2.0", "id": 1, "method": "logging/setLevel", "params": {"level": "debug"}}
+        assert alice.post(set_level).json() == {"jsonrpc": "2.0", "id": 1, "result": {}}
+        assert bob.text("levels") == "[]"
+
+
 def test_a_per_subject_process_logs_reach_its_subject_who_asked() -> None:
     with stdio_gateway(plugin_server()) as stack:
         alice = stack.caller("alice")

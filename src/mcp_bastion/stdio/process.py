@@ -193,6 +193,10 @@ class PluginProcess:
     ) -> dict[str, Any]:
         """One request with a gateway-chosen id; its response with `original_id` put back.
         `stream` receives the call's progress (and a per-subject process's logs)."""
+        if method == "logging/setLevel" and not self.notifications.per_subject:
+            # A shared process's logs reach no client (relay.py): its level is not any one
+            # caller's to set for all the others. Answered here, as the plug-in would.
+            return {"jsonrpc": "2.0", "id": original_id, "result": {}}
         gateway_id = next(self._ids)
         call = _Call(original_id, time.monotonic(), owner, stream)
         self._calls[gateway_id] = call
