@@ -1,5 +1,5 @@
 """SL-04: the audit sink full or down. Never a silent drop: a bounded buffer plus an alert
-(and /healthz says so), or, with `audit.on_failure: refuse`, no request served unrecorded."""
+(and /readyz and /healthz say so), or, with `audit.on_failure: refuse`, no request served unrecorded."""
 
 from __future__ import annotations
 
@@ -86,12 +86,16 @@ def test_sl04_buffered_while_down_alerted_and_written_once_back(caplog: pytest.L
     caplog.set_level(logging.ERROR, logger="mcp_bastion.audit")
     with gateway_with(disk, "buffer") as (issuer, base, http):
         assert [_ping(issuer, base, http, i).status_code for i in (1, 2, 3)] == [200, 200, 200]
-        assert _wait(lambda: http.get(f"{base}/healthz").status_code == 503)
-        assert http.get(f"{base}/healthz").json() == {"status": "degraded", "audit": "failing"}
+        # Alerted: not ready (taken out of rotation), and /healthz says why while it stays 200
+        # (a liveness restart would lose the events held in memory).
+        assert _wait(lambda: http.get(f"{base}/readyz").status_code == 503)
+        health = http.get(f"{base}/healthz")
+        assert (health.status_code, health.json()) == (200, {"status": "degraded", "audit": "failing"})
         assert any("audit sink failing" in r.getMessage() for r in caplog.records)
         disk.broken = False  # the disk is repaired: the retry writes everything that waited
         assert _wait(lambda: disk.written.count(b"\n") >= 3)
-        assert http.get(f"{base}/healthz").status_code == 200
+        assert http.get(f"{base}/healthz").json() == {"status": "ok"}
+        assert http.get(f"{base}/readyz").status_code == 200
     lines = [json.loads(line) for line in disk.written.splitlines()]
     assert [line["method"] for line in lines] == ["ping", "ping", "ping"]
 
@@ -100,7 +104,7 @@ def test_sl04_refuse_mode_serves_nothing_unrecorded() -> None:
     disk = BrokenDisk()
     with gateway_with(disk, "refuse") as (issuer, base, http):
         assert _ping(issuer, base, http, 1).status_code == 200  # its event is what fails to write
-        assert _wait(lambda: http.get(f"{base}/healthz").status_code == 503)
+        assert _wait(lambda: http.get(f"{base}/readyz").status_code == 503)
         refused = _ping(issuer, base, http, 2)
         assert refused.status_code == 503
         assert refused.json()["error"]["message"] == "audit unavailable"
