@@ -81,7 +81,27 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("rule", "text", "secret"), CASES)
+# The same credentials as a plug-in that renders a page to markdown returns them: every `_`
+# escaped as `\_` (mcp-server-fetch). The secret must go whole, backslashes included.
+JWT_WITH_UNDERSCORES = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZV9fIn0.c2ln_bmF0_dXJl"
+MARKDOWN_CASES = [
+    ("jwt", f"token: {JWT_WITH_UNDERSCORES.replace('_', chr(92) + '_')}", "bmF0"),
+    (
+        "github-token",
+        "github\\_pat\\_11ABCDEFG0123456789\\_abcdefghijklmnop",
+        "11ABCDEFG0123456789",
+    ),
+    ("stripe-key", "sk\\_live\\_4eC39HqLyjWDarjtT1zdp7dc", "4eC39HqLyjWDarjtT1zdp7dc"),
+    (
+        "aws-secret-access-key",
+        "aws\\_secret\\_access\\_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+    ),
+    ("ai-api-key", "sk-proj-Ab3\\_" + "Ab3" * 8, "Ab3Ab3Ab3"),
+]
+
+
+@pytest.mark.parametrize(("rule", "text", "secret"), CASES + MARKDOWN_CASES)
 def test_each_rule_redacts_its_credential(rule: str, text: str, secret: str) -> None:
     redacted = ALL.redact({"content": [{"type": "text", "text": text}]})
     assert redacted is not None

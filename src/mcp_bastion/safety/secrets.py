@@ -19,12 +19,19 @@ __all__ = ["SECRET_RULES"]
 
 # RE2 syntax (rules.py): `\b` is an ASCII word boundary, `(?s:…)` lets `.` cross lines. No
 # anchors (`^`, `$`, `\A`, `\z`): a value's text is matched joined first (rules.py).
+#
+# A plug-in that turns a page into markdown escapes `_` as `\_` (mcp-server-fetch does): a
+# credential holding an underscore would slip past a rule that wants the bare character. So
+# an underscore, and a base64url character, may each come with one backslash before it.
+_U = r"\\?_"
+_B64URL = r"(?:\\?[A-Za-z0-9_-])"
 SECRET_RULES: Final[dict[str, str]] = {
     # AWS access key ids: a 4-letter kind prefix, then 16 base32 characters.
     "aws-access-key-id": r"\b(?:AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b",
     # The 40-character secret key has no prefix: only with its name beside it.
     "aws-secret-access-key": (
-        r"(?i)\baws_?secret_?(?:access_?)?key\b[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+]{40}"
+        rf"(?i)\baws(?:{_U})?secret(?:{_U})?(?:access(?:{_U})?)?key\b"
+        r"[\"']?\s*[:=]\s*[\"']?[A-Za-z0-9/+]{40}"
     ),
     # PEM private keys of every kind (RSA, EC, OPENSSH, ENCRYPTED, PGP … BLOCK). A key cut off
     # before its END line is redacted to the end of the text.
@@ -33,7 +40,7 @@ SECRET_RULES: Final[dict[str, str]] = {
         r"(?:(?s:.*?)-----END[ A-Z0-9]{0,40} PRIVATE KEY(?: BLOCK)?-----|(?s:.*))"
     ),
     # A compact JWS or JWT: base64url header and payload both starting with `{"` (eyJ).
-    "jwt": r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*",
+    "jwt": rf"\beyJ{_B64URL}{{4,}}\.eyJ{_B64URL}{{4,}}\.{_B64URL}*",
     # URLs with a password (postgres://app:pw@db, redis://:pw@cache, https://u:p@host),
     # ADO.NET / ODBC `Password=…;`, Azure storage `AccountKey=…`.
     "connection-string": (
@@ -41,10 +48,12 @@ SECRET_RULES: Final[dict[str, str]] = {
         r"|(?i)\b(?:password|pwd)\s*=\s*[^;\s\"']+"
         r"|(?i)\bAccountKey\s*=\s*[A-Za-z0-9+/]{40,}={0,2}"
     ),
-    "github-token": r"\b(?:gh[pousr]_[A-Za-z0-9]{36,251}|github_pat_[A-Za-z0-9_]{22,247})\b",
+    "github-token": (
+        rf"\b(?:gh[pousr]{_U}[A-Za-z0-9]{{36,251}}|github{_U}pat{_U}(?:[A-Za-z0-9]|{_U}){{22,247}})\b"
+    ),
     "slack-token": r"\bxox[abposr]-[A-Za-z0-9-]{10,250}",
-    "stripe-key": r"\b(?:sk|rk)_live_[A-Za-z0-9]{16,247}\b",
-    "google-api-key": r"\bAIza[0-9A-Za-z_-]{35}",
+    "stripe-key": rf"\b(?:sk|rk){_U}live{_U}[A-Za-z0-9]{{16,247}}\b",
+    "google-api-key": rf"\bAIza{_B64URL}{{35}}",
     # OpenAI project keys and Anthropic keys (their prefixes say what they are).
-    "ai-api-key": r"\bsk-(?:proj|ant-api\d\d|ant-admin\d\d)-[A-Za-z0-9_-]{20,}",
+    "ai-api-key": rf"\bsk-(?:proj|ant-api\d\d|ant-admin\d\d)-{_B64URL}{{20,}}",
 }
