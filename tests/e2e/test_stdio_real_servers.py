@@ -2,7 +2,8 @@
 SDK client running its whole OAuth flow (dev IdP, auto-approved), in both protocol eras.
 
 `mcp-server-time` (PyPI), `@modelcontextprotocol/server-everything` and
-`@modelcontextprotocol/server-filesystem` (npm, on Node 22 from tests/node): each is spawned
+`@modelcontextprotocol/server-filesystem` (npm, on Node 22 from tests/node), and
+`mcp-server-fetch` (PyPI) reading a page on loopback: each is spawned
 by the gateway as a `command:` server, initialized by it, and reached over HTTP.
 """
 
@@ -20,6 +21,7 @@ from mcp_bastion.stdio.wrap import WrapOptions, WrapStack, build_wrap_stack
 
 from ..support.node import NODE_DIR, node_bin_dir
 from ..support.servers import bind_loopback, serve_asgi
+from ..support.website import ROBOTS_ALLOW_ALL, running_website
 from .sdk_oauth import oauth_client
 
 pytestmark = pytest.mark.e2e
@@ -82,3 +84,25 @@ async def test_server_filesystem_reads_only_its_folder(mode: str, tmp_path: Path
     assert not listing.is_error
     assert "note.txt" in str(listing.content[0])
     assert outside.is_error  # the server's own sandbox, reached through the gateway unchanged
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_mcp_server_fetch_through_the_oauth_flow(mode: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # wrap gives the plug-in its own PATH: only the virtualenv's bin, so readabilipy finds no
+    # `node` and never runs `npm install` (a download) at first use. --allow-private-ips: the
+    # page is on loopback, which mcp-server-fetch refuses by default.
+    bin_dir = Path(sys.executable).parent
+    command = shutil.which("mcp-server-fetch", path=str(bin_dir))
+    assert command is not None, "mcp-server-fetch is in the test extra"
+    monkeypatch.setenv("PATH", str(bin_dir))
+    pages = {"/robots.txt": ("text/plain", ROBOTS_ALLOW_ALL), "/hello": ("text/html", HELLO_PAGE)}
+    with running_website(pages) as (site, base), wrapped(command, "--allow-private-ips") as stack:
+        async with oauth_client(stack.url, mode=mode) as (client, flow):
+            result = await client.call_tool("fetch", {"url": f"{base}/hello"})
+    assert not result.is_error
+    assert "# Hello from loopback" in str(result.content[0])
+    assert site.paths() == ["/robots.txt", "/hello"]
+    assert flow.authorizations[0].resource == stack.url
+
+
+HELLO_PAGE = "<html><body><article><h1>Hello from loopback</h1><p>A page for the fetch plug-in.</p></article></body></html>"
