@@ -32,6 +32,8 @@ PAGE = (
     "<p>The heron stood <em>very</em> still in the reeds by the weir for an hour.</p>"
     "<p>Then it flew off towards the <a href='/mill'>old mill</a>.</p></article></body></html>"
 )
+# JWT-shaped, with underscores: rendered to markdown, each comes back as `\_`.
+UNDERSCORED_JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhbGljZV9fIn0.c2ln_bmF0_dXJl"
 SITE = {"/robots.txt": ("text/plain", ROBOTS_ALLOW_ALL), "/notes": ("text/html; charset=utf-8", PAGE)}
 
 
@@ -79,8 +81,8 @@ async def test_a_token_on_a_fetched_page_reaches_the_client_unless_a_secrets_fil
     # The page a plug-in fetches is anyone's text, here a leaked access token (the caller's
     # own). The gateway redacts only its own credential by default (SL-02); a third party's
     # token is redacted where the server configures the built-in `secrets` filter
-    # (docs/safety.md). text/plain comes back raw: markdown conversion would escape `_`
-    # as `\_`, and an escaped token no longer has the JWT's shape (see the report).
+    # (docs/safety.md): in a text/plain page returned raw, and in an HTML page rendered as
+    # markdown, where each `_` comes back escaped as `\_`.
     filtered = fetch_server("--allow-private-ips", filters=[{"id": "secrets", "type": "secrets"}])
     plain = fetch_server("--allow-private-ips", name="plain")
     with stdio_gateway(filtered, plain) as stack:
@@ -89,7 +91,11 @@ async def test_a_token_on_a_fetched_page_reaches_the_client_unless_a_secrets_fil
             for name in ("fetch", "plain")
         }
         leak = tokens["fetch"]
-        site_pages = {**SITE, "/deploy.env": ("text/plain", f"DEPLOY_TOKEN={leak}\nREGION=eu-west-3\n")}
+        site_pages = {
+            **SITE,
+            "/deploy.env": ("text/plain", f"DEPLOY_TOKEN={leak}\nREGION=eu-west-3\n"),
+            "/deploy.html": ("text/html", f"<html><body><p>token {UNDERSCORED_JWT}</p></body></html>"),
+        }
         texts = {}
         with running_website(site_pages) as (_, base):
             for name, token in tokens.items():
@@ -97,11 +103,15 @@ async def test_a_token_on_a_fetched_page_reaches_the_client_unless_a_secrets_fil
                     result = await client.call_tool("fetch", {"url": f"{base}/deploy.env"})
                 assert not result.is_error
                 texts[name] = text_of(result)
+            async with bearer_client(stack.gw.url("fetch"), tokens["fetch"], "legacy") as client:
+                rendered = text_of(await client.call_tool("fetch", {"url": f"{base}/deploy.html"}))
         event = stack.gw.audit.wait_for(lambda e: e.method == "tools/call" and e.server == "fetch")
     assert leak not in texts["fetch"]
     assert "DEPLOY_TOKEN=[redacted:jwt]\nREGION=eu-west-3" in texts["fetch"]
     assert event.filters == ("result:secrets:redact:jwt",)
     assert f"DEPLOY_TOKEN={leak}\n" in texts["plain"]  # no filter: the page as it was
+    assert "token [redacted:jwt]" in rendered
+    assert "bmF0" not in rendered  # no part of the markdown-escaped token is left
 
 
 async def test_the_plugin_refuses_loopback_itself_without_allow_private_ips() -> None:
