@@ -33,6 +33,9 @@ Behaviour choices (each is tested):
 * The login step is a seam (:class:`Login`): the authorization facade
   (:mod:`mcp_bastion.facade`) runs this same core with a login at a real IdP.
 * CORS (``*``, no credentials) only on metadata, JWKS, token and registration.
+* RFC 8693 token exchange (:mod:`._rfc8693`) for a :class:`StaticClient` with
+  ``exchange_from``: a user's token of this IdP for a token of another configured resource,
+  ``act`` naming the client; served and advertised only when such a client exists.
 
 Usage::
 
@@ -48,10 +51,12 @@ from ._app import DevIdp, build_devidp
 from ._authorization_request import AuthorizationRequest
 from ._login import Login, LoginResult
 from ._rfc7523 import JWT_BEARER, Assertion, AssertionVerifier
+from ._rfc8693 import TOKEN_EXCHANGE
 from ._settings import DevIdpSettings, StaticClient
 
 __all__ = [
     "JWT_BEARER",
+    "TOKEN_EXCHANGE",
     "Assertion",
     "AssertionVerifier",
     "AuthorizationRequest",

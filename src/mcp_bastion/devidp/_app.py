@@ -30,6 +30,7 @@ from ._responses import json_response
 from ._rfc7009 import RevocationEndpoint
 from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc8414 import oauth_metadata, oidc_metadata
+from ._rfc8693 import TOKEN_EXCHANGE, TokenExchange
 from ._rfc9068 import AccessTokenIssuer
 from ._settings import DevIdpSettings
 from ._stores import (
@@ -115,14 +116,17 @@ class DevIdp:
     def _routes(self) -> list[Route]:
         location, ctx = self._location, self._ctx
         scopes = self.settings.scopes_supported
-        extra_grants = (JWT_BEARER,) if self._assertions is not None else ()
+        extra_grants: tuple[str, ...] = (JWT_BEARER,) if self._assertions is not None else ()
+        exchange = TokenExchange(ctx, self._key)
+        if exchange.enabled:
+            extra_grants += (TOKEN_EXCHANGE,)
         oauth = oauth_metadata(location, scopes, extra_grants)
         oidc = oidc_metadata(location, scopes, self.settings.signing_alg, extra_grants)
         authorize = AuthorizationEndpoint(ctx, self._login)
         routes = [
             Route(location.path("authorize"), authorize.authorize, methods=["GET"]),
             Route(location.path("consent"), authorize.consent, methods=["POST"]),
-            *_public(location.path("token"), TokenEndpoint(ctx, self._assertions).token, "POST"),
+            *_public(location.path("token"), TokenEndpoint(ctx, self._assertions, exchange).token, "POST"),
             *_public(location.path("revoke"), RevocationEndpoint(ctx).revoke, "POST"),
             *_public(location.path("register"), RegistrationEndpoint(ctx).register, "POST"),
             *_public(location.path("jwks"), _StaticJson(self.jwks()).get, "GET"),

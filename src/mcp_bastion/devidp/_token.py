@@ -23,6 +23,7 @@ from ._params import Params, read_form
 from ._responses import json_response, oauth_error_json
 from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc7636 import verifier_matches
+from ._rfc8693 import TOKEN_EXCHANGE, TokenExchange
 from ._rfc8707 import select_resource
 from ._scopes import grant, narrow, requested_for_resource
 from ._secrets import digest, new_secret
@@ -56,7 +57,12 @@ def _required(params: Params, name: str) -> str:
 class TokenEndpoint:
     """Handler for POST /token."""
 
-    def __init__(self, ctx: IdpContext, assertions: AssertionVerifier | None = None) -> None:
+    def __init__(
+        self,
+        ctx: IdpContext,
+        assertions: AssertionVerifier | None = None,
+        exchange: TokenExchange | None = None,
+    ) -> None:
         self._ctx = ctx
         self._assertions = assertions
         self._grants: dict[str, Grant] = {
@@ -66,6 +72,8 @@ class TokenEndpoint:
         }
         if assertions is not None:
             self._grants[JWT_BEARER] = self._jwt_bearer
+        if exchange is not None and exchange.enabled:
+            self._grants[TOKEN_EXCHANGE] = exchange.exchange
 
     async def token(self, request: Request) -> Response:
         """POST /token."""
