@@ -49,6 +49,7 @@ Usage::
 
 from ._app import DevIdp, build_devidp
 from ._authorization_request import AuthorizationRequest
+from ._events import IdpEvent, IdpEvents
 from ._login import Login, LoginResult
 from ._rfc7523 import JWT_BEARER, Assertion, AssertionVerifier
 from ._rfc8693 import TOKEN_EXCHANGE
@@ -62,6 +63,8 @@ __all__ = [
     "AuthorizationRequest",
     "DevIdp",
     "DevIdpSettings",
+    "IdpEvent",
+    "IdpEvents",
     "Login",
     "LoginResult",
     "StaticClient",

@@ -22,6 +22,7 @@ from ._cimd import ClientMetadataDocuments
 from ._clients import ClientLookup
 from ._context import IdpContext
 from ._endpoints import OAUTH_METADATA, OIDC_METADATA, IdpLocation
+from ._events import IdpEvents, NoEvents
 from ._keys import SigningKey, load_signing_key
 from ._login import Login
 from ._policy import CIMD_TIMEOUT_S, MAX_REGISTERED_CLIENTS, REGISTRATION_WINDOW_S
@@ -60,6 +61,7 @@ class DevIdp:
         clock: Clock,
         login: Login | None = None,
         assertions: AssertionVerifier | None = None,
+        events: IdpEvents | None = None,
     ) -> None:
         self.settings = settings
         self._key = key
@@ -70,7 +72,7 @@ class DevIdp:
         # One client for the IdP's lifetime; never reads proxy settings from the
         # environment, which would route metadata fetches around the SSRF checks.
         self._http = httpx.AsyncClient(timeout=CIMD_TIMEOUT_S, follow_redirects=False, trust_env=False)
-        self._ctx = _context(settings, self._location, key, clock, self._http)
+        self._ctx = _context(settings, self._location, key, clock, self._http, events or NoEvents())
         self.app: ASGIApp = self._starlette()
 
     def jwks(self) -> dict[str, Any]:
@@ -147,18 +149,26 @@ def build_devidp(
     clock: Clock = time.time,
     login: Login | None = None,
     assertions: AssertionVerifier | None = None,
+    events: IdpEvents | None = None,
 ) -> DevIdp:
     """Build the development IdP. ``signing_key`` (a joserfc key, a cryptography private key
     or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated.
 
     ``login`` replaces the consent page's username field with a login step of its own (the
     authorization facade signs users in at a real IdP); the same core does the rest.
-    ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG)."""
-    return DevIdp(settings, load_signing_key(settings.signing_alg, signing_key), clock, login, assertions)
+    ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG).
+    ``events`` hears every sign-in, consent, token, revocation and registration (an audit feed)."""
+    key = load_signing_key(settings.signing_alg, signing_key)
+    return DevIdp(settings, key, clock, login, assertions, events)
 
 
 def _context(
-    settings: DevIdpSettings, location: IdpLocation, key: SigningKey, clock: Clock, http: httpx.AsyncClient
+    settings: DevIdpSettings,
+    location: IdpLocation,
+    key: SigningKey,
+    clock: Clock,
+    http: httpx.AsyncClient,
+    events: IdpEvents,
 ) -> IdpContext:
     client_store = MemoryClientStore(MAX_REGISTERED_CLIENTS)
     documents = ClientMetadataDocuments(http, allow_loopback_http=settings.allow_http_cimd, clock=clock)
@@ -166,13 +176,14 @@ def _context(
         settings=settings,
         location=location,
         clock=clock,
-        clients=ClientLookup(settings.clients, client_store, documents),
+        clients=ClientLookup(settings.clients, client_store, documents, events),
         client_store=client_store,
         codes=MemoryCodeStore(clock),
         refresh_tokens=MemoryRefreshStore(clock),
         pending=MemoryPendingStore[PendingAuthorization](clock),
         registrations=MemoryRateLimiter(clock, settings.registration_limit_per_minute, REGISTRATION_WINDOW_S),
         access_tokens=AccessTokenIssuer(key, settings.issuer, clock),
+        events=events,
     )
 
 

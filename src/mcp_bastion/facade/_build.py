@@ -14,11 +14,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
 from ..asgi import Receive, Scope, Send
+from ..audit import AuditSink
 from ..auth import IssuerPolicy, RemoteKeySet
 from ..config import LoadedConfig
 from ..config.model import ClaimMapping, IdentityProviderConfig
 from ..devidp import DevIdp, DevIdpSettings, build_devidp
 from ..errors import ConfigError
+from ._audit import FacadeAudit
 from ._id_jag import IdJagVerifier
 from ._issuer import facade_issuer
 from ._upstream import UpstreamClient, UpstreamLogin
@@ -73,8 +75,10 @@ def build_facade(
     index: int,
     resources: Mapping[str, tuple[str, ...]],
     clock: Clock,
+    sink: AuditSink | None = None,
 ) -> Facade:
-    """The facade of ``identity_providers[index]`` for ``resources`` (URL → scopes)."""
+    """The facade of ``identity_providers[index]`` for ``resources`` (URL → scopes); its
+    sign-ins, consents, tokens and registrations go to ``sink`` as audit events."""
     config = loaded.config
     provider = config.identity_providers[index]
     settings = provider.facade
@@ -100,7 +104,10 @@ def build_facade(
         callback_path=f"{urlsplit(issuer).path}/callback",
     )
     login = UpstreamLogin(upstream, http, clock)
-    assertions = IdJagVerifier(provider, issuer, login.keys, clock) if settings.accept_id_jag else None
+    events = FacadeAudit(sink, provider.name, issuer, clock) if sink is not None else None
+    assertions = (
+        IdJagVerifier(provider, issuer, login.keys, clock, events) if settings.accept_id_jag else None
+    )
     idp = build_devidp(
         DevIdpSettings(
             issuer=issuer,
@@ -116,6 +123,7 @@ def build_facade(
         clock=clock,
         login=login,
         assertions=assertions,
+        events=events,
     )
     return Facade(provider, idp, http)
 
