@@ -33,6 +33,9 @@ Behaviour choices (each is tested):
 * The login step is a seam (:class:`Login`): the authorization facade
   (:mod:`mcp_bastion.facade`) runs this same core with a login at a real IdP.
 * CORS (``*``, no credentials) only on metadata, JWKS, token and registration.
+* Every sign-in, consent, token (issued or refused), refresh-token reuse, revocation and
+  registration is told to an :class:`IdpEvents` listener (none by default; the facade's
+  writes audit events), never with a token, code or secret in it.
 * RFC 8693 token exchange (:mod:`._rfc8693`) for a :class:`StaticClient` with
   ``exchange_from``: a user's token of this IdP for a token of another configured resource,
   ``act`` naming the client; served and advertised only when such a client exists.
