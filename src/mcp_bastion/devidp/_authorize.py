@@ -137,7 +137,7 @@ class AuthorizationEndpoint:
                 "the user denied the request",
                 303,
                 auth.client_id,
-                username or None,
+                username if self._user_known(username) else None,  # a denial checks no name
                 auth.resource,
             )
         else:
