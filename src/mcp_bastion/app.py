@@ -118,7 +118,7 @@ def build_gateway(
     if telemetry is None:
         telemetry = telemetry_for(config.telemetry)
     routes = _routes(loaded, registry, credential_for, transport_for, sink, life, clock)
-    facades = _facades(loaded, routes, clock)
+    facades = _facades(loaded, routes, clock, sink)
     life.closers.extend(facade.aclose for facade in facades)
     key_sets: dict[str, RemoteKeySet] = {}
     if verifier is None:
@@ -359,7 +359,9 @@ def _route(
     )
 
 
-def _facades(loaded: LoadedConfig, routes: list[ServerRoute], clock: Callable[[], float]) -> list[Facade]:
+def _facades(
+    loaded: LoadedConfig, routes: list[ServerRoute], clock: Callable[[], float], sink: AuditSink | None = None
+) -> list[Facade]:
     """The authorization facades (`facade/`), each for the servers that accept its IdP."""
     config, facades = loaded.config, []
     for index, provider in enumerate(config.identity_providers):
@@ -370,7 +372,7 @@ def _facades(loaded: LoadedConfig, routes: list[ServerRoute], clock: Callable[[]
                 for route in routes
                 if issuer in route.issuers
             }
-            facades.append(build_facade(loaded, index, resources, clock))
+            facades.append(build_facade(loaded, index, resources, clock, sink))
     return facades
 
 

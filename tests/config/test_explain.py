@@ -124,7 +124,7 @@ CASES: list[tuple[dict[str, Any], str, str]] = [
         "unknown key (did you mean 'leeway_seconds'? check its spelling and indentation; expected one of: "
         "name, issuer, discovery, jwks_uri, algorithms, leeway_seconds, require_typ, max_token_lifetime_seconds, "
         "claims, jwks_ttl_seconds, jwks_refetch_cooldown_seconds, fetch_timeout_seconds, allow_private_network, "
-        "allow_insecure_http, facade, preset, client, introspection, audiences, machine_clients)",
+        "allow_insecure_http, facade, preset, client, introspection, audiences, machine_clients, entra)",
     ),
     (
         _with(servers__0__tools={1: {"scopes": ["admin"]}}),

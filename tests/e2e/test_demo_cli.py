@@ -152,6 +152,26 @@ async def test_demo_command_serves_a_working_oauth_protected_server(stop: signal
         assert "Traceback" not in stderr.read_text()
 
 
+async def test_demo_with_exchange_shows_the_exchanged_token_at_the_whoami_server() -> None:
+    # README: `--exchange` adds `whoami`, reached with RFC 8693 token exchange at the dev IdP.
+    with running_demo("--port", "0", "--auto-approve", "alice", "--exchange") as (process, stdout, stderr):
+        announcement = stdout.until(lambda line: line.endswith(ANNOUNCEMENT_END), STARTUP_TIMEOUT_S)
+        servers = client_configuration(announcement)["mcpServers"]
+        assert set(servers) == {"demo", "notes", "whoami"}
+        url = servers["whoami"]["url"]
+        async with oauth_client(url, mode="auto") as (client, _):
+            result = await client.call_tool("whoami", {})
+        seen = result.structured_content
+        assert seen is not None
+        assert (seen["accepted"], seen["sub"], seen["act"]) == (True, "alice", {"sub": "mcp-bastion-gateway"})
+        assert seen["aud"] != url  # the upstream's own URL, not the gateway's: an exchanged token
+        assert seen["aud"].startswith("http://127.0.0.1:")
+        assert seen["aud"].endswith("/mcp")
+        process.send_signal(signal.SIGINT)
+        assert process.wait(EXIT_TIMEOUT_S) == 0
+        assert "Traceback" not in stderr.read_text()
+
+
 def test_demo_refuses_a_non_loopback_host_without_allow_remote() -> None:
     done = run_cli("demo", "--host", "0.0.0.0", "--port", "0")
 

@@ -9,13 +9,17 @@ redirect URI mismatch, login CSRF, CIMD at private addresses and a 50 MB documen
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import parse_qsl, urljoin, urlsplit
 
 import httpx
 import httpx2
+import jsonschema
+import orjson
 import pytest
 from mcp.client.auth import OAuthClientProvider
 from mcp.client.client import Client
@@ -26,6 +30,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from mcp_bastion.app import build_gateway
+from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
 
 from ..devidp.conftest import pkce_pair
@@ -43,6 +48,7 @@ TIMEOUT_S = 20.0
 MAX_HOPS = 10
 _HIDDEN = re.compile(r'<input type="hidden" name="(request_id|csrf_token)" value="([^"]*)">')
 _ACTION = re.compile(r'<form method="post" action="([^"]*)">')
+SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "audit.schema.json").read_text())
 
 
 @dataclass(frozen=True)
@@ -184,6 +190,21 @@ async def test_sdk_client_registers_at_the_facade_signs_in_upstream_and_calls_to
     assert echo.subject == stack.op.account
     assert echo.client_id is not None
     assert echo.client_id != FACADE_CLIENT_ID
+    # The facade's own endpoints are in the same feed: registration, sign-in, consent, token.
+    events = _facade_events(stack, echo.client_id)
+    kinds = [(e.event, e.method, e.decision) for e in events]
+    assert kinds == [
+        ("facade.registration", "dcr", "allow"),
+        ("facade.sign_in", "callback", "allow"),
+        ("facade.consent", "consent", "allow"),
+        ("facade.token", "authorization_code", "allow"),
+    ]
+    assert all(e.server == "op" and e.issuer == stack.facade for e in events)
+    assert [e.subject for e in events[1:]] == [stack.op.account] * 3
+    [issued] = [e for e in events if e.event == "facade.token"]
+    assert issued.target == stack.url("demo")
+    # The token is named by the same hash as in the request events, never by itself.
+    assert issued.token_hash == echo.token_hash
 
 
 # -- a scripted browser for the hostile cases ------------------------------------------------
@@ -380,6 +401,19 @@ def test_a_refresh_token_reused_after_rotation_revokes_the_family(browser: Brows
     assert reused.status_code == 400
     assert reused.json()["error"] == "invalid_grant"
     assert refresh(rotated).status_code == 400  # the legitimate holder's token died with the family
+    events = _facade_events(browser.stack, client_id)
+    [refreshed] = [e for e in events if e.event == "facade.token_refresh" and e.decision == "allow"]
+    assert refreshed.subject == browser.stack.op.account
+    [reuse] = [e for e in events if e.event == "facade.refresh_token_reuse"]
+    assert (reuse.decision, reuse.subject, reuse.target) == (
+        "deny",
+        browser.stack.op.account,
+        browser.stack.url("demo"),
+    )
+    assert "family is revoked" in reuse.reason
+    refused = [e for e in events if e.event == "facade.token_refresh" and e.decision == "deny"]
+    assert [e.reason.split(":")[0] for e in refused] == ["invalid_grant", "invalid_grant"]
+    _assert_nothing_secret(events, first["refresh_token"], rotated, first["access_token"])
 
 
 def test_revocation_ends_the_refresh_family(browser: Browser) -> None:
@@ -390,6 +424,12 @@ def test_revocation_ends_the_refresh_family(browser: Browser) -> None:
         f"{browser.stack.facade}/revoke", data={"token": tokens["refresh_token"], "client_id": client_id}
     )
     assert revoked.status_code == 200
+    events = _facade_events(browser.stack, client_id)
+    [revocation] = [e for e in events if e.event == "facade.revocation"]
+    assert (revocation.decision, revocation.reason) == ("allow", "refresh token family revoked")
+    assert revocation.subject == browser.stack.op.account
+    assert revocation.token_hash is not None
+    _assert_nothing_secret(events, tokens["refresh_token"], tokens["access_token"])
     refresh = browser.token(
         grant_type="refresh_token",
         refresh_token=tokens["refresh_token"],
@@ -428,6 +468,10 @@ def test_the_sign_in_answer_is_bound_to_the_browser_that_started_it(browser: Bro
     assert stolen.status_code == 403  # RFC 9700 §4.7: login CSRF
     # And the state is single use: the original browser cannot use it afterwards either.
     assert browser.http.get(url).status_code == 400
+    failed = [e for e in stack.audit.events if e.event == "facade.sign_in" and e.decision == "deny"]
+    assert {403, 400} <= {e.status for e in failed}
+    code = dict(parse_qsl(urlsplit(url).query))["code"]
+    _assert_nothing_secret(failed, code)
 
 
 # -- Client ID Metadata Documents --------------------------------------------------------------
@@ -473,6 +517,9 @@ def test_a_metadata_document_client_completes_the_flow(browser: Browser, documen
     tokens = browser.redeem(client_id, code, verifier)
     assert tokens.status_code == 200
     assert _mcp_status(browser.stack, "demo", tokens.json()["access_token"]) == 200
+    events = _facade_events(browser.stack, client_id)
+    assert ("facade.registration", "cimd", "allow") in [(e.event, e.method, e.decision) for e in events]
+    _assert_nothing_secret(events, code, tokens.json()["access_token"], tokens.json()["refresh_token"])
 
 
 @pytest.mark.parametrize(
@@ -490,6 +537,9 @@ def test_metadata_documents_at_private_addresses_are_refused(browser: Browser, c
     assert response.status_code == 400
     assert "location" not in response.headers  # no redirect, no trip to the IdP
     assert "not a public address" in response.text  # refused before any connection
+    [refused] = _facade_events(browser.stack, client_id)
+    assert (refused.event, refused.method, refused.decision) == ("facade.registration", "cimd", "deny")
+    assert "not a public address" in refused.reason
 
 
 def test_a_50_mb_metadata_document_is_cut_off(browser: Browser, documents: RunningServer) -> None:
@@ -534,3 +584,46 @@ def test_an_answer_naming_another_issuer_is_refused(browser: Browser, stack: Sta
     answer = browser.http.get(f"{stack.facade}/callback", params=mixed)
     assert answer.status_code == 303
     assert dict(parse_qsl(urlsplit(answer.headers["location"]).query))["error"] == "access_denied"
+
+
+def test_a_denied_consent_is_audited(browser: Browser, stack: Stack) -> None:
+    client_id = browser.register()
+    _, challenge = pkce_pair()
+    form, _ = browser.to_consent(browser.authorize_url(client_id, challenge))
+    answer = browser.approve(form, decision="deny")
+    assert answer.status_code == 303
+    [denied] = [e for e in _facade_events(stack, client_id) if e.event == "facade.consent"]
+    assert (denied.decision, denied.subject, denied.target) == ("deny", stack.op.account, stack.url("demo"))
+    _assert_nothing_secret([denied], form["csrf_token"], form["request_id"])
+
+
+def test_every_facade_event_matches_the_published_schema(stack: Stack) -> None:
+    # Runs after the others in this module: the shared feed holds every kind they caused.
+    events = [e for e in stack.audit.events if e.event.startswith("facade.")]
+    assert {e.event for e in events} >= {
+        "facade.registration",
+        "facade.sign_in",
+        "facade.consent",
+        "facade.token",
+        "facade.token_refresh",
+        "facade.refresh_token_reuse",
+        "facade.revocation",
+    }
+    validator = jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker())
+    for event in events:
+        record = orjson.loads(event.to_json())
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(record)]
+        assert errors == [], record
+    assert FACADE_SECRET not in b"".join(e.to_json() for e in stack.audit.events).decode()
+
+
+def _facade_events(stack: Stack, client_id: str) -> list[AuditEvent]:
+    return [e for e in stack.audit.events if e.event.startswith("facade.") and e.client_id == client_id]
+
+
+def _assert_nothing_secret(events: list[AuditEvent], *secrets: str) -> None:
+    """No token, code, secret or cookie in any event (only hashes name tokens)."""
+    text = b"".join(e.to_json() for e in events).decode()
+    assert events
+    for secret in secrets:
+        assert secret not in text

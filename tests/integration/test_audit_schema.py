@@ -14,6 +14,7 @@ import orjson
 from mcp_bastion.app import build_gateway
 from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.facade._audit import FACADE_EVENTS, REFRESHED
 
 from ..support.gateway import gateway_config, post_mcp, serve_gateway
 from ..support.issuer import running_issuer
@@ -81,3 +82,12 @@ def test_the_schema_refuses_what_an_event_never_holds() -> None:
     assert validator.is_valid(good)
     for bad in ({**good, "token": "eyJ..."}, {**good, "decision": "maybe"}, {**good, "trace_id": "x"}):
         assert not validator.is_valid(bad)
+
+
+def test_the_schema_names_exactly_the_kinds_of_event() -> None:
+    # The facade's event kinds (facade/_audit.py) and the schema's enum may not drift apart.
+    assert set(SCHEMA["properties"]["event"]["enum"]) == {"mcp.request", REFRESHED, *FACADE_EVENTS.values()}
+    good = orjson.loads(AuditEvent(0.0, "a" * 32, "s", "ping", None, "allow", "ok", 200, 0.0).to_json())
+    validator = jsonschema.Draft202012Validator(SCHEMA)
+    assert validator.is_valid({**good, "event": "facade.consent"})
+    assert not validator.is_valid({**good, "event": "facade.anything"})

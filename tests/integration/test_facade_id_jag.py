@@ -22,11 +22,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from mcp_bastion.app import build_gateway
+from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
 from mcp_bastion.devidp import JWT_BEARER
 
 from ..e2e.demo_stack import running_demo_upstreams
-from ..support.gateway import serve_gateway
+from ..support.gateway import AuditFeed, serve_gateway
 from ..support.servers import bind_loopback, serve_asgi
 
 TIMEOUT_S = 10.0
@@ -57,6 +58,10 @@ def _enterprise_idp() -> Starlette:
 class Stack:
     base: str
     issuer: str
+    audit: AuditFeed
+
+    def id_jag_events(self, client_id: str) -> list[AuditEvent]:
+        return [e for e in self.audit.events if e.event == "facade.id_jag" and e.client_id == client_id]
 
     @property
     def facade(self) -> str:
@@ -91,8 +96,9 @@ def stack() -> Iterator[Stack]:
             }
         )
         secrets_ = {"identity_providers[0].facade.client_secret": "unused-here"}
-        with serve_gateway(build_gateway(LoadedConfig(config, secrets_)), sock, config):
-            yield Stack(base, idp.base_url)
+        audit = AuditFeed()
+        with serve_gateway(build_gateway(LoadedConfig(config, secrets_), audit=audit), sock, config):
+            yield Stack(base, idp.base_url, audit)
 
 
 def _register(stack: Stack) -> str:
@@ -159,6 +165,14 @@ def test_an_id_jag_is_traded_for_an_audience_bound_token(stack: Stack) -> None:
     assert "refresh_token" not in body  # the IdP stays in control: a new ID-JAG for a new token
     assert _initialize(stack, "demo", body["access_token"]) == 200
     assert _initialize(stack, "notes", body["access_token"]) == 401  # aud = the one resource
+    [accepted] = stack.id_jag_events(client_id)
+    assert (accepted.decision, accepted.subject, accepted.target) == (
+        "allow",
+        "carol@corp.example",
+        stack.url("demo"),
+    )
+    [issued] = [e for e in stack.audit.events if e.event == "facade.token" and e.client_id == client_id]
+    assert (issued.method, issued.decision, issued.subject) == (JWT_BEARER, "allow", "carol@corp.example")
 
 
 def test_a_replayed_id_jag_is_refused(stack: Stack) -> None:
@@ -168,6 +182,10 @@ def test_a_replayed_id_jag_is_refused(stack: Stack) -> None:
     replay = _token(stack, client_id, assertion)
     assert replay.status_code == 400
     assert replay.json()["error"] == "invalid_grant"
+    accepted, refused = stack.id_jag_events(client_id)
+    assert (accepted.decision, refused.decision) == ("allow", "deny")
+    assert refused.reason == "invalid_grant: ID-JAG jti was already used"  # the specific reason
+    assert assertion not in b"".join(e.to_json() for e in stack.audit.events).decode()
 
 
 def test_an_id_jag_for_another_client_or_resource_is_refused(stack: Stack) -> None:
@@ -175,6 +193,11 @@ def test_an_id_jag_for_another_client_or_resource_is_refused(stack: Stack) -> No
     stolen = _token(stack, thief, _id_jag(stack, client_id))
     assert stolen.status_code == 400
     assert stolen.json()["error"] == "invalid_grant"
+    [refused] = stack.id_jag_events(thief)
+    assert (refused.decision, refused.reason) == (
+        "deny",
+        "invalid_grant: ID-JAG was issued for another client",
+    )
     other = _token(stack, client_id, _id_jag(stack, client_id), resource=stack.url("notes"))
     assert other.status_code == 400
     assert other.json()["error"] == "invalid_grant"

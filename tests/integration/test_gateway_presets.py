@@ -129,6 +129,78 @@ def test_entra_app_only_token_is_the_client_when_allowed(entra_machines: Stack) 
     assert entra_machines.subject_of_last_call() == "client-app-guid"
 
 
+# --- Entra ID v1.0 tokens (`entra.accept_v1`): sts.windows.net issuer, `appid`, ver 1.0 --------
+
+ENTRA_TENANT = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+OTHER_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"
+entra_v1 = stack_for(
+    "entra",
+    machine=False,
+    audiences={"files": [ENTRA_APP, ENTRA_GUID]},
+    entra={"accept_v1": True, "tenant_id": ENTRA_TENANT},
+)
+entra_v2_only = stack_for(
+    "entra", machine=False, audiences={"files": [ENTRA_APP]}, entra={"tenant_id": ENTRA_TENANT}
+)
+
+
+def entra_v1_token(stack: Stack, tenant: str = ENTRA_TENANT, **claims: Any) -> str:
+    # What Entra ID issues for an API whose manifest leaves accessTokenAcceptedVersion unset.
+    body: dict[str, Any] = {
+        "iss": f"https://sts.windows.net/{tenant}/",
+        "aud": ENTRA_APP,
+        "scope": None,
+        "client_id": None,
+        "scp": "tools.read",
+        "appid": "client-app-guid",
+        "appidacr": "0",
+        "tid": tenant,
+        "ver": "1.0",
+        "unique_name": "alice@contoso.example",
+    }
+    body.update(claims)
+    return stack.token(**body)
+
+
+def test_entra_v1_token_is_accepted_with_accept_v1(entra_v1: Stack) -> None:
+    assert entra_v1.call(entra_v1_token(entra_v1)).status_code == 200
+    event = entra_v1.gateway.audit.wait_for(lambda e: e.method == "tools/call" and e.decision == "allow")
+    assert event.subject == "alice"
+    assert event.client_id == "client-app-guid"  # from `appid`, there is no `azp` in v1.0
+    assert event.issuer == entra_v1.issuer.issuer  # the configured (v2.0) issuer names the provider
+    # The GUID audience too; and v2.0 tokens keep working beside them.
+    assert entra_v1.call(entra_v1_token(entra_v1, aud=ENTRA_GUID)).status_code == 200
+    assert entra_v1.call(entra_token(entra_v1)).status_code == 200
+
+
+def test_entra_v1_token_of_another_tenant_is_refused(entra_v1: Stack) -> None:
+    # Another tenant's issuer is no alias of anything: an untrusted issuer.
+    response = entra_v1.call(entra_v1_token(entra_v1, tenant=OTHER_TENANT))
+    assert response.status_code == 401
+    assert "issuer is not trusted" in response.headers["www-authenticate"]
+    # This tenant's issuer but another tenant's `tid`: refused too.
+    mixed = entra_v1.call(entra_v1_token(entra_v1, tid=OTHER_TENANT))
+    assert mixed.status_code == 401
+    assert "another tenant" in mixed.headers["www-authenticate"]
+
+
+def test_entra_v1_issuer_on_a_token_that_is_not_v1_is_refused(entra_v1: Stack) -> None:
+    assert entra_v1.call(entra_v1_token(entra_v1, ver="2.0")).status_code == 401
+    assert entra_v1.call(entra_v1_token(entra_v1, ver=None)).status_code == 401
+
+
+def test_entra_v1_id_token_and_other_audience_are_refused(entra_v1: Stack) -> None:
+    # The preset's own checks still hold for v1.0: no scp/roles is no access token (TV-11).
+    assert entra_v1.call(entra_v1_token(entra_v1, scp=None, nonce="n-1")).status_code == 401
+    assert entra_v1.call(entra_v1_token(entra_v1, aud="api://another-app")).status_code == 401
+
+
+def test_entra_v1_token_is_refused_without_accept_v1(entra_v2_only: Stack) -> None:
+    response = entra_v2_only.call(entra_v1_token(entra_v2_only))
+    assert response.status_code == 401
+    assert "issuer is not trusted" in response.headers["www-authenticate"]
+
+
 # --- Okta: custom authorization server audience, `scp` array, `cid` ------------------------
 
 okta = stack_for("okta", machine=False, audiences={"files": ["api://default"]})

@@ -37,6 +37,8 @@ class AuditEvent(NamedTuple):
     filters: tuple[str, ...] = ()
     # The quota rule or cap that refused the request (docs/quotas.md); null when none did.
     quota: str | None = None
+    # The kind of event: `mcp.request`, or one of the authorization facade's (facade/_audit.py).
+    event: str = "mcp.request"
 
     def to_json(self) -> bytes:
         # Unpacked, then a dict literal: the cheapest way to a dict here (this runs per request);
@@ -60,11 +62,12 @@ class AuditEvent(NamedTuple):
             policy_ids,
             filters,
             quota,
+            event,
         ) = self
         # Whole milliseconds first: `time % 1 * 1000` truncates 1700000000.123 to .122.
         millis = round(when * 1000)
         record = {
-            "event": "mcp.request",
+            "event": event,
             "time": f"{_second_text(millis // 1000)}.{millis % 1000:03d}Z",
             "trace_id": trace_id,
             "server": server,

@@ -32,6 +32,7 @@ from joserfc.jws import JWSRegistry
 from ..cache import BoundedCache
 from ..config.model import SUPPORTED_ALGORITHMS, IdentityProviderConfig
 from ..errors import InvalidToken
+from .entra import issuer_aliases
 from .keys import RemoteKeySet
 from .principal import Principal
 
@@ -86,6 +87,13 @@ class JwtVerifier:
         self, issuers: Mapping[str, IssuerPolicy], *, clock: Callable[[], float], max_token_bytes: int
     ) -> None:
         self._issuers = dict(issuers)
+        # Other `iss` values naming a configured issuer (Entra v1.0 tokens, auth/entra.py).
+        self._aliases = {
+            alias: name
+            for name, policy in self._issuers.items()
+            for alias in issuer_aliases(policy.config)
+            if alias not in self._issuers
+        }
         self._clock = clock
         self._max_bytes = max_token_bytes
         self._cache: BoundedCache[bytes, _Verified] = BoundedCache(CACHE_SIZE)
@@ -135,6 +143,8 @@ class JwtVerifier:
         header = _decode_json(header_b64, MAX_HEADER_CHARS, "header")
         claims = _decode_json(payload_b64, self._max_bytes, "payload")
         issuer = claims.get("iss")
+        if isinstance(issuer, str):
+            issuer = self._aliases.get(issuer, issuer)
         policy = self._issuers.get(issuer) if isinstance(issuer, str) else None
         if policy is None or issuer not in allowed:
             raise InvalidToken("token issuer is not trusted for this resource")

@@ -26,6 +26,7 @@ from typing import Any
 
 from ..config.model import IdentityProviderConfig
 from ..errors import InvalidToken
+from .entra import V1Check
 from .jwt import _audiences, _principal, _scopes
 from .principal import Principal
 
@@ -81,10 +82,12 @@ class PresetProfile:
         self._machine_at = frozenset(resources[s] for s in provider.machine_clients if s in resources)
         self._is_access = _ACCESS[self._preset]
         self._is_machine = _MACHINE[self._preset]
+        self._v1 = V1Check(provider)
 
     def audiences(self, claims: dict[str, Any]) -> frozenset[str]:
         if not self._is_access(claims):
             raise InvalidToken("token is not an access token")  # an ID or refresh token (TV-11)
+        self._v1.check(claims)
         if self._preset == "cognito":
             # Cognito access tokens carry no `aud`: the app client id says whom it was issued to.
             client = claims.get("client_id")

@@ -69,6 +69,12 @@ def add(commands: Any) -> None:
         help="a `serve` config to run beside the demo (examples/dev.yaml): the dev IdP also issues "
         "tokens for its servers, and its loopback upstreams named demo and notes are the samples",
     )
+    demo.add_argument(
+        "--exchange",
+        action="store_true",
+        help="add a third server, whoami, that the gateway reaches with RFC 8693 token exchange at "
+        "the development IdP; its tool whoami shows the sub, aud and act of the token it received",
+    )
 
     wrap = commands.add_parser(
         "wrap",
@@ -119,7 +125,9 @@ def _demo(args: argparse.Namespace) -> int:
         ) from None
 
     companion = load_config(args.serve_config, read_secrets=False).config if args.serve_config else None
-    options = DemoOptions(args.host, args.port, args.auto_approve, args.allow_remote, companion)
+    options = DemoOptions(
+        args.host, args.port, args.auto_approve, args.allow_remote, companion, exchange=args.exchange
+    )
 
     def announce(stack: object) -> None:
         print(render_announcement(stack, args.auto_approve), flush=True)  # type: ignore[arg-type]

@@ -19,6 +19,7 @@ from ..urls import is_loopback
 from .audit import OtlpLogsConfig, RotateConfig, SpoolConfig, WebhookConfig
 from .base import SCOPE_SYNTAX, Model, Name, Scope, SecretRef, http_url, refuse
 from .edge import DrainConfig, ServerTlsConfig, UpstreamTlsConfig
+from .entra import EntraConfig, check_entra
 from .facade import FacadeConfig
 from .filters import (
     FilterConfig,
@@ -134,11 +135,19 @@ class IdentityProviderConfig(Model):
         description="Servers (by name) that accept tokens without a user (client credentials); the client "
         "is the subject.",
     )
+    entra: EntraConfig | None = Field(
+        default=None, description="With preset: entra: the tenant, and whether v1.0 tokens are accepted."
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _preset(cls, data: Any) -> Any:
         return preset_defaults(data) if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _entra(self) -> IdentityProviderConfig:
+        check_entra(self.preset, self.issuer, self.entra)
+        return self
 
     @model_validator(mode="after")
     def _introspection_client(self) -> IdentityProviderConfig:

@@ -22,11 +22,12 @@ import uvicorn
 
 from ..app import build_gateway
 from ..config import BastionConfig, LoadedConfig, parse_config
-from ..devidp import DevIdpSettings, build_devidp
+from ..devidp import DevIdpSettings, StaticClient, build_devidp
 from ..errors import ConfigError
 from ..registry.resources import published_resources
 from .router import PrefixRouter
 from .upstreams import MCP_PATH, build_demo_upstream, build_notes_upstream
+from .whoami import WHOAMI, build_whoami_upstream
 
 __all__ = [
     "DemoOptions",
@@ -39,6 +40,8 @@ __all__ = [
 ]
 
 DEMO_SERVERS = ("demo", "notes")
+#: The gateway's client at the development IdP, for token exchange (``--exchange``).
+GATEWAY_CLIENT_ID = "mcp-bastion-gateway"
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,9 @@ class DemoOptions:
     # registered with the development IdP, and its loopback upstreams named `demo` and
     # `notes` are the demo's sample servers.
     serve_config: BastionConfig | None = None
+    # A third server, `whoami`, reached with `upstream_auth: {type: exchange}`: the gateway
+    # trades the user's token at the IdP for one addressed to that upstream (RFC 8693).
+    exchange: bool = False
 
 
 @dataclass(frozen=True)
@@ -60,12 +66,19 @@ class DemoStack:
     config: BastionConfig
     app: Any
     upstream_apps: dict[str, Any]
+    exchange: bool = False
+
+    @property
+    def server_names(self) -> tuple[str, ...]:
+        return (*DEMO_SERVERS, WHOAMI) if self.exchange else DEMO_SERVERS
 
     def server_url(self, name: str) -> str:
         return f"{self.base_url}/{name}/mcp"
 
     def client_config(self) -> dict[str, Any]:
-        return {"mcpServers": {name: {"type": "http", "url": self.server_url(name)} for name in DEMO_SERVERS}}
+        return {
+            "mcpServers": {name: {"type": "http", "url": self.server_url(name)} for name in self.server_names}
+        }
 
 
 def check_bind(host: str, allow_remote: bool) -> None:
@@ -92,25 +105,68 @@ def build_demo_stack(options: DemoOptions, upstream_urls: dict[str, str], *, por
     }
     if options.serve_config is not None:
         resources.update(_companion_resources(options.serve_config, issuer))
-    idp = build_devidp(DevIdpSettings(issuer=issuer, resources=resources, auto_approve=options.auto_approve))
+    exchange = _ExchangeWiring(base, upstream_urls[WHOAMI]) if options.exchange else None
+    if exchange is not None:
+        resources.update(exchange.resources)
+    idp = build_devidp(
+        DevIdpSettings(
+            issuer=issuer,
+            resources=resources,
+            auto_approve=options.auto_approve,
+            clients=exchange.idp_clients if exchange is not None else (),
+        )
+    )
+    identity_provider: dict[str, Any] = {"name": "devidp", "issuer": issuer, "allow_insecure_http": True}
+    servers: list[dict[str, Any]] = [
+        {"name": "demo", "upstream": upstream_urls["demo"], "title": "Demo tools"},
+        {"name": "notes", "upstream": upstream_urls["notes"], "title": "Notes"},
+    ]
+    if exchange is not None:
+        identity_provider["client"] = exchange.gateway_client
+        servers.append(exchange.server)
     config = parse_config(
         {
             "public_base_url": base,
             "allowed_hosts": [f"localhost:{port}", f"127.0.0.1:{port}"],
-            "identity_providers": [{"name": "devidp", "issuer": issuer, "allow_insecure_http": True}],
-            "servers": [
-                {"name": "demo", "upstream": upstream_urls["demo"], "title": "Demo tools"},
-                {"name": "notes", "upstream": upstream_urls["notes"], "title": "Notes"},
-            ],
+            "identity_providers": [identity_provider],
+            "servers": servers,
             "audit": {"sink": "stdout"},
         },
         source="<demo>",
     )
     # A fresh session key per run: the demo is one process, so nothing needs to share it.
     session_key = base64.b64encode(os.urandom(32)).decode()
-    gateway = build_gateway(LoadedConfig(config, {"sessions.key": session_key}))
+    secrets = {"sessions.key": session_key}
+    if exchange is not None:
+        secrets["identity_providers[0].client.secret"] = exchange.secret
+    gateway = build_gateway(LoadedConfig(config, secrets))
     app = PrefixRouter([(idp.path_prefixes, idp.app)], fallback=gateway)
-    return DemoStack(base, issuer, config, app, {})
+    return DemoStack(base, issuer, config, app, {}, exchange=options.exchange)
+
+
+class _ExchangeWiring:
+    """The `whoami` server behind token exchange: its IdP resources, the gateway's client at
+    the IdP (a fresh secret per run) and the gateway's server entry."""
+
+    def __init__(self, base: str, upstream: str) -> None:
+        self.secret = base64.urlsafe_b64encode(os.urandom(32)).decode()
+        front = f"{base}/{WHOAMI}/mcp"
+        scopes = ("tools.read", "tools.write", "admin")
+        # The upstream is a resource of its own: the exchanged token's audience.
+        self.resources = {front: scopes, upstream: scopes}
+        # The gateway may present its users' tokens for `front` and obtain tokens for `upstream`.
+        self.idp_clients = (StaticClient(GATEWAY_CLIENT_ID, self.secret, (), (upstream,), (front,)),)
+        self.gateway_client = {
+            "client_id": GATEWAY_CLIENT_ID,
+            "auth_method": "client_secret_basic",
+            "secret": {"env": "MCP_BASTION_DEMO_GATEWAY_SECRET"},  # never read: passed in memory
+        }
+        self.server = {
+            "name": WHOAMI,
+            "upstream": upstream,
+            "title": "Who the upstream sees",
+            "upstream_auth": {"type": "exchange", "exchange": {"identity_provider": "devidp"}},
+        }
 
 
 def _companion_resources(config: BastionConfig, issuer: str) -> dict[str, tuple[str, ...]]:
@@ -154,10 +210,13 @@ async def run_demo(options: DemoOptions, announce: Callable[[DemoStack], None]) 
     public = listen_socket(options.host, options.port)
     fixed = sample_upstream_ports(options.serve_config)
     taken = "the --serve-config file puts a sample server on this port: free it or change the file"
-    upstream_socks = {name: listen_socket("127.0.0.1", fixed.get(name, 0), taken) for name in DEMO_SERVERS}
+    names = (*DEMO_SERVERS, WHOAMI) if options.exchange else DEMO_SERVERS
+    upstream_socks = {name: listen_socket("127.0.0.1", fixed.get(name, 0), taken) for name in names}
     urls = {name: f"http://127.0.0.1:{s.getsockname()[1]}/mcp" for name, s in upstream_socks.items()}
     stack = build_demo_stack(options, urls, port=public.getsockname()[1])
-    builders = {"demo": build_demo_upstream, "notes": build_notes_upstream}
+    builders: dict[str, Callable[[], Any]] = {"demo": build_demo_upstream, "notes": build_notes_upstream}
+    if options.exchange:
+        builders[WHOAMI] = lambda: build_whoami_upstream(stack.issuer, urls[WHOAMI])
     servers = [(uvicorn_server(builders[name]()), sock) for name, sock in upstream_socks.items()] + [
         (uvicorn_server(stack.app, access_log=False), public)
     ]
@@ -182,6 +241,11 @@ def render_announcement(stack: DemoStack, auto_approve: str | None) -> str:
         f"  gateway          {stack.base_url}",
         f"  MCP server demo  {stack.server_url('demo')}",
         f"  MCP server notes {stack.server_url('notes')}",
+        *(
+            [f"  MCP server whoami {stack.server_url(WHOAMI)}   (token exchange: call the tool whoami)"]
+            if stack.exchange
+            else []
+        ),
         f"  development IdP  {stack.issuer}   (login: {'auto-approved as ' + auto_approve if auto_approve else 'any user name on the consent page'})",
         f"  gateway JWKS     {stack.base_url}/.well-known/jwks.json",
         "",

@@ -33,6 +33,12 @@ Behaviour choices (each is tested):
 * The login step is a seam (:class:`Login`): the authorization facade
   (:mod:`mcp_bastion.facade`) runs this same core with a login at a real IdP.
 * CORS (``*``, no credentials) only on metadata, JWKS, token and registration.
+* Every sign-in, consent, token (issued or refused), refresh-token reuse, revocation and
+  registration is told to an :class:`IdpEvents` listener (none by default; the facade's
+  writes audit events), never with a token, code or secret in it.
+* RFC 8693 token exchange (:mod:`._rfc8693`) for a :class:`StaticClient` with
+  ``exchange_from``: a user's token of this IdP for a token of another configured resource,
+  ``act`` naming the client; served and advertised only when such a client exists.
 
 Usage::
 
@@ -46,17 +52,22 @@ Usage::
 
 from ._app import DevIdp, build_devidp
 from ._authorization_request import AuthorizationRequest
+from ._events import IdpEvent, IdpEvents
 from ._login import Login, LoginResult
 from ._rfc7523 import JWT_BEARER, Assertion, AssertionVerifier
+from ._rfc8693 import TOKEN_EXCHANGE
 from ._settings import DevIdpSettings, StaticClient
 
 __all__ = [
     "JWT_BEARER",
+    "TOKEN_EXCHANGE",
     "Assertion",
     "AssertionVerifier",
     "AuthorizationRequest",
     "DevIdp",
     "DevIdpSettings",
+    "IdpEvent",
+    "IdpEvents",
     "Login",
     "LoginResult",
     "StaticClient",

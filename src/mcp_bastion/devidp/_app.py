@@ -24,6 +24,7 @@ from ._cimd import ClientMetadataDocuments
 from ._clients import ClientLookup
 from ._context import IdpContext
 from ._endpoints import OAUTH_METADATA, OIDC_METADATA, IdpLocation
+from ._events import IdpEvents, NoEvents
 from ._keys import SigningKey, load_signing_key
 from ._login import Login
 from ._policy import CIMD_TIMEOUT_S, MAX_REGISTERED_CLIENTS, REGISTRATION_WINDOW_S
@@ -32,6 +33,7 @@ from ._responses import json_response, oauth_error_json
 from ._rfc7009 import RevocationEndpoint
 from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc8414 import oauth_metadata, oidc_metadata
+from ._rfc8693 import TOKEN_EXCHANGE, TokenExchange
 from ._rfc9068 import AccessTokenIssuer
 from ._settings import DevIdpSettings
 from ._stores import (
@@ -64,6 +66,7 @@ class DevIdp:
         login: Login | None = None,
         assertions: AssertionVerifier | None = None,
         stores: IdpStores | None = None,
+        events: IdpEvents | None = None,
     ) -> None:
         self.settings = settings
         self._key = key
@@ -79,7 +82,7 @@ class DevIdp:
             trust_env=False,
             verify=_tls(settings.cimd_ca_file),
         )
-        self._ctx = _context(settings, self._location, key, clock, self._http, stores)
+        self._ctx = _context(settings, self._location, key, clock, self._http, stores, events or NoEvents())
         self.app: ASGIApp = self._starlette()
 
     def jwks(self) -> dict[str, Any]:
@@ -129,14 +132,17 @@ class DevIdp:
     def _routes(self) -> list[Route]:
         location, ctx = self._location, self._ctx
         scopes = self.settings.scopes_supported
-        extra_grants = (JWT_BEARER,) if self._assertions is not None else ()
+        extra_grants: tuple[str, ...] = (JWT_BEARER,) if self._assertions is not None else ()
+        exchange = TokenExchange(ctx, self._key)
+        if exchange.enabled:
+            extra_grants += (TOKEN_EXCHANGE,)
         oauth = oauth_metadata(location, scopes, extra_grants)
         oidc = oidc_metadata(location, scopes, self.settings.signing_alg, extra_grants)
         authorize = AuthorizationEndpoint(ctx, self._login)
         routes = [
             Route(location.path("authorize"), authorize.authorize, methods=["GET"]),
             Route(location.path("consent"), authorize.consent, methods=["POST"]),
-            *_public(location.path("token"), TokenEndpoint(ctx, self._assertions).token, "POST"),
+            *_public(location.path("token"), TokenEndpoint(ctx, self._assertions, exchange).token, "POST"),
             *_public(location.path("revoke"), RevocationEndpoint(ctx).revoke, "POST"),
             *_public(location.path("register"), RegistrationEndpoint(ctx).register, "POST"),
             *_public(location.path("jwks"), _StaticJson(self.jwks()).get, "GET"),
@@ -158,6 +164,7 @@ def build_devidp(
     login: Login | None = None,
     assertions: AssertionVerifier | None = None,
     stores: IdpStores | None = None,
+    events: IdpEvents | None = None,
 ) -> DevIdp:
     """Build the development IdP. ``signing_key`` (a joserfc key, a cryptography private key
     or PEM) must suit ``settings.signing_alg``; without one a fresh key is generated.
@@ -165,9 +172,10 @@ def build_devidp(
     ``login`` replaces the consent page's username field with a login step of its own (the
     authorization facade signs users in at a real IdP); the same core does the rest.
     ``assertions`` enables the JWT bearer grant (RFC 7523) with that verifier (ID-JAG).
-    ``stores`` replaces the in-memory state (the facade shares it between replicas in Redis)."""
+    ``stores`` replaces the in-memory state (the facade shares it between replicas in Redis).
+    ``events`` hears every sign-in, consent, token, revocation and registration (an audit feed)."""
     key = load_signing_key(settings.signing_alg, signing_key)
-    return DevIdp(settings, key, clock, login, assertions, stores)
+    return DevIdp(settings, key, clock, login, assertions, stores, events)
 
 
 def memory_stores(settings: DevIdpSettings, clock: Clock) -> IdpStores:
@@ -188,6 +196,7 @@ def _context(
     clock: Clock,
     http: httpx.AsyncClient,
     stores: IdpStores | None,
+    events: IdpEvents,
 ) -> IdpContext:
     stores = stores or memory_stores(settings, clock)
     documents = ClientMetadataDocuments(
@@ -200,13 +209,14 @@ def _context(
         settings=settings,
         location=location,
         clock=clock,
-        clients=ClientLookup(settings.clients, stores.clients, documents),
+        clients=ClientLookup(settings.clients, stores.clients, documents, events),
         client_store=stores.clients,
         codes=stores.codes,
         refresh_tokens=stores.refresh_tokens,
         pending=stores.pending,
         registrations=stores.registrations,
         access_tokens=AccessTokenIssuer(key, settings.issuer, clock),
+        events=events,
     )
 
 

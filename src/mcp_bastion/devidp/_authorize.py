@@ -13,6 +13,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from dataclasses import replace
+from typing import Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,6 +26,7 @@ from ._authorization_request import (
     validate_request,
 )
 from ._context import IdpContext
+from ._events import IdpEvent, error_reason
 from ._login import Login, UpstreamToken
 from ._pages import ConsentView, consent_page, error_page
 from ._params import Params, parse_query, read_form
@@ -80,11 +82,15 @@ class AuthorizationEndpoint:
         try:
             result = await self._login.finish(request)
         except OAuthError as exc:
+            self._record("sign_in", False, error_reason(exc.error, exc.message), exc.status)
             return _error_page(exc)
         auth = result.request
         if result.subject is None:
             error = result.error or OAuthError("access_denied", "the sign-in failed")
+            reason = error_reason(error.error, error.message)
+            self._record("sign_in", False, reason, 303, auth.client_id, None, auth.resource)
             return self._redirect_error(auth.redirect_uri, auth.state, error, 303)
+        self._record("sign_in", True, "ok", 200, auth.client_id, result.subject, auth.resource)
         # Consent is asked even though the user just signed in upstream: many MCP clients
         # share the facade's one client at the IdP, so the IdP's consent (if any) says
         # nothing about *this* client (MCP security best practices, confused deputy).
@@ -103,6 +109,9 @@ class AuthorizationEndpoint:
         csrf_token = form.get("csrf_token")
         if csrf_token is None or not _csrf_ok(pending, csrf_token, request.cookies.get(_cookie(request_id))):
             # RFC 9700 §4.12 (CSRF on the consent decision): refuse, do not redirect.
+            auth = pending.request
+            reason = "the consent form failed its CSRF check"
+            self._record("consent", False, reason, 403, auth.client_id, pending.subject, auth.resource)
             return _error_page(
                 OAuthError("access_denied", "the consent form failed its CSRF check", status=403)
             )
@@ -124,13 +133,40 @@ class AuthorizationEndpoint:
         if decision == "deny":
             denied = OAuthError("access_denied", "the user denied the request")
             response = self._redirect_error(auth.redirect_uri, auth.state, denied, 303)
+            self._record(
+                "consent",
+                False,
+                "the user denied the request",
+                303,
+                auth.client_id,
+                username if self._user_known(username) else None,  # a denial checks no name
+                auth.resource,
+            )
         else:
             upstream = None
             if pending.sealed_upstream is not None:
                 upstream = unseal_upstream(csrf_token, pending.sealed_upstream)
             response = await self._approve(auth, username, 303, upstream)  # 303: the browser must GET
+            self._record(
+                "consent", True, "the user approved the request", 303, auth.client_id, username, auth.resource
+            )
         response.delete_cookie(_cookie(request_id), path=self._ctx.location.path("consent"))
         return response
+
+    def _record(
+        self,
+        kind: Literal["sign_in", "consent"],
+        allowed: bool,
+        reason: str,
+        status: int,
+        client_id: str | None = None,
+        subject: str | None = None,
+        resource: str | None = None,
+    ) -> None:
+        endpoint = "callback" if kind == "sign_in" else "consent"
+        self._ctx.events.record(
+            IdpEvent(kind, allowed, endpoint, reason, status, client_id, subject, resource)
+        )
 
     def _user_known(self, username: str) -> bool:
         users = self._ctx.settings.users

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..errors import OAuthError
+from ._events import IdpEvent, IdpEvents, NoEvents, error_reason
 from ._secrets import digest, digest_matches
 from ._settings import StaticClient
 
@@ -59,11 +60,16 @@ class ClientLookup:
     """Finds clients for the authorization and token endpoints."""
 
     def __init__(
-        self, static: Sequence[StaticClient], store: ClientStore, documents: ClientMetadataDocuments
+        self,
+        static: Sequence[StaticClient],
+        store: ClientStore,
+        documents: ClientMetadataDocuments,
+        events: IdpEvents | None = None,
     ) -> None:
         self._static = {client.client_id: from_static(client) for client in static}
         self._store = store
         self._documents = documents
+        self._events = events or NoEvents()
 
     async def for_authorization(self, client_id: str | None) -> RegisteredClient:
         """The client of an authorization request; unknown → ``invalid_client`` (error page)."""
@@ -71,11 +77,22 @@ class ClientLookup:
             raise OAuthError("invalid_request", "client_id is required")
         client = await self._known(client_id)
         if client is None and self._documents.is_document_url(client_id):
-            client = await self._documents.fetch(client_id)
+            client = await self._document_client(client_id)
         if client is None:
             raise OAuthError("invalid_client", "unknown client_id: register the client first")
         if AUTHORIZATION_CODE not in client.grant_types:
             raise OAuthError("unauthorized_client", "this client may not use the authorization code flow")
+        return client
+
+    async def _document_client(self, client_id: str) -> RegisteredClient:
+        """A Client ID Metadata Document client: its document fetched (or cached) and checked."""
+        try:
+            client = await self._documents.fetch(client_id)
+        except OAuthError as exc:
+            reason = error_reason(exc.error, exc.message)
+            self._events.record(IdpEvent("registration", False, "cimd", reason, 400, client_id[:2048]))
+            raise
+        self._events.record(IdpEvent("registration", True, "cimd", "ok", 0, client_id))
         return client
 
     async def authenticate(self, presented: PresentedClient) -> RegisteredClient:

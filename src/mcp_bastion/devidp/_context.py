@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ._authorization_request import PendingAuthorization
 from ._clients import ClientLookup
 from ._endpoints import IdpLocation
+from ._events import IdpEvents, NoEvents
 from ._rfc9068 import AccessTokenIssuer
 from ._settings import DevIdpSettings
 from ._stores import ClientStore, CodeStore, PendingStore, RateLimiter, RefreshStore
@@ -27,3 +28,4 @@ class IdpContext:
     pending: PendingStore[PendingAuthorization]
     registrations: RateLimiter
     access_tokens: AccessTokenIssuer
+    events: IdpEvents = field(default_factory=NoEvents)

@@ -18,6 +18,7 @@ from starlette.responses import Response
 from ..errors import OAuthError
 from ._clients import RegisteredClient
 from ._context import IdpContext
+from ._events import IdpEvent, error_reason
 from ._params import read_capped_body
 from ._policy import REGISTRATION_WINDOW_S
 from ._responses import json_response, oauth_error_json
@@ -50,6 +51,7 @@ class RegistrationEndpoint:
         address = request.client.host if request.client else "unknown"
         if not await self._ctx.registrations.hit(address):
             limited = OAuthError("temporarily_unavailable", "too many registrations; retry later", status=429)
+            self._refused(limited)
             return oauth_error_json(limited, {"Retry-After": str(REGISTRATION_WINDOW_S)})
         try:
             metadata = parse_client_metadata(await _read_json_object(request))
@@ -58,8 +60,15 @@ class RegistrationEndpoint:
                     "invalid_client_metadata", "client_credentials clients must be configured, not registered"
                 )
         except OAuthError as exc:
+            self._refused(exc)
             return oauth_error_json(exc)
-        return json_response(await self._register(metadata), 201)
+        body = await self._register(metadata)
+        self._ctx.events.record(IdpEvent("registration", True, "dcr", "ok", 201, body["client_id"]))
+        return json_response(body, 201)
+
+    def _refused(self, exc: OAuthError) -> None:
+        reason = error_reason(exc.error, exc.message)
+        self._ctx.events.record(IdpEvent("registration", False, "dcr", reason, exc.status))
 
     async def _register(self, metadata: ClientMetadata) -> dict[str, Any]:
         client_id = secrets.token_urlsafe(16)

@@ -25,12 +25,17 @@ def is_username(value: str) -> bool:
 
 @dataclass(frozen=True)
 class StaticClient:
-    """A pre-registered confidential client for the client credentials grant."""
+    """A pre-registered confidential client for the client credentials grant.
+
+    With ``exchange_from`` it may also use RFC 8693 token exchange: it presents users' tokens
+    issued for those resources (its own audience) and obtains tokens for ``resources``.
+    """
 
     client_id: str
     client_secret: str = field(repr=False)
     scopes: tuple[str, ...]
     resources: tuple[str, ...]
+    exchange_from: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,7 +148,7 @@ def _check_clients(clients: tuple[StaticClient, ...], resources: Mapping[str, tu
         if not client.client_secret:
             raise _fail(path, "client_secret must not be empty")
         _check_scopes(path, client.scopes)
-        unknown = [resource for resource in client.resources if resource not in resources]
+        unknown = [r for r in (*client.resources, *client.exchange_from) if r not in resources]
         if unknown:
             raise _fail(path, f"resources {unknown} are not configured in resources")
         seen.add(client.client_id)

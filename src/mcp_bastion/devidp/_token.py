@@ -19,10 +19,12 @@ from ..errors import OAuthError
 from ._client_auth import presented_client
 from ._clients import AUTHORIZATION_CODE, CLIENT_CREDENTIALS, RegisteredClient
 from ._context import IdpContext
+from ._events import IdpEvent, error_reason, own_token_claims, token_hash
 from ._params import Params, read_form
 from ._responses import json_response, oauth_error_json
 from ._rfc7523 import JWT_BEARER, AssertionVerifier
 from ._rfc7636 import verifier_matches
+from ._rfc8693 import TOKEN_EXCHANGE, TokenExchange
 from ._rfc8707 import select_resource
 from ._scopes import grant, narrow, requested_for_resource
 from ._seal import unseal_upstream
@@ -59,7 +61,12 @@ def _required(params: Params, name: str) -> str:
 class TokenEndpoint:
     """Handler for POST /token."""
 
-    def __init__(self, ctx: IdpContext, assertions: AssertionVerifier | None = None) -> None:
+    def __init__(
+        self,
+        ctx: IdpContext,
+        assertions: AssertionVerifier | None = None,
+        exchange: TokenExchange | None = None,
+    ) -> None:
         self._ctx = ctx
         self._assertions = assertions
         self._grants: dict[str, Grant] = {
@@ -69,21 +76,29 @@ class TokenEndpoint:
         }
         if assertions is not None:
             self._grants[JWT_BEARER] = self._jwt_bearer
+        if exchange is not None and exchange.enabled:
+            self._grants[TOKEN_EXCHANGE] = exchange.exchange
 
     async def token(self, request: Request) -> Response:
         """POST /token."""
         authorization = request.headers.get("authorization")
+        grant_type, client_id = "unknown", None
         try:
             form = await read_form(request)
             handler = self._grants.get(_required(form, "grant_type"))
             if handler is None:
                 raise OAuthError("unsupported_grant_type", "grant_type is not supported")
+            grant_type = form.get("grant_type") or grant_type
             client = await self._ctx.clients.authenticate(presented_client(authorization, form))
+            client_id = client.client_id
             body = await handler(form, client)
         except OAuthError as exc:
+            reason = error_reason(exc.error, exc.message)
+            self._ctx.events.record(IdpEvent("token", False, grant_type, reason, exc.status, client_id))
             # RFC 6749 §5.2: a failed Basic authentication is answered with its challenge.
             basic = exc.status == 401 and authorization is not None
             return oauth_error_json(exc, {"WWW-Authenticate": 'Basic realm="devidp"'} if basic else None)
+        self._ctx.events.record(_issued(grant_type, client_id, body))
         return json_response(body)
 
     def _resource(self, params: Params) -> str:
@@ -137,6 +152,7 @@ class TokenEndpoint:
         if entry.used or old.client_id != client.client_id:
             # A replayed (or stolen) refresh token: end the whole family (RFC 9700 §4.14.2).
             await store.revoke_family(old.family_id, self._family_expiry())
+            self._reuse(old, client.client_id, "replayed or presented by another client")
             raise OAuthError(
                 "invalid_grant", "refresh token replayed or not this client's; its family is revoked"
             )
@@ -145,10 +161,18 @@ class TokenEndpoint:
         scopes = narrow(old.scopes, params.get("scope"))
         if not await store.mark_used(token_digest):  # a concurrent use won the race
             await store.revoke_family(old.family_id, self._family_expiry())
+            self._reuse(old, client.client_id, "used twice concurrently")
             raise OAuthError("invalid_grant", "the refresh token was already used; its family is revoked")
         # RFC 6749 §6: the new refresh token keeps the original scope, even if this
         # access token was narrowed.
         return await self._issue(old.subject, client.client_id, resource, scopes, old.family_id, old.scopes)
+
+    def _reuse(self, old: RefreshGrant, client_id: str, how: str) -> None:
+        reason = f"refresh token {how}: its family is revoked"
+        event = IdpEvent(
+            "refresh_reuse", False, "refresh_token", reason, 400, client_id, old.subject, old.resource
+        )
+        self._ctx.events.record(event)
 
     async def _client_credentials(self, params: Params, client: RegisteredClient) -> TokenBody:
         if CLIENT_CREDENTIALS not in client.grant_types:
@@ -190,3 +214,21 @@ class TokenEndpoint:
             await self._ctx.refresh_tokens.save(digest(refresh_token), record, self._family_expiry())
             body["refresh_token"] = refresh_token
         return body
+
+
+def _issued(grant_type: str, client_id: str | None, body: TokenBody) -> IdpEvent:
+    """The event of a token response: who and what for, read from the token just signed."""
+    token = str(body.get("access_token", ""))
+    claims = own_token_claims(token)
+    subject, audience = claims.get("sub"), claims.get("aud")
+    return IdpEvent(
+        "token",
+        True,
+        grant_type,
+        "ok",
+        200,
+        client_id,
+        subject if isinstance(subject, str) else None,
+        audience if isinstance(audience, str) else None,
+        token_hash(token),
+    )

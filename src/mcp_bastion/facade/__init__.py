@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
+from ..audit import AuditSink
 from ..config import LoadedConfig
 from ..errors import ConfigError
 from ._issuer import FACADE_PATH, facade_issuer
@@ -31,7 +32,11 @@ INSTALL_HINT = "pip install 'mcp-bastion[facade]'"
 
 
 def build_facade(
-    loaded: LoadedConfig, index: int, resources: Mapping[str, tuple[str, ...]], clock: Callable[[], float]
+    loaded: LoadedConfig,
+    index: int,
+    resources: Mapping[str, tuple[str, ...]],
+    clock: Callable[[], float],
+    sink: AuditSink | None = None,
 ) -> Facade:
     """The facade of ``identity_providers[index]`` for ``resources`` (URL → scopes).
 
@@ -50,4 +55,4 @@ def build_facade(
             path=f"identity_providers[{index}].facade",
             hint=INSTALL_HINT,
         ) from None
-    return build(loaded, index, resources, clock)
+    return build(loaded, index, resources, clock, sink)

@@ -15,11 +15,13 @@ from joserfc.errors import JoseError
 from joserfc.jwk import JWKRegistry
 
 from ..asgi import Receive, Scope, Send
+from ..audit import AuditSink
 from ..auth import IssuerPolicy, RemoteKeySet
 from ..config import LoadedConfig
 from ..config.model import ClaimMapping, IdentityProviderConfig
 from ..devidp import DevIdp, DevIdpSettings, build_devidp
 from ..errors import ConfigError
+from ._audit import FacadeAudit
 from ._id_jag import IdJagVerifier
 from ._issuer import facade_issuer
 from ._state import FacadeState, MemoryFacadeState
@@ -81,8 +83,10 @@ def build_facade(
     index: int,
     resources: Mapping[str, tuple[str, ...]],
     clock: Clock,
+    sink: AuditSink | None = None,
 ) -> Facade:
-    """The facade of ``identity_providers[index]`` for ``resources`` (URL → scopes)."""
+    """The facade of ``identity_providers[index]`` for ``resources`` (URL → scopes); its
+    sign-ins, consents, tokens and registrations go to ``sink`` as audit events."""
     config = loaded.config
     provider = config.identity_providers[index]
     settings = provider.facade
@@ -122,8 +126,11 @@ def build_facade(
     state = _state(loaded, index, idp_settings, clock)
     pass_through = resources if settings.issue == "idp_when_audience_fits" else None
     login = UpstreamLogin(upstream, http, clock, state.logins, pass_through)
+    events = FacadeAudit(sink, provider.name, issuer, clock) if sink is not None else None
     assertions = (
-        IdJagVerifier(provider, issuer, login.keys, clock, state.replays) if settings.accept_id_jag else None
+        IdJagVerifier(provider, issuer, login.keys, clock, state.replays, events)
+        if settings.accept_id_jag
+        else None
     )
     idp = build_devidp(
         idp_settings,
@@ -132,6 +139,7 @@ def build_facade(
         login=login,
         assertions=assertions,
         stores=state.stores,
+        events=events,
     )
     return Facade(provider, idp, http, state)
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..auth.keys import RemoteKeySet
 from ..config.model import IdentityProviderConfig
-from ..devidp import Assertion
+from ..devidp import JWT_BEARER, Assertion, IdpEvent, IdpEvents
 from ..devidp._scopes import parse_scope
 from ..errors import OAuthError
 from ._id_token import check_times, checked_subject
@@ -41,7 +41,9 @@ class IdJagVerifier:
         keys: RemoteKeySet,
         clock: Callable[[], float],
         replays: ReplaySet | None = None,
+        events: IdpEvents | None = None,
     ) -> None:
+        self._events = events
         self._provider = provider
         self._audience = audience
         self._keys = keys
@@ -53,15 +55,24 @@ class IdJagVerifier:
             claims = await verified_claims(
                 assertion, self._provider, self._keys, what="ID-JAG", typ=ID_JAG_TYPE
             )
-            asserted, jti, until = self._grant(claims, client_id, resource)
+            granted, jti, until = self._grant(claims, client_id, resource)
             # Replay protection: one atomic check-and-record in the replay set, which replicas
             # share with `facade.state.store: redis`; kept until the assertion expires.
             if not await self._seen.first_use(jti, until):
                 raise JwtRejected("ID-JAG jti was already used")
-            return asserted
         except JwtRejected as exc:
             log.info("facade: ID-JAG refused for client %s: %s", client_id[:200], exc.message)
+            # The reason is the facade's own words (JwtRejected never quotes the assertion).
+            self._record(False, f"invalid_grant: {exc.message}", client_id, None, resource)
             raise OAuthError("invalid_grant", "the identity assertion was not accepted") from None
+        self._record(True, "ok", client_id, granted.subject, resource)
+        return granted
+
+    def _record(self, allowed: bool, reason: str, client_id: str, subject: str | None, resource: str) -> None:
+        if self._events is not None:
+            status = 200 if allowed else 400
+            event = IdpEvent("assertion", allowed, JWT_BEARER, reason, status, client_id, subject, resource)
+            self._events.record(event)
 
     def _grant(self, claims: dict[str, Any], client_id: str, resource: str) -> tuple[Assertion, str, float]:
         if not _names(claims.get("aud"), self._audience, single=True):
