@@ -16,7 +16,8 @@
 //   access_token_ttl      seconds, default 3600.
 //   opaque_resources      resources whose access tokens are opaque (introspection tests).
 //   extension             path of a module whose default export extends the provider
-//                         (tests/e2e/oidc_provider/exchange.mjs: token exchange grants).
+//                         (tests/e2e/oidc_provider/exchange.mjs: token exchange grants;
+//                         idjag.mjs: ID-JAGs for Enterprise-Managed Authorization).
 //   registration          false: no Dynamic Client Registration (an IdP like Entra ID),
 //                         default true.
 //
@@ -85,9 +86,12 @@ const issuer = config.issuer ?? `http://${host}:${server.address().port}`;
 // scope the gateway's challenge asked for).
 const resourceScopes = [...new Set([...resources.values()].flatMap((s) => s.split(' ')))];
 
+// The one signing key; an extension that issues JWTs of its own (idjag.mjs) signs with it too.
+const signingKey = signingJwk();
+
 const provider = new Provider(issuer, {
   scopes: ['openid', 'offline_access', ...resourceScopes],
-  jwks: { keys: [signingJwk()] },
+  jwks: { keys: [signingKey] },
   // Random per run: the cookies only have to survive one test's redirect chain.
   cookies: { keys: [crypto.randomBytes(32).toString('base64url')] },
   clients: config.clients ?? [],
@@ -189,7 +193,7 @@ async function grantEverything({ grantId, params, session, prompt: { details } }
 
 if (config.extension) {
   const extension = await import(pathToFileURL(config.extension).href);
-  await extension.default(provider, { issuer, config, errors, toolChain });
+  await extension.default(provider, { issuer, config, errors, toolChain, signingKey });
 }
 
 server.on('request', provider.callback());
