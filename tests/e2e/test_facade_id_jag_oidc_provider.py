@@ -15,11 +15,13 @@ maps its own client ids to those, as an IdP administrator would.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jsonschema
@@ -31,6 +33,9 @@ from joserfc.jwk import KeySet
 from mcp_bastion.app import build_gateway
 from mcp_bastion.audit import AuditEvent
 from mcp_bastion.config import LoadedConfig, parse_config
+from mcp_bastion.connect.grants import ClientAuth, IdJagGrant
+from mcp_bastion.connect.oauth import AuthOptions, Authorizer
+from mcp_bastion.connect.relay import Relay
 from mcp_bastion.devidp import JWT_BEARER
 
 from ..support.gateway import AuditFeed, serve_gateway
@@ -56,6 +61,22 @@ CLIENT_A, CLIENT_B = "https://app-a.example/client.json", "https://app-b.example
 # Another authorization server the IdP also issues ID-JAGs for (never contacted).
 OTHER_AS = "https://other-as.example"
 TIMEOUT_S = 20.0
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-11-25",
+        "capabilities": {},
+        "clientInfo": {"name": "id-jag-e2e", "version": "1"},
+    },
+}
+ECHO = {
+    "jsonrpc": "2.0",
+    "id": 2,
+    "method": "tools/call",
+    "params": {"name": "echo", "arguments": {"text": "from connect"}},
+}
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "audit.schema.json").read_text())
 
 
@@ -253,6 +274,40 @@ async def test_a_user_signed_in_at_the_idp_calls_a_tool_with_an_id_jag(stack: St
     [issued] = [e for e in stack.audit.events if e.event == "facade.token" and e.client_id == CLIENT_A]
     assert (issued.method, issued.decision, issued.token_hash) == (JWT_BEARER, "allow", echo.token_hash)
     _assert_nothing_secret([accepted, issued, echo], id_token, assertion, tokens["access_token"])
+
+
+async def test_mcp_bastion_connect_runs_the_same_flow_from_the_id_token(
+    stack: Stack, http: httpx.Client, tmp_path: Path
+) -> None:
+    # The project's own client (`connect --grant id_jag`) against the real IdP: it discovers the
+    # facade from the gateway's challenge, exchanges the ID token there, presents the ID-JAG.
+    id_token_file = tmp_path / "id-token.jwt"
+    id_token_file.write_text(sign_in(http, stack, APP_B))
+    grant = IdJagGrant(
+        client=ClientAuth(CLIENT_B),  # a public client at the facade, known by its CIMD URL
+        idp_issuer=stack.op.issuer,
+        idp_client=ClientAuth(*APP_B),
+        id_token_file=id_token_file,
+    )
+    written: list[Any] = []
+
+    async def write(message: Any) -> None:
+        written.append(message)
+
+    url = stack.url("demo")
+    options = AuthOptions(store_path=tmp_path / "tokens.json", grant=grant)
+    async with httpx.AsyncClient(trust_env=False, timeout=TIMEOUT_S) as client:
+        relay = Relay(client, url, Authorizer(client, url, options), write)
+        try:
+            await asyncio.wait_for(relay.forward(INITIALIZE), TIMEOUT_S)
+            await asyncio.wait_for(relay.forward(ECHO), TIMEOUT_S)
+        finally:
+            await relay.close()
+    initialized, echoed = written
+    assert "result" in initialized, initialized
+    assert echoed["result"]["structuredContent"] == {"result": "from connect"}, echoed
+    accepted = stack.id_jag_events(CLIENT_B)[-1]
+    assert (accepted.decision, accepted.subject) == ("allow", stack.op.account)
 
 
 def test_a_replayed_id_jag_is_refused(stack: Stack, http: httpx.Client) -> None:
