@@ -140,10 +140,12 @@ MakeIdp = Callable[..., RunningIdp]
 
 @pytest.fixture
 def make_idp() -> Iterator[MakeIdp]:
-    """Start IdPs on loopback: ``make_idp(issuer_path="/idp", **settings_overrides)``."""
+    """Start IdPs on loopback: ``make_idp(issuer_path="/idp", events=None, **settings_overrides)``."""
     with contextlib.ExitStack() as stack:
 
-        def start(issuer_path: str = "/idp", signing_key: Any = None, **overrides: Any) -> RunningIdp:
+        def start(
+            issuer_path: str = "/idp", signing_key: Any = None, events: Any = None, **overrides: Any
+        ) -> RunningIdp:
             sock = bind_loopback()
             base = f"http://127.0.0.1:{sock.getsockname()[1]}"
             settings: dict[str, Any] = {
@@ -156,7 +158,9 @@ def make_idp() -> Iterator[MakeIdp]:
                 {key: value(base) if callable(value) else value for key, value in overrides.items()}
             )
             clock = FakeClock()
-            idp = build_devidp(DevIdpSettings(**settings), signing_key=signing_key, clock=clock)
+            idp = build_devidp(
+                DevIdpSettings(**settings), signing_key=signing_key, clock=clock, events=events
+            )
             stack.enter_context(serve_asgi(idp.app, sock=sock))
             http = stack.enter_context(httpx.Client(base_url=base, timeout=10))
             return RunningIdp(idp, base, clock, http)

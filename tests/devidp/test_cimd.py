@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from mcp_bastion.devidp import IdpEvent
 from mcp_bastion.devidp._cimd import (
     ClientMetadataDocuments,
     Resolver,
@@ -319,6 +321,22 @@ def test_a_valid_document_is_cached_for_a_while(cimd_idp: RunningIdp, documents:
     cimd_idp.clock.advance(301)  # past CIMD_CACHE_TTL_S: a changed document is seen again
     cimd_idp.get_code(client_id)
     assert HITS == ["/client.json", "/client.json"]
+
+
+def test_a_document_is_one_registration_event_per_fetch_not_per_authorization(
+    make_idp: MakeIdp, documents: RunningServer
+) -> None:
+    # The audit feed's `facade.registration` says a document was fetched and accepted; a cache
+    # hit registers nothing new, so it is no event (an event per authorization buried the fetches).
+    events: list[IdpEvent] = []
+    idp = make_idp(allow_http_cimd=True, events=SimpleNamespace(record=events.append))
+    client_id = f"{documents.base_url}/client.json"
+    idp.get_code(client_id)
+    idp.get_code(client_id)
+    assert [e.kind for e in events if e.kind == "registration"] == ["registration"]
+    idp.clock.advance(301)  # the cache expired: fetched, and told, again
+    idp.get_code(client_id)
+    assert [e.kind for e in events if e.kind == "registration"] == ["registration"] * 2
 
 
 @pytest.mark.parametrize(

@@ -85,6 +85,10 @@ class ClientMetadataDocuments:
             for host in _LOOPBACK_NAMES
         )
 
+    def cached(self, client_id: str) -> RegisteredClient | None:
+        """The client of a document fetched and accepted a short while ago (no I/O)."""
+        return self._cache.get(client_id)
+
     async def fetch(self, client_id: str) -> RegisteredClient:
         """Fetch (or reuse), check and convert the document; any failure is ``invalid_client``."""
         cached = self._cache.get(client_id)

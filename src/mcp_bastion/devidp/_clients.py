@@ -85,7 +85,11 @@ class ClientLookup:
         return client
 
     async def _document_client(self, client_id: str) -> RegisteredClient:
-        """A Client ID Metadata Document client: its document fetched (or cached) and checked."""
+        """A Client ID Metadata Document client: its document fetched (or cached) and checked.
+        A fetch is a registration event; a cache hit registers nothing new, and is none."""
+        cached = self._documents.cached(client_id)
+        if cached is not None:
+            return cached
         try:
             client = await self._documents.fetch(client_id)
         except OAuthError as exc:
