@@ -20,7 +20,6 @@ or the server answers 401.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import logging
 import os
@@ -30,7 +29,6 @@ import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Protocol
-from urllib.parse import quote
 
 import httpx
 import orjson
@@ -42,8 +40,8 @@ from ..auth.keys import compatible
 from ._errors import ConnectError
 from ._urls import require_web_url
 from .discovery import AuthServerMetadata, discover_auth_server
-from .registration import _secret_method
-from .tokens import ClientRegistration, StoredTokens, _json_object, _token_request
+from .registration import secret_method
+from .tokens import ClientRegistration, StoredTokens, authenticated, json_object, token_request
 
 __all__ = [
     "ClientAuth",
@@ -176,7 +174,7 @@ class ClientAuth:
             fields = {"client_assertion_type": CLIENT_ASSERTION_TYPE, "client_assertion": assertion}
             return ClientRegistration(self.client_id, None, "private_key_jwt"), fields
         if self.secret is not None:
-            return ClientRegistration(self.client_id, self.secret, _secret_method(metadata)), {}
+            return ClientRegistration(self.client_id, self.secret, secret_method(metadata)), {}
         return ClientRegistration(self.client_id, None, "none"), {}
 
 
@@ -192,7 +190,7 @@ async def _grant(
     form = {**form, **fields, "resource": resource}  # RFC 8707: the token is for this server only
     if scope:
         form["scope"] = scope
-    return await _token_request(http, metadata, registration, form)
+    return await token_request(http, metadata, registration, form)
 
 
 @dataclass(frozen=True)
@@ -274,18 +272,9 @@ class IdJagGrant:
 async def _post_form(
     http: httpx.AsyncClient, endpoint: str, client: ClientRegistration, form: dict[str, str]
 ) -> tuple[dict[str, Any], int]:
-    headers = {"accept": "application/json"}
-    method = client.token_endpoint_auth_method
-    if method == "client_secret_basic" and client.client_secret is not None:
-        # RFC 6749 §2.3.1: both parts form-urlencoded before base64.
-        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
-        headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-    else:
-        form = {**form, "client_id": client.client_id}
-        if method == "client_secret_post" and client.client_secret:
-            form["client_secret"] = client.client_secret
+    headers, form = authenticated(client, form)
     try:
         response = await http.post(endpoint, data=form, headers=headers)
     except httpx.HTTPError as exc:
         raise ConnectError(f"{endpoint} could not be reached: {type(exc).__name__}") from None
-    return _json_object(response), response.status_code
+    return json_object(response), response.status_code

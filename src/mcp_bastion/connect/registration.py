@@ -32,7 +32,7 @@ class ClientChoice:
     metadata_url: str | None = None
 
 
-def _secret_method(metadata: AuthServerMetadata) -> str:
+def secret_method(metadata: AuthServerMetadata) -> str:
     if "client_secret_basic" in metadata.token_auth_methods:
         return "client_secret_basic"
     if "client_secret_post" in metadata.token_auth_methods:
@@ -48,7 +48,7 @@ async def register(
 ) -> tuple[ClientRegistration, bool]:
     """The client to use, and whether it is bound to ``redirect_uri`` (a DCR registration)."""
     if choice.client_id is not None:
-        method = _secret_method(metadata) if choice.client_secret is not None else "none"
+        method = secret_method(metadata) if choice.client_secret is not None else "none"
         return ClientRegistration(choice.client_id, choice.client_secret, method), False
     if choice.metadata_url is not None and metadata.cimd_supported:
         # The URL is the client_id; the AS fetches the document itself (no secret: a public client).
@@ -66,7 +66,7 @@ async def _dynamic(
     http: httpx.AsyncClient, metadata: AuthServerMetadata, endpoint: str, redirect_uri: str
 ) -> ClientRegistration:
     methods = metadata.token_auth_methods
-    wanted = "none" if "none" in methods else _secret_method(metadata)
+    wanted = "none" if "none" in methods else secret_method(metadata)
     request = {
         "client_name": CLIENT_NAME,
         "redirect_uris": [redirect_uri],

@@ -205,25 +205,16 @@ class TokenStore(EntryStore):
             raise
 
 
-async def _token_request(
+async def token_request(
     http: httpx.AsyncClient,
     metadata: AuthServerMetadata,
     client: ClientRegistration,
     form: dict[str, str],
     prover: Prover | None = None,
 ) -> StoredTokens:
-    headers = {"accept": "application/json"}
-    method = client.token_endpoint_auth_method
-    if method == "client_secret_basic" and client.client_secret is not None:
-        # RFC 6749 §2.3.1: both parts form-urlencoded before base64.
-        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
-        headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
-    else:
-        form["client_id"] = client.client_id
-        if method == "client_secret_post" and client.client_secret is not None:
-            form["client_secret"] = client.client_secret
+    headers, form = authenticated(client, form)
     response = await _post_token(http, metadata.token_endpoint, form, headers, prover)
-    body = _json_object(response)
+    body = json_object(response)
     if (
         prover is not None
         and response.status_code == 400
@@ -233,7 +224,7 @@ async def _token_request(
         # RFC 9449 §8: sign again with the server's nonce, once; a server that answers the
         # nonce with yet another demand is refused below rather than followed forever.
         response = await _post_token(http, metadata.token_endpoint, form, headers, prover)
-        body = _json_object(response)
+        body = json_object(response)
     if response.status_code != 200 or not isinstance(body.get("access_token"), str):
         error = body.get("error")
         code = error if isinstance(error, str) and error.isascii() and len(error) < 64 else "no error code"
@@ -283,7 +274,23 @@ async def _post_token(
     return response
 
 
-def _json_object(response: httpx.Response) -> dict[str, Any]:
+def authenticated(client: ClientRegistration, form: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The headers and form of a token request ``client`` authenticates (RFC 6749 §2.3.1):
+    HTTP Basic, the secret in the form, or the client id alone (a public client)."""
+    headers = {"accept": "application/json"}
+    method = client.token_endpoint_auth_method
+    if method == "client_secret_basic" and client.client_secret is not None:
+        # Both parts form-urlencoded before base64 (§2.3.1).
+        pair = f"{quote(client.client_id, safe='')}:{quote(client.client_secret, safe='')}"
+        headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        return headers, form
+    form = {**form, "client_id": client.client_id}
+    if method == "client_secret_post" and client.client_secret:
+        form["client_secret"] = client.client_secret
+    return headers, form
+
+
+def json_object(response: httpx.Response) -> dict[str, Any]:
     if len(response.content) > MAX_TOKEN_RESPONSE_BYTES:
         return {}
     try:
@@ -313,7 +320,7 @@ async def exchange(
         "redirect_uri": redirect_uri,
         "resource": resource,
     }
-    tokens = await _token_request(http, metadata, client, form, prover)
+    tokens = await token_request(http, metadata, client, form, prover)
     if tokens.scope is None:
         tokens.scope = scope
     return tokens
@@ -330,7 +337,7 @@ async def refresh(
     """The refresh token grant; keeps the old refresh token when none is rotated in."""
     assert tokens.refresh_token is not None
     form = {"grant_type": "refresh_token", "refresh_token": tokens.refresh_token, "resource": resource}
-    fresh = await _token_request(http, metadata, client, form, prover)
+    fresh = await token_request(http, metadata, client, form, prover)
     if fresh.refresh_token is None:
         fresh.refresh_token = tokens.refresh_token
     if fresh.scope is None:
