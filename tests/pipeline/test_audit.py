@@ -63,6 +63,19 @@ def test_one_event_per_call_with_its_own_target_and_scopes() -> None:
         assert event.trace_id == "4bf92f3577b34da6a3ce929d0e0e4736"
 
 
+def test_an_initialize_records_the_version_it_asks_for_when_the_gateway_knows_it() -> None:
+    # Without a version header the transport assumes 2025-03-26; `initialize` names its own.
+    ex = _exchange()
+    ex.era = Era("legacy", "2025-03-26")
+    ex.calls = (
+        Call("initialize", None, 1, {"protocolVersion": "2025-11-25"}),
+        Call("initialize", None, 2, {"protocolVersion": "1999-01-01\nforged"}),  # not recorded
+        Call("ping", None, 3, {"protocolVersion": "2025-11-25"}),  # only initialize names one
+    )
+    versions = [e.protocol_version for e in _audit(ex).events]
+    assert versions == ["2025-11-25", "2025-03-26", "2025-03-26"]
+
+
 def test_calls_refused_before_authorization_have_no_scopes_recorded() -> None:
     ex = _exchange()
     ex.calls = (Call("tools/call", "a", 1), Call("tools/call", "b", 2))

@@ -11,6 +11,7 @@ import time
 
 from ..audit import AuditEvent, AuditSink
 from ..mcp.calls import Call
+from ..mcp.era import LEGACY_VERSIONS
 from .exchange import Exchange
 
 __all__ = ["AuditStep"]
@@ -54,10 +55,20 @@ class AuditStep:
                     client_id,
                     issuer,
                     token_hash,
-                    version,
+                    _spoken(call, version),
                     required[i] if i < len(required) else (),
                     policy_ids[i] if i < len(policy_ids) else (),
                     filters.get(i, ()),
                     ex.quota,
                 )
             )
+
+
+def _spoken(call: Call, version: str | None) -> str | None:
+    """The version a message speaks: an `initialize` carries no version header (so the
+    transport assumes 2025-03-26) but names the one it asks for; a known one is recorded."""
+    if call.method == "initialize" and call.params is not None:
+        asked = call.params.get("protocolVersion")
+        if isinstance(asked, str) and asked in LEGACY_VERSIONS:
+            return asked
+    return version
