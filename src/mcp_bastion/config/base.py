@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
-__all__ = ["Model", "Name", "Scope", "Seconds", "SecretRef", "http_url", "refuse"]
+__all__ = ["Model", "Name", "Scope", "Seconds", "SecretRef", "http_url", "refuse", "unique"]
 
 NAME_SYNTAX = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 SCOPE_SYNTAX = r"^[\x21\x23-\x5b\x5d-\x7e]{1,128}$"  # RFC 6749 §3.3 scope-token characters
@@ -56,3 +56,13 @@ def http_url(value: str, instead: str) -> str:
     if parts.username or parts.password:
         raise ValueError(f"must not carry credentials; {instead}")
     return value
+
+
+def unique(items: tuple[Model, ...], key: str, field: str, why: str) -> None:
+    """Refuse the second item of `items` whose `field` repeats an earlier one's, saying `why`."""
+    first: dict[object, int] = {}
+    for i, item in enumerate(items):
+        value = getattr(item, field)
+        if value in first:
+            raise refuse(f"{value!r} is also the {field} of {key}[{first[value]}]: {why}", key, i, field)
+        first[value] = i
