@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import re
@@ -69,3 +70,36 @@ def test_every_cited_threat_id_is_defined_in_the_shipped_catalogue() -> None:
     cited = _cited_case_ids(ROOT / "src", ROOT / "tests", ROOT / "docs" / "security.md")
     assert cited, "the pattern finds nothing: the check would pass vacuously"
     assert sorted(cited - defined) == []
+
+
+# `tests/x.py::name`, then any `::other` citations of the same file that follow it.
+_CITED_TEST = re.compile(r"`(tests/[\w/]+\.py)::(\w+)[^`]*`((?:\s*,\s*`::\w+[^`]*`)*)")
+
+
+def _defined_names(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+    }
+
+
+def test_every_test_the_docs_cite_exists() -> None:
+    # docs/security.md maps each hostile case to the tests that hold it: a renamed or deleted
+    # test must not leave a row pointing at nothing (five did, before this check).
+    cited: list[tuple[str, str, str]] = []
+    for doc in [*sorted(DOCS.glob("*.md")), ROOT / "README.md"]:
+        for match in _CITED_TEST.finditer(doc.read_text(encoding="utf-8")):
+            names = [match.group(2), *re.findall(r"`::(\w+)", match.group(3))]
+            cited += [(doc.name, match.group(1), name) for name in names]
+    assert len(cited) > 100, "the pattern finds too little: the check would pass vacuously"
+    known: dict[str, set[str]] = {}
+    missing = []
+    for doc_name, test_file, name in cited:
+        path = ROOT / test_file
+        if test_file not in known:
+            known[test_file] = _defined_names(path) if path.exists() else set()
+        if name not in known[test_file]:
+            missing.append(f"{doc_name}: {test_file}::{name}")
+    assert missing == []
