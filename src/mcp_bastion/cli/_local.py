@@ -37,12 +37,16 @@ The plug-in's environment is only PATH, HOME, LANG, TMPDIR and each --env NAME.
 
 
 def add(commands: Any) -> None:
-    formatter = FORMATTER
+    _add_demo(commands)
+    _add_wrap(commands)
+
+
+def _add_demo(commands: Any) -> None:
     demo = commands.add_parser(
         "demo",
         help="run the development IdP, two sample MCP servers and the gateway",
         description=DEMO_DESCRIPTION,
-        formatter_class=formatter,
+        formatter_class=FORMATTER,
     )
     demo.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)"
@@ -76,11 +80,13 @@ def add(commands: Any) -> None:
         "the development IdP; its tool whoami shows the sub, aud and act of the token it received",
     )
 
+
+def _add_wrap(commands: Any) -> None:
     wrap = commands.add_parser(
         "wrap",
         help="put a stdio MCP server behind the gateway (with the development IdP, or --config)",
         description=WRAP_DESCRIPTION,
-        formatter_class=formatter,
+        formatter_class=FORMATTER,
     )
     wrap.add_argument(
         "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, loopback only)"
